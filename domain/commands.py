@@ -1,0 +1,552 @@
+"""Commands and `decide`: what may happen to a case, and the events it produces.
+
+`decide(command, state, now=..., new_id=...)` is pure. It raises `DomainError` with a reason when the state does not
+allow the command; otherwise every event it returns folds through `evolve`. The workflow calls it from update
+validators (with a throw-away id factory) to refuse bad calls before they enter history, and again in the handler
+with `workflow.uuid4` to get deterministic event ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.application import Application
+from domain.calendar import Duration
+from domain.errors import DomainError
+from domain.events import (
+    ApplicationReceived,
+    ApplicationWithdrawn,
+    CancelReason,
+    CaseClosed,
+    CaseTransferred,
+    Channel,
+    CitizenNotified,
+    DecisionMade,
+    Event,
+    ExtensionRefused,
+    ExtensionRequested,
+    KommuneNotified,
+    KommuneReminderSent,
+    OplysningCancelled,
+    OplysningCompleted,
+    OplysningDeadlineExtended,
+    OplysningDeliveryFailed,
+    OplysningOverdue,
+    OplysningPartReceived,
+    OplysningRequested,
+    OplysningReturned,
+    OplysningTaskDelivered,
+    Outcome,
+    Party,
+    PreScreeningCompleted,
+    QuestionAnswered,
+    QuestionAsked,
+    RequestReason,
+    RuleSummary,
+    TransferReason,
+    Verdict,
+)
+from domain.kommuner import is_kommune
+from domain.sla import policy as sla_policy
+from domain.state import CaseState, CaseStatus, TaskState
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ReceiveApplication(Command):
+    kind: Literal["receive_application"] = "receive_application"
+    case_id: str
+    subject_id: str
+    application: Application
+    business_clock_offset_seconds: float = 0.0
+
+
+class RecordPreScreening(Command):
+    kind: Literal["record_prescreening"] = "record_prescreening"
+    verdict: Verdict
+    rules: tuple[RuleSummary, ...] = ()
+    details: dict[str, Any] | None = None
+
+
+class RequestOplysning(Command):
+    kind: Literal["request_oplysning"] = "request_oplysning"
+    task_id: str
+    reason: RequestReason
+    policy_id: str
+    requested_documents: tuple[str, ...] = ()
+
+
+class MarkDelivered(Command):
+    kind: Literal["mark_delivered"] = "mark_delivered"
+    task_id: str
+    channel: Channel
+
+
+class RecordDeliveryFailure(Command):
+    kind: Literal["record_delivery_failure"] = "record_delivery_failure"
+    task_id: str
+    reason: str = Field(max_length=500)
+
+
+class SendReminder(Command):
+    kind: Literal["send_reminder"] = "send_reminder"
+    task_id: str
+
+
+class MarkOverdue(Command):
+    kind: Literal["mark_overdue"] = "mark_overdue"
+    task_id: str
+
+
+class RequestExtension(Command):
+    kind: Literal["request_extension"] = "request_extension"
+    task_id: str
+    kommune_kode: str
+    request_id: str
+    extend_by: Duration
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class DecideExtension(Command):
+    kind: Literal["decide_extension"] = "decide_extension"
+    task_id: str
+    request_id: str
+    grant: bool
+
+
+class SubmitPart(Command):
+    kind: Literal["submit_part"] = "submit_part"
+    task_id: str
+    kommune_kode: str
+    submission_id: str
+    document_ids: tuple[str, ...] = ()
+    final: bool = False
+
+
+class AskQuestion(Command):
+    kind: Literal["ask_question"] = "ask_question"
+    task_id: str
+    question_id: str
+    asked_by: Party
+    kommune_kode: str | None = None  # set when a kommune asks: checked against the task
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class AnswerQuestion(Command):
+    kind: Literal["answer_question"] = "answer_question"
+    task_id: str
+    question_id: str
+    kommune_kode: str | None = None  # set when a kommune answers
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class ReturnTask(Command):
+    kind: Literal["return_task"] = "return_task"
+    task_id: str
+    kommune_kode: str
+    correct_kommune_kode: str
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class TransferCase(Command):
+    """The citizen moved: close the old kommune's task and move the case."""
+
+    kind: Literal["transfer_case"] = "transfer_case"
+    to_kommune_kode: str
+
+
+class MakeDecision(Command):
+    kind: Literal["make_decision"] = "make_decision"
+    outcome: Literal[Outcome.GRANTED, Outcome.REJECTED]
+    decided_by: str = Field(min_length=1, max_length=100)
+    reason_codes: tuple[str, ...] = ()
+    reasons: str | None = Field(default=None, max_length=10_000)
+
+
+class RejectFormally(Command):
+    kind: Literal["reject_formally"] = "reject_formally"
+    reason_codes: tuple[str, ...] = ()
+    reasons: str | None = None
+
+
+class NotifyCitizen(Command):
+    kind: Literal["notify_citizen"] = "notify_citizen"
+    message_id: str
+
+
+class NotifyKommune(Command):
+    kind: Literal["notify_kommune"] = "notify_kommune"
+    kommune_kode: str
+    notice: Literal["decision", "withdrawn", "task_closed"]
+    task_id: str | None = None
+
+
+class Withdraw(Command):
+    kind: Literal["withdraw"] = "withdraw"
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class CloseCase(Command):
+    kind: Literal["close_case"] = "close_case"
+
+
+AnyCommand = Annotated[
+    ReceiveApplication
+    | RecordPreScreening
+    | RequestOplysning
+    | MarkDelivered
+    | RecordDeliveryFailure
+    | SendReminder
+    | MarkOverdue
+    | RequestExtension
+    | DecideExtension
+    | SubmitPart
+    | AskQuestion
+    | AnswerQuestion
+    | ReturnTask
+    | TransferCase
+    | MakeDecision
+    | RejectFormally
+    | NotifyCitizen
+    | NotifyKommune
+    | Withdraw
+    | CloseCase,
+    Field(discriminator="kind"),
+]
+
+NewId = Callable[[], UUID]
+
+
+def _refuse(message: str, code: str = "conflict") -> DomainError:
+    return DomainError(message, code=code)
+
+
+def _require_status(state: CaseState, *allowed: CaseStatus, action: str) -> None:
+    if state.closed_at is not None:
+        raise _refuse(f"cannot {action}: the case is closed")
+    if state.status not in allowed:
+        raise _refuse(f"cannot {action}: the case is {state.status.value}")
+
+
+def _open_task(state: CaseState, task_id: str, *, kommune_kode: str | None = None, action: str) -> TaskState:
+    task = state.tasks.get(task_id)
+    if task is None:
+        raise _refuse(f"cannot {action}: task {task_id!r} does not belong to this case", "not_found")
+    if kommune_kode is not None and task.kommune_kode != kommune_kode:
+        # The caller must not learn anything about another kommune's task.
+        raise _refuse(f"cannot {action}: task {task_id!r} is not addressed to kommune {kommune_kode}", "forbidden")
+    if not task.is_open:
+        raise _refuse(f"cannot {action}: task {task_id!r} is {task.status.value}")
+    return task
+
+
+def _known_kommune(kode: str, field: str) -> None:
+    if not is_kommune(kode):
+        raise _refuse(f"{field}: unknown kommune code {kode!r}", "invalid")
+
+
+def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) -> list[Event]:
+    """Events the command produces in this state, or `DomainError` saying why not."""
+    case_id = state.case_id
+    base: dict[str, Any] = {"case_id": case_id, "occurred_at": now}
+
+    def ev(cls: type[Any], **fields: Any) -> Any:
+        return cls(event_id=new_id(), **base, **fields)
+
+    match command:
+        case ReceiveApplication():
+            if state.status is not CaseStatus.NEW:
+                raise _refuse("the application is already received")
+            app = command.application
+            base["case_id"] = command.case_id
+            return [
+                ev(
+                    ApplicationReceived,
+                    case_type=app.case_type,
+                    kommune_kode=app.kommune_kode,
+                    received_on=app.received_on,
+                    subject_id=command.subject_id,
+                    business_clock_offset_seconds=command.business_clock_offset_seconds,
+                    personal=app,
+                )
+            ]
+        case RecordPreScreening():
+            _require_status(state, CaseStatus.RECEIVED, action="record pre-screening")
+            return [
+                ev(
+                    PreScreeningCompleted,
+                    verdict=command.verdict,
+                    rules=command.rules,
+                    personal=command.details,
+                )
+            ]
+        case RequestOplysning():
+            _require_status(
+                state,
+                CaseStatus.PRESCREENED,
+                CaseStatus.AWAITING_KOMMUNE,
+                CaseStatus.READY_FOR_DECISION,
+                action="request oplysning",
+            )
+            if state.status is CaseStatus.PRESCREENED and state.verdict is Verdict.FORMAL_REJECTION:
+                raise _refuse("cannot request oplysning: pre-screening found a formal rejection")
+            if state.open_task_id is not None:
+                raise _refuse(f"cannot request oplysning: task {state.open_task_id!r} is still open")
+            if command.task_id in state.tasks:
+                raise _refuse(f"task id {command.task_id!r} is already used")
+            pol = sla_policy(command.policy_id)
+            deadline = pol.deadline(now)
+            assert state.kommune_kode is not None
+            return [
+                ev(
+                    OplysningRequested,
+                    task_id=command.task_id,
+                    kommune_kode=state.kommune_kode,
+                    reason=command.reason,
+                    policy_id=pol.policy_id,
+                    deadline_at=deadline,
+                    reminder_ats=pol.reminders(now, deadline),
+                    requested_documents=command.requested_documents,
+                )
+            ]
+        case MarkDelivered():
+            _open_task(state, command.task_id, action="mark delivered")
+            return [ev(OplysningTaskDelivered, task_id=command.task_id, channel=command.channel)]
+        case RecordDeliveryFailure():
+            _open_task(state, command.task_id, action="record a delivery failure")
+            return [ev(OplysningDeliveryFailed, task_id=command.task_id, reason=command.reason)]
+        case SendReminder():
+            task = _open_task(state, command.task_id, action="send a reminder")
+            return [
+                ev(
+                    KommuneReminderSent,
+                    task_id=task.task_id,
+                    reminder_no=task.reminders_sent + 1,
+                    deadline_at=task.deadline_at,
+                )
+            ]
+        case MarkOverdue():
+            task = _open_task(state, command.task_id, action="mark overdue")
+            if now < task.deadline_at:
+                raise _refuse("cannot mark overdue before the deadline")
+            return [
+                ev(
+                    OplysningOverdue,
+                    task_id=task.task_id,
+                    escalation_no=task.escalations + 1,
+                    deadline_at=task.deadline_at,
+                )
+            ]
+        case RequestExtension():
+            task = _open_task(state, command.task_id, kommune_kode=command.kommune_kode, action="request an extension")
+            if task.pending_extension is not None:
+                raise _refuse("an extension request is already waiting for operations")
+            if command.request_id in task.extensions or command.request_id in task.refused_extensions:
+                raise _refuse(f"extension request {command.request_id!r} was already decided")
+            if command.extend_by.quantity < 1:
+                raise _refuse("extend_by.quantity: must be at least 1", "invalid")
+            pol = sla_policy(task.policy_id)
+            new_deadline = pol.extend(task.deadline_at, command.extend_by)
+            events: list[Event] = [
+                ev(
+                    ExtensionRequested,
+                    task_id=task.task_id,
+                    request_id=command.request_id,
+                    extend_by=command.extend_by,
+                    personal=command.reason,
+                )
+            ]
+            if new_deadline <= pol.max_deadline(task.original_deadline_at):
+                events.append(
+                    ev(
+                        OplysningDeadlineExtended,
+                        task_id=task.task_id,
+                        request_id=command.request_id,
+                        deadline_at=new_deadline,
+                        reminder_ats=pol.reminders(now, new_deadline),
+                        granted_by="policy",
+                    )
+                )
+            return events
+        case DecideExtension():
+            task = _open_task(state, command.task_id, action="decide an extension")
+            pending = task.pending_extension
+            if pending is None or pending.request_id != command.request_id:
+                raise _refuse(
+                    f"no pending extension request {command.request_id!r} on task {task.task_id!r}",
+                    "not_found",
+                )
+            if not command.grant:
+                return [ev(ExtensionRefused, task_id=task.task_id, request_id=pending.request_id)]
+            pol = sla_policy(task.policy_id)
+            new_deadline = pol.extend(task.deadline_at, pending.extend_by)
+            return [
+                ev(
+                    OplysningDeadlineExtended,
+                    task_id=task.task_id,
+                    request_id=pending.request_id,
+                    deadline_at=new_deadline,
+                    reminder_ats=pol.reminders(now, new_deadline),
+                    granted_by="operations",
+                )
+            ]
+        case SubmitPart():
+            task = _open_task(state, command.task_id, kommune_kode=command.kommune_kode, action="submit")
+            if command.submission_id in task.submissions:
+                raise _refuse(f"submission {command.submission_id!r} is already received")
+            if not command.document_ids and not command.final:
+                raise _refuse("document_ids: a partial submission needs at least one document", "invalid")
+            events = [
+                ev(
+                    OplysningPartReceived,
+                    task_id=task.task_id,
+                    submission_id=command.submission_id,
+                    document_ids=command.document_ids,
+                    final=command.final,
+                )
+            ]
+            if command.final:
+                if task.open_questions:
+                    raise _refuse("cannot complete the task while questions are unanswered")
+                events.append(ev(OplysningCompleted, task_id=task.task_id))
+            return events
+        case AskQuestion():
+            task = _open_task(state, command.task_id, kommune_kode=command.kommune_kode, action="ask a question")
+            if command.question_id in task.open_questions or command.question_id in task.answered_questions:
+                raise _refuse(f"question id {command.question_id!r} is already used")
+            return [
+                ev(
+                    QuestionAsked,
+                    task_id=task.task_id,
+                    question_id=command.question_id,
+                    asked_by=command.asked_by,
+                    personal=command.text,
+                )
+            ]
+        case AnswerQuestion():
+            task = _open_task(state, command.task_id, kommune_kode=command.kommune_kode, action="answer a question")
+            if command.question_id not in task.open_questions:
+                raise _refuse(f"question {command.question_id!r} is not open on this task", "not_found")
+            return [
+                ev(
+                    QuestionAnswered,
+                    task_id=task.task_id,
+                    question_id=command.question_id,
+                    personal=command.text,
+                )
+            ]
+        case ReturnTask():
+            task = _open_task(state, command.task_id, kommune_kode=command.kommune_kode, action="return the task")
+            _known_kommune(command.correct_kommune_kode, "correct_kommune_kode")
+            if command.correct_kommune_kode == task.kommune_kode:
+                raise _refuse("correct_kommune_kode: must be another kommune than the one returning", "invalid")
+            return [
+                ev(
+                    OplysningReturned,
+                    task_id=task.task_id,
+                    kommune_kode=task.kommune_kode,
+                    correct_kommune_kode=command.correct_kommune_kode,
+                    personal=command.reason,
+                ),
+                ev(
+                    CaseTransferred,
+                    from_kommune_kode=task.kommune_kode,
+                    to_kommune_kode=command.correct_kommune_kode,
+                    reason=TransferReason.RETURNED,
+                ),
+            ]
+        case TransferCase():
+            _require_status(
+                state,
+                CaseStatus.RECEIVED,
+                CaseStatus.PRESCREENED,
+                CaseStatus.AWAITING_KOMMUNE,
+                CaseStatus.READY_FOR_DECISION,
+                action="transfer the case",
+            )
+            _known_kommune(command.to_kommune_kode, "to_kommune_kode")
+            if command.to_kommune_kode == state.kommune_kode:
+                raise _refuse("to_kommune_kode: the case is already in that kommune", "invalid")
+            assert state.kommune_kode is not None
+            events = []
+            if state.open_task_id is not None:
+                events.append(ev(OplysningCancelled, task_id=state.open_task_id, reason=CancelReason.TRANSFERRED))
+            events.append(
+                ev(
+                    CaseTransferred,
+                    from_kommune_kode=state.kommune_kode,
+                    to_kommune_kode=command.to_kommune_kode,
+                    reason=TransferReason.MOVED,
+                )
+            )
+            return events
+        case MakeDecision():
+            _require_status(state, CaseStatus.READY_FOR_DECISION, action="decide")
+            return [
+                ev(
+                    DecisionMade,
+                    outcome=command.outcome,
+                    reason_codes=command.reason_codes,
+                    decided_by=command.decided_by,
+                    personal=command.reasons,
+                )
+            ]
+        case RejectFormally():
+            _require_status(state, CaseStatus.PRESCREENED, action="reject formally")
+            if state.verdict is not Verdict.FORMAL_REJECTION:
+                raise _refuse("cannot reject formally: pre-screening did not find a formal rejection")
+            return [
+                ev(
+                    DecisionMade,
+                    outcome=Outcome.REJECTED_FORMAL,
+                    reason_codes=command.reason_codes,
+                    decided_by="prescreening",
+                    personal=command.reasons,
+                )
+            ]
+        case NotifyCitizen():
+            if state.closed_at is not None:
+                raise _refuse("cannot notify: the case is closed")
+            if state.outcome is None and not state.withdrawn:
+                raise _refuse("cannot notify the citizen before a decision or withdrawal")
+            kind = "withdrawal_confirmed" if state.withdrawn else "decision"
+            return [ev(CitizenNotified, message_id=command.message_id, kind=kind)]
+        case NotifyKommune():
+            if state.closed_at is not None:
+                raise _refuse("cannot notify: the case is closed")
+            return [
+                ev(
+                    KommuneNotified,
+                    kommune_kode=command.kommune_kode,
+                    kind=command.notice,
+                    task_id=command.task_id,
+                )
+            ]
+        case Withdraw():
+            _require_status(
+                state,
+                CaseStatus.RECEIVED,
+                CaseStatus.PRESCREENED,
+                CaseStatus.AWAITING_KOMMUNE,
+                CaseStatus.READY_FOR_DECISION,
+                action="withdraw",
+            )
+            events = []
+            if state.open_task_id is not None:
+                events.append(ev(OplysningCancelled, task_id=state.open_task_id, reason=CancelReason.WITHDRAWN))
+            events.append(ev(ApplicationWithdrawn, personal=command.reason))
+            return events
+        case CloseCase():
+            if state.closed_at is not None:
+                raise _refuse("the case is already closed")
+            if state.outcome is None and not state.withdrawn:
+                raise _refuse("cannot close a case that is neither decided nor withdrawn")
+            return [ev(CaseClosed)]
+    raise _refuse(f"unknown command {type(command).__name__}", "invalid")

@@ -1,0 +1,1 @@
+"""Shared runtime plumbing: configuration, logging, payload encryption, Temporal connections."""

@@ -1,0 +1,56 @@
+"""Configuration from the environment.
+
+Unset ``TEMPORAL_ADDRESS`` / ``DATABASE_URL`` mean the embedded default: the dev stack starts its own Temporal dev
+server and PostgreSQL under ``SAGSFLOW_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAGSFLOW_", extra="ignore")
+
+    temporal_address: str | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_ADDRESS", "SAGSFLOW_TEMPORAL_ADDRESS")
+    )
+    temporal_namespace: str = Field(
+        default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "SAGSFLOW_TEMPORAL_NAMESPACE")
+    )
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "SAGSFLOW_DATABASE_URL")
+    )
+    data_dir: Path = Field(default=Path(".sagsflow"), validation_alias=AliasChoices("SAGSFLOW_DATA_DIR"))
+    # JSON key ring for payload encryption; unset → a dev key generated into the data dir on first start.
+    codec_key_file: Path | None = None
+    # Key ring for per-person encryption of personal data in the event log (crypto-shredding master key).
+    eventlog_key_file: Path | None = None
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    task_queue: str = "sagsflow"
+
+    # Loopback ports for the embedded stack.
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_metrics_port: int = 7299
+    postgres_port: int = 55432
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    sim_port: int = 8100
+    # Bearer token that the codec server and the ops API accept; unset → generated into the data dir.
+    ops_token: str | None = None
+
+    @property
+    def key_file(self) -> Path:
+        return self.codec_key_file or self.data_dir / "codec-keys.json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

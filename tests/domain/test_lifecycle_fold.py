@@ -18,7 +18,7 @@ from domain.commands import (
     Withdraw,
 )
 from domain.errors import DomainError
-from domain.events import Channel, Outcome, RequestReason, Verdict
+from domain.events import Channel, OplysningRequested, Outcome, RequestReason, Verdict
 from domain.sla import STANDARD_2021
 from domain.state import CaseStatus, TaskStatus, fold
 from tests.domain.factories import Case
@@ -60,6 +60,7 @@ def test_deadline_on_christmas_eve_rolls_to_next_working_day() -> None:
     case.receive()
     case.do(RecordPreScreening(verdict=Verdict.DISPATCH))
     (ev,) = case.do(RequestOplysning(task_id="t-1", reason=RequestReason.INITIAL, policy_id="standard-2021.1"))
+    assert isinstance(ev, OplysningRequested)
     assert ev.deadline_at == datetime(2021, 12, 27, 23, 0, tzinfo=UTC)  # midnight 28 Dec in Copenhagen (CET)
     # Reminders 14 and 3 days before the deadline day, on working days, 08:00 local.
     assert ev.reminder_ats == (

@@ -1,0 +1,87 @@
+"""The one ASGI app: intake, kommune, ops and codec routers, served by uvicorn."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from temporalio.client import Client
+
+from api.codec import DecodeAudit, DecodeHook, codec_router
+from sagsflow.crypto import KeyRing
+from sagsflow.logs import get_logger
+from sagsflow.temporal import EncryptionCodec
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ApiDeps:
+    client: Client | None
+    pool: asyncpg.Pool | None
+    payload_ring: KeyRing
+    ops_token: str
+    ui_origins: list[str] = field(default_factory=list)
+    on_decode: DecodeHook | None = None
+    task_queue: str = "sagsflow"
+
+
+def load_or_create_token(path: Path) -> str:
+    """The dev stack's ops/codec token: generated once into the data dir, readable by its owner only."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return token
+
+
+async def _log_decode(audit: DecodeAudit) -> None:
+    log.info("codec decode", actor=audit.actor, namespace=audit.namespace, payloads=audit.payload_count)
+
+
+def create_app(deps: ApiDeps) -> FastAPI:
+    app = FastAPI(
+        title="Sagsflow API",
+        version="1",
+        description="Intake of seniorpension applications, the kommune task API, operations, and the codec server.",
+    )
+    app.state.deps = deps
+    if deps.ui_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=deps.ui_origins,
+            allow_methods=["POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-namespace"],
+            allow_credentials=True,
+        )
+    app.include_router(codec_router(EncryptionCodec(deps.payload_ring), deps.ops_token, deps.on_decode or _log_decode))
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        checks: dict[str, str] = {}
+        if deps.pool is not None:
+            try:
+                await deps.pool.fetchval("SELECT 1")
+                checks["database"] = "ok"
+            except Exception:
+                checks["database"] = "unavailable"
+        if deps.client is not None:
+            checks["temporal"] = "ok" if await _temporal_ok(deps.client) else "unavailable"
+        return {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", **checks}
+
+    return app
+
+
+async def _temporal_ok(client: Client) -> bool:
+    try:
+        return await client.service_client.check_health()
+    except Exception:
+        return False

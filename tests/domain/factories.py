@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, date, datetime
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from domain.application import Application
 from domain.commands import Command, ReceiveApplication, decide
 from domain.events import Event
 from domain.state import CaseState, evolve
+
+IDS = UUID("5a9c1f3e-0000-4000-8000-000000000000")
 
 
 def application(**overrides: object) -> Application:
@@ -38,7 +40,8 @@ class Case:
         self._ids = itertools.count(1)
 
     def new_id(self) -> UUID:
-        return UUID(int=next(self._ids))
+        # Unique across cases, deterministic within one (as workflow.uuid4 is).
+        return uuid5(IDS, f"{self.case_id}/{next(self._ids)}")
 
     def do(self, command: Command, at: datetime | None = None) -> list[Event]:
         if at is not None:

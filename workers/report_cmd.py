@@ -1,0 +1,56 @@
+"""`sagsflow report quarterly 2021Q1 --out DIR`: the Samarbejdsforum report from the event log."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+
+from sagsflow.config import get_settings
+
+
+def database_url_or_exit() -> str:
+    settings = get_settings()
+    if settings.database_url:
+        return settings.database_url
+    # The embedded default: the dev stack's PostgreSQL, if it is running.
+    from sagsflow.embedded import port_open
+
+    if port_open(settings.postgres_port):
+        return f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
+    typer.echo("no database: set DATABASE_URL or start the embedded stack with `sagsflow dev up`", err=True)
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    report = typer.Typer(help="Reports built from the event log.", no_args_is_help=True)
+
+    @report.command("quarterly")
+    def quarterly(
+        quarter: str = typer.Argument(..., help="e.g. 2021Q1"),
+        out: Path = typer.Option(Path("reports-out"), "--out", help="Folder for the HTML and CSV files"),
+        position: int | None = typer.Option(None, "--position", help="Build at this event-log position"),
+    ) -> None:
+        """Write the quarterly HTML report (inline charts) and one CSV per table."""
+        from reports.build import build_and_write
+        from reports.quarterly import parse_quarter
+
+        try:
+            q = parse_quarter(quarter)
+        except ValueError as exc:
+            typer.echo(f"quarter: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if position is not None and position < 0:
+            typer.echo("--position: must be 0 or more", err=True)
+            raise typer.Exit(2)
+        dsn = database_url_or_exit()
+        try:
+            written = asyncio.run(build_and_write(dsn, q, out, position=position))
+        except OSError as exc:
+            typer.echo(f"could not build the report: {exc.strerror or type(exc).__name__}", err=True)
+            raise typer.Exit(1) from None
+        for path in written:
+            typer.echo(str(path))
+
+    app.add_typer(report, name="report")

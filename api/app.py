@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from sagsflow.logs import get_logger
 from sagsflow.temporal import EncryptionCodec
 
 log = get_logger(__name__)
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 @dataclass
@@ -47,8 +51,9 @@ async def _log_decode(audit: DecodeAudit) -> None:
     log.info("codec decode", actor=audit.actor, namespace=audit.namespace, payloads=audit.payload_count)
 
 
-def create_app(deps: ApiDeps) -> FastAPI:
+def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="Sagsflow API",
         version="1",
         description="Intake of seniorpension applications, the kommune task API, operations, and the codec server.",

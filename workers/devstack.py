@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,9 +15,18 @@ from typing import IO
 
 import typer
 
+from api.app import load_or_create_token
 from eventlog.migrate import migrate_dsn
 from sagsflow.config import Settings, get_settings
-from sagsflow.embedded import EmbeddedError, EmbeddedPostgres, TemporalDevServer, port_open
+from sagsflow.embedded import (
+    EmbeddedError,
+    EmbeddedPostgres,
+    TemporalDevServer,
+    port_open,
+    stop_process,
+    venv_binary,
+    wait_for_port,
+)
 from sagsflow.logs import configure_logging, get_logger
 
 log = get_logger(__name__)
@@ -62,6 +72,7 @@ class DevStack:
         self.postgres: EmbeddedPostgres | None = None
         self.temporal: TemporalDevServer | None = None
         self._stoppers: list[Callable[[], None]] = []
+        self.ops_token = settings.ops_token or load_or_create_token(self.data_dir / "ops-token")
 
     @property
     def database_url(self) -> str:
@@ -90,6 +101,7 @@ class DevStack:
             )
             self.postgres.start()
             self._stoppers.append(self.postgres.stop)
+        self._check_port_free(s.api_port, "the API (SAGSFLOW_API_PORT)")
         if not s.temporal_address:
             self._check_port_free(s.temporal_port, "Temporal (SAGSFLOW_TEMPORAL_PORT)")
             self._check_port_free(s.temporal_ui_port, "the Temporal Web UI (SAGSFLOW_TEMPORAL_UI_PORT)")
@@ -98,13 +110,41 @@ class DevStack:
                 ui_port=s.temporal_ui_port,
                 metrics_port=s.temporal_metrics_port,
                 db_file=self.data_dir / "temporal.db",
-                codec_endpoint=f"http://{s.api_host}:{s.api_port}/codec",
+                codec_endpoint=f"http://{s.api_host}:{s.api_port}/codec/t/{self.ops_token}",
                 log_file=self.data_dir / "temporal.log",
             )
             self.temporal.start()
             self._stoppers.append(self.temporal.stop)
         applied = asyncio.run(migrate_dsn(self.database_url))
         log.info("migrations applied", versions=applied)
+        self._spawn("api", ["api"], wait_port=s.api_port)
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            TEMPORAL_ADDRESS=self.temporal_address,
+            DATABASE_URL=self.database_url,
+            SAGSFLOW_DATA_DIR=str(self.data_dir),
+        )
+        return env
+
+    def _spawn(self, name: str, args: list[str], *, wait_port: int | None = None) -> None:
+        """Run `sagsflow <args>` as a child with the stack's addresses; its output goes to <data dir>/<name>.log."""
+        log_path = self.data_dir / f"{name}.log"
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(
+                [venv_binary("sagsflow"), *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.child_env(),
+                start_new_session=True,
+            )
+        self._stoppers.append(lambda: stop_process(proc))
+        if wait_port is not None:
+            try:
+                wait_for_port(wait_port, proc, f"sagsflow {name}", timeout=60)
+            except EmbeddedError as exc:
+                raise EmbeddedError(f"{exc}; see {log_path}") from None
 
     def stop(self) -> None:
         while self._stoppers:
@@ -117,7 +157,8 @@ class DevStack:
             "Sagsflow dev stack is up.",
             f"  Temporal Web UI : {ui}",
             f"  Temporal address: {self.temporal_address} (namespace {self.settings.temporal_namespace})",
-            f"  API             : http://{self.settings.api_host}:{self.settings.api_port}",
+            f"  API             : http://{self.settings.api_host}:{self.settings.api_port}  (OpenAPI: /docs)",
+            f"  ops token       : {self.ops_token}  (also the codec token; kept in {self.data_dir / 'ops-token'})",
             f"  DATABASE_URL    : {self.database_url}",
             f"  data dir        : {self.data_dir}",
             "Press Ctrl-C to stop.",

@@ -1,0 +1,65 @@
+"""`sagsflow dev up` end to end: starts everything, refuses a second instance, stops everything on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from sagsflow.embedded import free_port, venv_binary
+
+
+def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
+    assert proc.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen += line
+        if text in seen:
+            return seen
+    raise AssertionError(f"{text!r} not printed; got:\n{seen}")
+
+
+def test_dev_up_starts_refuses_second_and_stops(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    ports = {
+        name: free_port()
+        for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "POSTGRES_PORT", "TEMPORAL_METRICS_PORT", "API_PORT")
+    }
+    env.update({f"SAGSFLOW_{k}": str(v) for k, v in ports.items()})
+    env["SAGSFLOW_DATA_DIR"] = str(tmp_path / "data")
+    for var in ("TEMPORAL_ADDRESS", "DATABASE_URL"):
+        env.pop(var, None)
+    cmd = [venv_binary("sagsflow"), "dev", "up"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = _wait_for(proc, "Press Ctrl-C to stop.", timeout=120)
+        assert f"http://127.0.0.1:{ports['TEMPORAL_UI_PORT']}" in banner
+        assert f"127.0.0.1:{ports['POSTGRES_PORT']}" in banner
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 3  # postgres, temporal, api
+
+        health = httpx.get(f"http://127.0.0.1:{ports['API_PORT']}/healthz", timeout=10).json()
+        assert health == {"status": "ok", "database": "ok", "temporal": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{ports['TEMPORAL_UI_PORT']}/", timeout=10).status_code == 200
+
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert "already running" in second.stderr
+        assert "Traceback" not in second.stderr
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(children, timeout=20)
+        assert alive == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,0 +1,72 @@
+"""`sagsflow api`: serve the HTTP API (intake, kommune, ops, codec) with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from sagsflow.config import Settings, get_settings
+from sagsflow.logs import configure_logging
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
+
+
+def ui_origins(settings: Settings) -> list[str]:
+    return [f"http://127.0.0.1:{settings.temporal_ui_port}", f"http://localhost:{settings.temporal_ui_port}"]
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The production app: connects to Temporal and PostgreSQL at start-up, closes them at shutdown."""
+    from api.app import ApiDeps, create_app, load_or_create_token
+    from eventlog.migrate import migrate_dsn
+    from eventlog.store import create_pool
+    from sagsflow.temporal import connect, key_ring
+
+    deps = ApiDeps(
+        client=None,
+        pool=None,
+        payload_ring=key_ring(settings),
+        ops_token=settings.ops_token or load_or_create_token(settings.data_dir / "ops-token"),
+        ui_origins=ui_origins(settings),
+        task_queue=settings.task_queue,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        dsn = database_url(settings)
+        await migrate_dsn(dsn)
+        deps.pool = await create_pool(dsn, max_size=20)
+        deps.client = await connect(settings)
+        try:
+            yield
+        finally:
+            await deps.pool.close()
+
+    return create_app(deps, lifespan=lifespan)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("api")
+    def api(
+        host: str = typer.Option(None, help="Bind address (default SAGSFLOW_API_HOST, loopback)"),
+        port: int = typer.Option(None, help="Port (default SAGSFLOW_API_PORT)"),
+    ) -> None:
+        """Serve the Sagsflow HTTP API."""
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        config = uvicorn.Config(
+            build_app(settings),
+            host=host or settings.api_host,
+            port=port or settings.api_port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+        )
+        asyncio.run(uvicorn.Server(config).serve())

@@ -1,0 +1,244 @@
+"""The `deliver_task` activity: a task, reminder or notice to one kommune's system, by push or inbox.
+
+Register the bound method with the worker::
+
+    delivery = KommuneDelivery(pool, channels, http_client)
+    Worker(client, task_queue=..., activities=[delivery.deliver_task, ...])
+
+Outcome contract for the workflow:
+
+- returns `DeliveryResult` when the kommune's system accepted the message (2xx) or it is in the inbox;
+- raises a retryable `ApplicationError` (type `DeliveryTemporarilyFailed`) on 5xx, 408, 429, timeouts and
+  connection errors: Temporal retries with the workflow's backoff (429/503 `Retry-After` sets the next delay);
+- raises `ApplicationError(non_retryable=True, type="DeliveryRejected")` when retrying cannot help (another 4xx,
+  a redirect, no channel configured): the workflow records `OplysningDeliveryFailed` with the message, which is
+  technical only (kommune code, HTTP status), never personal data, and escalates to operations.
+
+Calls to one kommune are throttled in-process by a token bucket per kommune code (the channel's `rate_per_second`
+and `burst`). With several worker processes the per-process buckets add up; to cap the total, also run the
+activity on its own task queue with `Worker(max_task_queue_activities_per_second=...)`, which Temporal enforces
+across all workers of that queue. Set the activity's start-to-close timeout above the push timeout plus a bucket
+wait (e.g. 60 s).
+
+The models at the top are importable without side effects (no I/O, no clients), so workflows can use them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from sagsflow.kommune_protocol import MessageKind, TaskMessage, idempotency_key, signed_headers
+
+if TYPE_CHECKING:
+    import asyncpg
+    import httpx
+
+    from sagsflow.kommune_config import ChannelSource, PushChannel
+
+ACTIVITY_NAME = "deliver_task"
+REJECTED = "DeliveryRejected"
+TEMPORARY = "DeliveryTemporarilyFailed"
+RETRYABLE_4XX = frozenset({408, 429})
+MAX_RETRY_AFTER = timedelta(hours=1)
+
+
+class DeliverTaskInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    case_id: str
+    kommune_kode: str
+    kind: MessageKind
+    deadline_at: datetime | None = None
+    requested_documents: tuple[str, ...] = ()
+    notice: str | None = None
+    # Part of the Idempotency-Key `<task id>:<kind>:<seq>`. Pass the reminder number for reminders. None: 1 for a
+    # task, the notice name for a notice, else derived from the activity's identity (stable over its retries).
+    seq: int | None = Field(default=None, ge=0)
+
+
+class DeliveryResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    channel: Literal["push", "inbox"]
+    status_code: int | None = None
+
+
+# --- rate limiting ---------------------------------------------------------------------------------------------------
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up. Waiters queue on a lock, so they are served in order."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock, sleep: Sleep) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._updated = clock()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> float:
+        """Take one token; returns how long it waited."""
+        waited = 0.0
+        async with self._lock:
+            while True:
+                now = self._clock()
+                self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return waited
+                delay = (1.0 - self._tokens) / self.rate
+                waited += delay
+                await self._sleep(delay)
+
+
+class KommuneRateLimiter:
+    def __init__(self, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: dict[str, TokenBucket] = {}
+
+    async def acquire(self, kommune_kode: str, rate: float, burst: int) -> float:
+        bucket = self._buckets.get(kommune_kode)
+        if bucket is None or bucket.rate != rate or bucket.burst != burst:
+            bucket = self._buckets[kommune_kode] = TokenBucket(rate, burst, self._clock, self._sleep)
+        return await bucket.acquire()
+
+
+# --- the activity ----------------------------------------------------------------------------------------------------
+
+
+def _rejected(kommune_kode: str, reason: str, status_code: int | None = None) -> ApplicationError:
+    return ApplicationError(
+        f"kommune {kommune_kode}: {reason}",
+        {"kommune_kode": kommune_kode, "status_code": status_code},
+        type=REJECTED,
+        non_retryable=True,
+    )
+
+
+def _temporary(
+    kommune_kode: str, reason: str, status_code: int | None = None, retry_after: timedelta | None = None
+) -> ApplicationError:
+    return ApplicationError(
+        f"kommune {kommune_kode}: {reason}",
+        {"kommune_kode": kommune_kode, "status_code": status_code},
+        type=TEMPORARY,
+        next_retry_delay=retry_after,
+    )
+
+
+def _retry_after(value: str | None) -> timedelta | None:
+    if value is None or not value.strip().isdigit():
+        return None  # the HTTP-date form is rare for webhooks; Temporal's own backoff is a fine fallback
+    return min(timedelta(seconds=int(value.strip())), MAX_RETRY_AFTER)
+
+
+def _default_seq(inp: DeliverTaskInput) -> str:
+    if inp.seq is not None:
+        return str(inp.seq)
+    if inp.kind == "task":
+        return "1"
+    if inp.kind == "notice" and inp.notice:
+        return inp.notice
+    info = activity.info()
+    digest = hashlib.sha256(f"{info.workflow_run_id}:{info.activity_id}".encode()).hexdigest()
+    return f"a{digest[:12]}"
+
+
+class KommuneDelivery:
+    def __init__(
+        self,
+        pool: asyncpg.Pool | None,
+        channels: ChannelSource,
+        http_client: httpx.AsyncClient,
+        *,
+        limiter: KommuneRateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pool = pool
+        self.channels = channels
+        self.http = http_client
+        self.limiter = limiter or KommuneRateLimiter()
+        self._wall_clock = clock
+
+    def message_for(self, inp: DeliverTaskInput) -> TaskMessage:
+        return TaskMessage(
+            message_id=idempotency_key(inp.task_id, inp.kind, _default_seq(inp)),
+            task_id=inp.task_id,
+            case_id=inp.case_id,
+            kommune_kode=inp.kommune_kode,
+            kind=inp.kind,
+            deadline_at=inp.deadline_at,
+            requested_documents=inp.requested_documents,
+            notice=inp.notice,
+        )
+
+    @activity.defn(name=ACTIVITY_NAME)
+    async def deliver_task(self, inp: DeliverTaskInput) -> DeliveryResult:
+        from sagsflow.kommune_config import PushChannel
+
+        channel = await self.channels.channel_for(inp.kommune_kode)
+        if channel is None:
+            raise _rejected(inp.kommune_kode, "no delivery channel is configured")
+        message = self.message_for(inp)
+        if isinstance(channel, PushChannel):
+            return await self._push(channel, message)
+        return await self._to_inbox(message)
+
+    async def _to_inbox(self, message: TaskMessage) -> DeliveryResult:
+        from sagsflow.kommune_inbox import InboxConflict, append_inbox
+
+        if self.pool is None:
+            raise _rejected(message.kommune_kode, "inbox channel configured but this worker has no database")
+        try:
+            seq = await append_inbox(self.pool, message)
+        except InboxConflict:
+            raise _rejected(message.kommune_kode, "inbox already holds a different message under this key") from None
+        activity.logger.info("task message stored in inbox", extra={"kommune_kode": message.kommune_kode, "seq": seq})
+        return DeliveryResult(channel="inbox", status_code=None)
+
+    async def _push(self, channel: PushChannel, message: TaskMessage) -> DeliveryResult:
+        import httpx
+
+        kode = message.kommune_kode
+        await self.limiter.acquire(kode, channel.rate_per_second, channel.burst)
+        body = message.model_dump_json().encode()
+        headers = signed_headers(channel.secret.get_secret_value(), int(self._wall_clock()), body, message.message_id)
+        try:
+            response = await self.http.post(
+                channel.url,
+                content=body,
+                headers=headers,
+                timeout=httpx.Timeout(channel.timeout_seconds),
+                follow_redirects=False,
+            )
+        except httpx.TimeoutException:
+            raise _temporary(kode, "push timed out") from None
+        except httpx.TransportError as exc:
+            raise _temporary(kode, f"push failed to connect ({type(exc).__name__})") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return DeliveryResult(channel="push", status_code=status)
+        if status >= 500 or status in RETRYABLE_4XX:
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            raise _temporary(kode, f"push answered HTTP {status}", status, retry_after)
+        if 300 <= status < 400:
+            raise _rejected(kode, f"push answered with a redirect (HTTP {status}): fix the channel URL", status)
+        # The response body is the kommune's and may echo anything: only the status goes into the failure.
+        raise _rejected(kode, f"push rejected with HTTP {status}", status)

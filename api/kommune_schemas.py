@@ -1,0 +1,79 @@
+"""Request bodies of the intake and kommune write endpoints, as the simulator's `SagsflowApiClient` sends them.
+
+Shared so the API routers and the simulator cannot drift apart. Every write carries the caller's
+`idempotency_key`: the same key twice gives the first answer again and no second effect.
+
+    POST /v1/applications                                   ApplicationSubmission
+    GET  /v1/kommune/tasks?after=<seq>&limit=<n>            -> sagsflow.kommune_inbox.InboxPage
+    GET  /v1/kommune/tasks/{task_id}
+    POST /v1/kommune/tasks/{task_id}/submissions            SubmissionRequest
+    POST /v1/kommune/tasks/{task_id}/extension-requests     ExtensionRequestBody
+    POST /v1/kommune/tasks/{task_id}/questions              QuestionBody
+    POST /v1/kommune/tasks/{task_id}/returns                ReturnBody
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api.documents import ALLOWED_CONTENT_TYPES, MAX_DOCUMENT_BYTES
+from domain.application import Application
+from domain.calendar import Duration
+
+IdempotencyKey = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$")
+# base64 of MAX_DOCUMENT_BYTES, rounded up to whole 4-character groups.
+MAX_BASE64_CHARS = 4 * ((MAX_DOCUMENT_BYTES + 2) // 3)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ApplicationSubmission(_Body):
+    idempotency_key: str = IdempotencyKey
+    application: Application
+
+
+class DocumentUpload(_Body):
+    document_type: str = Field(min_length=1, max_length=100, description="Which requested document this is")
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(description=f"One of: {', '.join(sorted(ALLOWED_CONTENT_TYPES))}")
+    content_base64: str = Field(min_length=1, max_length=MAX_BASE64_CHARS)
+
+    @field_validator("content_base64")
+    @classmethod
+    def _is_base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("content_base64 is not valid base64") from None
+        return value
+
+    def content(self) -> bytes:
+        return base64.b64decode(self.content_base64)
+
+
+class SubmissionRequest(_Body):
+    idempotency_key: str = IdempotencyKey
+    final: bool = Field(description="True when this completes the kommune's information for the task")
+    documents: list[DocumentUpload] = Field(default_factory=list, max_length=20)
+
+
+class ExtensionRequestBody(_Body):
+    idempotency_key: str = IdempotencyKey
+    extend_by: Duration
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class QuestionBody(_Body):
+    idempotency_key: str = IdempotencyKey
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class ReturnBody(_Body):
+    idempotency_key: str = IdempotencyKey
+    correct_kommune_kode: str = Field(min_length=1, max_length=4)
+    reason: str | None = Field(default=None, max_length=2000)

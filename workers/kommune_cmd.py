@@ -1,0 +1,271 @@
+"""`sagsflow kommune ...` (API keys, ops tokens, delivery channels) and `sagsflow sim ...` (simulator, load).
+
+Database: `DATABASE_URL`, else the embedded default's PostgreSQL (`sagsflow dev up`) on `SAGSFLOW_POSTGRES_PORT`.
+Secrets are printed once, to stdout, and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import typer
+from pydantic import SecretStr, ValidationError
+
+from eventlog.migrate import migrate
+from sagsflow.config import Settings
+from sagsflow.kommune_config import (
+    ChannelConfigError,
+    InboxChannel,
+    KommuneSettings,
+    PushChannel,
+    documents_key_ring,
+    load_or_create_secret_file,
+    read_channel_rows,
+    set_channel,
+    sim_master_secret_path,
+)
+
+T = TypeVar("T")
+CONNECT_TIMEOUT = 5.0
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Run `work` with a migrated pool; an unreachable database is a clear message and exit code 1."""
+    url = database_url(settings)
+
+    async def run() -> T:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2, timeout=CONNECT_TIMEOUT)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(cast(asyncpg.Connection, conn))  # the pool's proxy stands in for the connection
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(run())
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        where = _redacted(url)
+        hint = (
+            "" if settings.database_url else " (DATABASE_URL is unset: start the embedded stack with `sagsflow dev up`)"
+        )
+        raise _fail(f"No database reachable at {where}{hint}: {type(exc).__name__}") from None
+
+
+def register(app: typer.Typer) -> None:
+    kommune = typer.Typer(help="Kommune systems: API keys, ops tokens and delivery channels.", no_args_is_help=True)
+    sim = typer.Typer(help="The kommune simulator and the load generator.", no_args_is_help=True)
+
+    @kommune.command("add-key")
+    def add_key(
+        kode: str = typer.Argument(..., help="Kommune code, e.g. 329"),
+        label: str = typer.Option("", help="A note for operators, e.g. the system's name"),
+    ) -> None:
+        """Create an API key for one kommune's system and print it ONCE (only its hash is stored)."""
+        from api.auth import AuthError, create_key
+
+        async def work(pool: asyncpg.Pool) -> str:
+            return await create_key(pool, kode, label=label)
+
+        try:
+            key = with_pool(Settings(), work)
+        except AuthError as exc:
+            raise _fail(str(exc)) from None
+        typer.echo(key)
+        typer.echo("Store this key now: it is not shown again.", err=True)
+
+    @kommune.command("add-ops-token")
+    def add_ops_token(label: str = typer.Option("", help="Who or what uses the token")) -> None:
+        """Create a bearer token for operations staff and print it ONCE."""
+        from api.auth import create_ops_token
+
+        async def work(pool: asyncpg.Pool) -> str:
+            return await create_ops_token(pool, label=label)
+
+        typer.echo(with_pool(Settings(), work))
+        typer.echo("Store this token now: it is not shown again.", err=True)
+
+    @kommune.command("revoke-key")
+    def revoke(key_id: str = typer.Argument(..., help="The key id: the middle part of sfk.<id>.<secret>")) -> None:
+        """Revoke an API key or ops token by its id."""
+        from api.auth import revoke_key
+
+        async def work(pool: asyncpg.Pool) -> bool:
+            return await revoke_key(pool, key_id)
+
+        if not with_pool(Settings(), work):
+            raise _fail(f"no active key with id {key_id!r}")
+        typer.echo(f"revoked {key_id}")
+
+    @kommune.command("keys")
+    def keys() -> None:
+        """List API keys and ops tokens (ids and metadata only)."""
+        from api.auth import list_keys
+
+        rows = with_pool(Settings(), list_keys)
+        for r in rows:
+            state = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "active"
+            who = r["kommune_kode"] or "-"
+            typer.echo(f"{r['key_id']}  {r['role']:<7} {who:<4} {state:<18} {r['label']}")
+
+    @kommune.command("channel")
+    def channel(
+        kode: str = typer.Argument(..., help="Kommune code"),
+        kind: str = typer.Argument(..., help="push or inbox"),
+        url: str | None = typer.Option(None, help="Webhook URL (push)"),
+        secret: str | None = typer.Option(None, help="HMAC secret (push); default: a new random one, printed once"),
+        rate: float = typer.Option(2.0, help="Pushes per second to this kommune"),
+        burst: int = typer.Option(5, help="Pushes allowed at once after a quiet spell"),
+        timeout: float = typer.Option(10.0, help="Push timeout, seconds"),
+    ) -> None:
+        """Set a kommune's delivery channel: `push --url URL` (prints the new HMAC secret once) or `inbox`."""
+        settings = Settings()
+        new_secret: str | None = None
+        try:
+            if kind == "push":
+                if not url:
+                    raise _fail("push needs --url")
+                new_secret = secret or secrets.token_hex(32)
+                chosen: PushChannel | InboxChannel = PushChannel(
+                    url=url, secret=SecretStr(new_secret), rate_per_second=rate, burst=burst, timeout_seconds=timeout
+                )
+            elif kind == "inbox":
+                chosen = InboxChannel()
+            else:
+                raise _fail("kind must be push or inbox")
+            ring = documents_key_ring(settings, KommuneSettings())
+        except ValidationError as exc:
+            raise _fail(f"invalid channel: {exc.errors()[0]['loc'][-1]}: {exc.errors()[0]['msg']}") from None
+
+        async def work(pool: asyncpg.Pool) -> None:
+            await set_channel(pool, ring, kode, chosen)
+
+        try:
+            with_pool(settings, work)
+        except ChannelConfigError as exc:
+            raise _fail(str(exc)) from None
+        typer.echo(f"kommune {kode}: {kind}")
+        if new_secret is not None and secret is None:
+            typer.echo(new_secret)
+            typer.echo("Give this HMAC secret to the kommune's system now: it is not shown again.", err=True)
+
+    @kommune.command("channels")
+    def channels() -> None:
+        """List channels set in the database (others follow the channels file or the dev default)."""
+        settings = Settings()
+        ring = documents_key_ring(settings, KommuneSettings())
+
+        async def work(pool: asyncpg.Pool) -> dict[str, Any]:
+            return await read_channel_rows(pool, ring)
+
+        for kode, ch in sorted(with_pool(settings, work).items(), key=lambda kv: int(kv[0])):
+            typer.echo(f"{kode:>4}  {ch.kind:<5} {getattr(ch, 'url', '')}")
+
+    @sim.command("keys")
+    def sim_keys(keys_file: Path | None = typer.Option(None, help="Default: <data dir>/sim-keys.json")) -> None:
+        """Create (or reuse) an API key for each of the 98 kommuner for the simulator."""
+        from sim.keys import provision_sim_keys
+
+        settings = Settings()
+        path = keys_file or settings.data_dir / "sim-keys.json"
+
+        async def work(pool: asyncpg.Pool) -> dict[str, str]:
+            return await provision_sim_keys(pool, path)
+
+        created = with_pool(settings, work)
+        typer.echo(f"{len(created)} kommune keys in {path}")
+
+    @sim.command("serve")
+    def sim_serve(
+        port: int | None = typer.Option(None, help="Default: SAGSFLOW_SIM_PORT"),
+        api_url: str | None = typer.Option(None, help="Our API; default http://<api_host>:<api_port>"),
+        keys_file: Path | None = typer.Option(None, help="JSON kommune code -> API key; default from the data dir"),
+        seed: int = typer.Option(1),
+        compression: float = typer.Option(1.0, help="Model seconds per real second (86400: a day per second)"),
+        extension_unit: str = typer.Option("days", help="days, or seconds under the demo policy"),
+        act: bool = typer.Option(True, help="--no-act: receive only"),
+    ) -> None:
+        """Run the simulator of all 98 kommune systems (push receiver, inbox poller, answers through our API)."""
+        from sim.run import run_simulator
+
+        settings = Settings()
+        ksettings = KommuneSettings()
+        path = keys_file or settings.data_dir / "sim-keys.json"
+        api_keys: dict[str, str] = {}
+        if path.exists():
+            api_keys = json.loads(path.read_text())
+        elif act:
+            typer.echo(f"no keys file at {path}: run `sagsflow sim keys` first, or pass --no-act", err=True)
+            raise typer.Exit(1)
+        master = load_or_create_secret_file(sim_master_secret_path(settings))
+        asyncio.run(
+            run_simulator(
+                port=port or settings.sim_port,
+                host="127.0.0.1",
+                api_url=api_url or f"http://{settings.api_host}:{settings.api_port}",
+                api_keys=api_keys,
+                master_secret=master,
+                inbox_kommuner=ksettings.inbox_set,
+                seed=seed,
+                compression=compression,
+                extension_unit="seconds" if extension_unit == "seconds" else "days",
+                act=act,
+            )
+        )
+
+    @sim.command("load")
+    def sim_load(
+        api_url: str | None = typer.Option(None, help="Our API; default http://<api_host>:<api_port>"),
+        rate: float = typer.Option(300.0, help="Applications per week (model time)"),
+        compression: float = typer.Option(1.0, help="Model seconds per real second"),
+        count: int | None = typer.Option(None, help="Stop after this many; default: until Ctrl-C"),
+        seed: int = typer.Option(1),
+        intake_token: str | None = typer.Option(None, envvar="SAGSFLOW_INTAKE_TOKEN"),
+    ) -> None:
+        """Submit seeded applications to POST /v1/applications at a Poisson rate."""
+        from sim.client import SagsflowApiClient
+        from sim.load import ApplicationFactory, run_load
+
+        settings = Settings()
+
+        async def go() -> None:
+            base = api_url or f"http://{settings.api_host}:{settings.api_port}"
+            async with SagsflowApiClient(base, intake_token=intake_token) as client:
+                stats = await run_load(
+                    client, ApplicationFactory(seed), rate_per_week=rate, compression=compression, count=count
+                )
+            typer.echo(f"submitted {stats.submitted}, failed {stats.failed}, by status {dict(stats.by_status)}")
+
+        try:
+            asyncio.run(go())
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
+
+    app.add_typer(kommune, name="kommune")
+    app.add_typer(sim, name="sim")

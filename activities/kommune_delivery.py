@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import asyncpg
     import httpx
 
+    from sagsflow.config import Settings
     from sagsflow.kommune_config import ChannelSource, PushChannel
 
 ACTIVITY_NAME = "deliver_task"
@@ -176,6 +177,22 @@ class KommuneDelivery:
         self.http = http_client
         self.limiter = limiter or KommuneRateLimiter()
         self._wall_clock = clock
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, pool: asyncpg.Pool | None, http_client: httpx.AsyncClient
+    ) -> KommuneDelivery:
+        """The worker's wiring: channels from `kommune_channels` (with a pool) over the channels file or the dev
+        default (see `sagsflow.kommune_config`)."""
+        from sagsflow.kommune_config import DbChannels, KommuneSettings, StaticChannels, base_channel_config
+        from sagsflow.kommune_config import documents_key_ring as ring_for
+
+        ksettings = KommuneSettings()
+        base = base_channel_config(settings, ksettings)
+        channels: ChannelSource = (
+            DbChannels(pool, ring_for(settings, ksettings), base) if pool is not None else StaticChannels(base)
+        )
+        return cls(pool, channels, http_client)
 
     def message_for(self, inp: DeliverTaskInput) -> TaskMessage:
         return TaskMessage(

@@ -114,6 +114,16 @@ def birth_date_for(received_on: date, years_to_pension: float, rng: random.Rando
     return birth + timedelta(days=rng.randint(-3, 3))
 
 
+def birth_date_in_window(received_on: date, lo: float, hi: float, rng: random.Random) -> date:
+    """A birth date with folkepension between `lo` and `hi` years after `received_on`. Pension dates jump where the
+    pension age steps up (no one reaches it in some months), so a draw that lands in such a gap is drawn again."""
+    for _ in range(50):
+        birth = birth_date_for(received_on, rng.uniform(lo, hi), rng)
+        if lo <= (pension_date(birth) - received_on).days / 365.25 <= hi:
+            return birth
+    raise ValueError(f"no birth date puts folkepension {lo}-{hi} years after {received_on}")
+
+
 def cpr_for(birth: date, rng: random.Random, *, female: bool) -> str:
     # 7th digit 0-3: born 1900-1999 for every year, so the number's century is always right for our ages.
     serial = rng.randint(0, 3) * 1000 + rng.randint(0, 99) * 10
@@ -196,8 +206,8 @@ class ApplicationFactory:
         archetype, _, expected = rng.choices(ARCHETYPES, weights=[w for _, w, _ in ARCHETYPES])[0]
         case_type = CaseType.SENIORFOERTIDSPENSION if rng.random() < P_SENIORFOERTIDSPENSION else CaseType.SENIORPENSION
         window = 5.0 if case_type is CaseType.SENIORFOERTIDSPENSION else 6.0
-        years_to_pension = rng.uniform(7.2, 8.0) if archetype == "too_young" else rng.uniform(0.5, window - 0.3)
-        birth = birth_date_for(received_on, years_to_pension, rng)
+        lo, hi = (6.7, 7.4) if archetype == "too_young" else (0.5, window - 0.3)
+        birth = birth_date_in_window(received_on, lo, hi, rng)
         female = rng.random() < 0.55
         names = FIRST_NAMES[:12] if female else FIRST_NAMES[12:]
         name = f"{rng.choice(names)} {rng.choice(SURNAMES)}"
@@ -275,11 +285,11 @@ class LoadStats:
 
 
 async def submit_with_retries(
-    client: SagsflowApiClient, generated: GeneratedApplication, *, attempts: int = 5
+    client: SagsflowApiClient, generated: GeneratedApplication, *, attempts: int = 5, first_delay: float = 0.5
 ) -> ApiResponse | None:
     """Retry 5xx and connection errors with the same idempotency key: the API answers a repeat with the first
     answer, so a retry after a lost response creates no second case."""
-    delay = 0.5
+    delay = first_delay
     for attempt in range(attempts):
         try:
             response = await client.submit_application(generated.idempotency_key, generated.application)
@@ -303,6 +313,8 @@ async def run_load(
     received_on: Callable[[], date] = date.today,
     concurrency: int = 16,
     start_n: int = 1,
+    attempts: int = 5,
+    first_retry_delay: float = 0.5,
     on_result: Callable[[GeneratedApplication, ApiResponse | None], Awaitable[None]] | None = None,
 ) -> LoadStats:
     """Submit applications at `rate_per_week` (model time) / `compression` until `count` (None: until cancelled)."""
@@ -313,7 +325,7 @@ async def run_load(
 
     async def one(generated: GeneratedApplication) -> None:
         async with limit:
-            response = await submit_with_retries(client, generated)
+            response = await submit_with_retries(client, generated, attempts=attempts, first_delay=first_retry_delay)
         if response is None:
             stats.failed += 1
         else:

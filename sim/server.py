@@ -69,10 +69,11 @@ class SimSettings(BaseModel):
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     signature_tolerance_seconds: int = Field(default=300, ge=1)
     api_attempts: int = Field(default=5, ge=1, description="Tries per action on 5xx or connection errors")
+    api_retry_delay: float = Field(default=0.5, ge=0, description="First pause between tries; doubles each time")
     act: bool = Field(default=True, description="False: only receive (delivery tests)")
 
 
-def dev_secrets(master: str) -> SecretLookup:
+def dev_secrets(master: str) -> Callable[[str], str]:
     """The dev default's per-kommune secrets, derived from the one master secret in the data dir."""
     return lambda kode: derive_push_secret(master, kode)
 
@@ -220,7 +221,7 @@ class KommuneSimulator:
                 return
 
     async def _act_with_retries(self, message: TaskMessage, planned: PlannedAction, key: str) -> int | None:
-        delay = 0.5
+        delay = self.settings.api_retry_delay
         status: int | None = None
         for attempt in range(1, self.settings.api_attempts + 1):
             try:

@@ -51,7 +51,7 @@ from domain.events import (
     TransferReason,
     Verdict,
 )
-from domain.kommuner import is_kommune
+from domain.kommuner import is_kommune, normalize_kode
 from domain.sla import policy as sla_policy
 from domain.state import CaseState, CaseStatus, TaskState
 
@@ -239,7 +239,7 @@ def _open_task(state: CaseState, task_id: str, *, kommune_kode: str | None = Non
     task = state.tasks.get(task_id)
     if task is None:
         raise _refuse(f"cannot {action}: task {task_id!r} does not belong to this case", "not_found")
-    if kommune_kode is not None and task.kommune_kode != kommune_kode:
+    if kommune_kode is not None and task.kommune_kode != normalize_kode(kommune_kode):
         # The caller must not learn anything about another kommune's task.
         raise _refuse(f"cannot {action}: task {task_id!r} is not addressed to kommune {kommune_kode}", "forbidden")
     if not task.is_open:
@@ -247,9 +247,11 @@ def _open_task(state: CaseState, task_id: str, *, kommune_kode: str | None = Non
     return task
 
 
-def _known_kommune(kode: str, field: str) -> None:
+def _known_kommune(kode: str, field: str) -> str:
+    """The canonical code ("0329" → "329"), so a case never holds two spellings of one kommune."""
     if not is_kommune(kode):
         raise _refuse(f"{field}: unknown kommune code {kode!r}", "invalid")
+    return normalize_kode(kode)
 
 
 def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) -> list[Event]:
@@ -444,21 +446,21 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
             ]
         case ReturnTask():
             task = _open_task(state, command.task_id, kommune_kode=command.kommune_kode, action="return the task")
-            _known_kommune(command.correct_kommune_kode, "correct_kommune_kode")
-            if command.correct_kommune_kode == task.kommune_kode:
+            correct = _known_kommune(command.correct_kommune_kode, "correct_kommune_kode")
+            if correct == task.kommune_kode:
                 raise _refuse("correct_kommune_kode: must be another kommune than the one returning", "invalid")
             return [
                 ev(
                     OplysningReturned,
                     task_id=task.task_id,
                     kommune_kode=task.kommune_kode,
-                    correct_kommune_kode=command.correct_kommune_kode,
+                    correct_kommune_kode=correct,
                     personal=command.reason,
                 ),
                 ev(
                     CaseTransferred,
                     from_kommune_kode=task.kommune_kode,
-                    to_kommune_kode=command.correct_kommune_kode,
+                    to_kommune_kode=correct,
                     reason=TransferReason.RETURNED,
                 ),
             ]
@@ -471,8 +473,8 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
                 CaseStatus.READY_FOR_DECISION,
                 action="transfer the case",
             )
-            _known_kommune(command.to_kommune_kode, "to_kommune_kode")
-            if command.to_kommune_kode == state.kommune_kode:
+            to_kommune = _known_kommune(command.to_kommune_kode, "to_kommune_kode")
+            if to_kommune == state.kommune_kode:
                 raise _refuse("to_kommune_kode: the case is already in that kommune", "invalid")
             assert state.kommune_kode is not None
             events = []
@@ -482,7 +484,7 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
                 ev(
                     CaseTransferred,
                     from_kommune_kode=state.kommune_kode,
-                    to_kommune_kode=command.to_kommune_kode,
+                    to_kommune_kode=to_kommune,
                     reason=TransferReason.MOVED,
                 )
             )
@@ -521,6 +523,8 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
         case NotifyKommune():
             if state.closed_at is not None:
                 raise _refuse("cannot notify: the case is closed")
+            if state.status is CaseStatus.NEW:
+                raise _refuse("cannot notify a kommune before the application is received")
             return [
                 ev(
                     KommuneNotified,

@@ -135,9 +135,11 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             if self.now() >= due[1]:
                 await self._fire(due)
                 continue
-            if self.continue_as_new_due(self._can_after) and not any(not t.done() for t in self._effects):
-                await self._continue_as_new(inp)
-                continue
+            if self._can_now():
+                self._publish()
+                workflow.continue_as_new(
+                    inp.model_copy(update={"state": self.state, "answers": self.answers, "hand_back": None})
+                )
             self._publish()
             # On timeout the loop fires what is due, after re-checking the business time.
             with contextlib.suppress(TimeoutError):
@@ -163,6 +165,18 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             or self._hand_back is not None
             or self._fatal is not None
             or self._progress_due
+            or self._can_now()
+        )
+
+    def _can_now(self) -> bool:
+        """Continue-as-new is due and nothing is in flight that the new run would not know about (a running
+        delivery or notice, an update handler, events not yet appended)."""
+        return (
+            self.continue_as_new_due(self._can_after)
+            and all(t.done() for t in self._effects)
+            and workflow.all_handlers_finished()
+            and not self._outbox
+            and not self._progress_due
         )
 
     def _next_due(self) -> Due:
@@ -210,15 +224,6 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             else "handed_back"
         )
         return TaskResult(outcome=outcome, state=self.state, answers=self.answers)
-
-    async def _continue_as_new(self, inp: TaskInput) -> None:
-        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._outbox)
-        if self._progress_due:
-            await self._send_progress()
-        if workflow.all_handlers_finished() and not self._outbox and self._hand_back is None and self.task.is_open:
-            workflow.continue_as_new(
-                inp.model_copy(update={"state": self.state, "answers": self.answers, "hand_back": None})
-            )
 
     # -- side effects (in the background, so a slow kommune system never holds the clock or a hand-back) --------
 

@@ -25,6 +25,7 @@ import contextlib
 from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -47,45 +48,51 @@ from domain.commands import (
 from domain.errors import DomainError
 from domain.events import Outcome, RequestReason, Verdict
 from domain.state import CaseState, CaseStatus
-from workflows.common import (
-    EXTERNAL_RETRY,
-    EXTERNAL_TIMEOUT,
-    FAILURE_TYPES,
-    LOCAL_TIMEOUT,
-    EventSourcedWorkflow,
-    local_day,
-    refuse,
-    search_attribute_values,
-    typed_search_attributes,
-)
-from workflows.models import (
-    HAND_BACK_SIGNAL,
-    NOTIFY_CITIZEN,
-    NOTIFY_KOMMUNE,
-    PRESCREEN_APPLICATION,
-    CaseCarry,
-    CaseInput,
-    CaseResult,
-    CaseSummary,
-    CaseUpdateResult,
-    CitizenLetter,
-    DecisionRequest,
-    DigitalPostReceipt,
-    HandBack,
-    KommuneNotice,
-    PrescreenRequest,
-    PrescreenResult,
-    Refusal,
-    TaskBrief,
-    TaskInput,
-    TaskProgress,
-    TaskResult,
-    TransferRequest,
-    WithdrawRequest,
-    fingerprint,
-    task_workflow_id,
-)
-from workflows.task import OplysningTaskWorkflow, deadline_day
+
+# Shared with the host instead of re-imported for every workflow run (pydantic model classes are costly to
+# build): both modules are deterministic and hold no mutable state.
+with workflow.unsafe.imports_passed_through():
+    from workflows.common import (
+        EXTERNAL_RETRY,
+        EXTERNAL_TIMEOUT,
+        FAILURE_TYPES,
+        LOCAL_TIMEOUT,
+        EventSourcedWorkflow,
+        deadline_day,
+        local_day,
+        refuse,
+        search_attribute_values,
+        typed_search_attributes,
+    )
+    from workflows.models import (
+        CASE_WORKFLOW,
+        HAND_BACK_SIGNAL,
+        NOTIFY_CITIZEN,
+        NOTIFY_KOMMUNE,
+        PRESCREEN_APPLICATION,
+        TASK_WORKFLOW,
+        CaseCarry,
+        CaseInput,
+        CaseResult,
+        CaseSummary,
+        CaseUpdateResult,
+        CitizenLetter,
+        DecisionRequest,
+        DigitalPostReceipt,
+        HandBack,
+        KommuneNotice,
+        PrescreenRequest,
+        PrescreenResult,
+        Refusal,
+        TaskBrief,
+        TaskInput,
+        TaskProgress,
+        TaskResult,
+        TransferRequest,
+        WithdrawRequest,
+        fingerprint,
+        task_workflow_id,
+    )
 
 CaseRequest = DecisionRequest | WithdrawRequest | TransferRequest
 
@@ -96,7 +103,7 @@ class _Intent:
     request: CaseRequest
 
 
-@workflow.defn(name="CaseWorkflow", failure_exception_types=FAILURE_TYPES)
+@workflow.defn(name=CASE_WORKFLOW, failure_exception_types=FAILURE_TYPES)
 class CaseWorkflow(EventSourcedWorkflow):
     @workflow.init
     def __init__(self, inp: CaseInput) -> None:
@@ -109,7 +116,7 @@ class CaseWorkflow(EventSourcedWorkflow):
         self._notices: list[KommuneNotice] = []
         self._next: tuple[RequestReason, tuple[str, ...]] | None = None
         self._last_documents: tuple[str, ...] = ()
-        self._child: ChildWorkflowHandle[OplysningTaskWorkflow, TaskResult] | None = None
+        self._child: ChildWorkflowHandle[Any, TaskResult] | None = None
         self._task_sla: TaskProgress | None = None
         self._sla_changed = False
 
@@ -152,7 +159,6 @@ class CaseWorkflow(EventSourcedWorkflow):
                 business_clock_offset_seconds=inp.business_clock_offset_seconds,
             )
         )
-        self._publish()
         # An activity, not a call in workflow code: the result is fixed in history, so a later change to the rules
         # never changes the path of a case already screened (replay stays deterministic).
         screening = await workflow.execute_local_activity(
@@ -195,7 +201,7 @@ class CaseWorkflow(EventSourcedWorkflow):
         await self.flush()  # the stream goes to the task at exactly this version
         task = self.state.tasks[task_id]
         self._child = await workflow.start_child_workflow(
-            OplysningTaskWorkflow.run,
+            TASK_WORKFLOW,  # by name: the task's module stays out of this workflow's sandbox (cheaper runs)
             TaskInput(
                 case_id=self.state.case_id,
                 task_id=task_id,
@@ -204,6 +210,7 @@ class CaseWorkflow(EventSourcedWorkflow):
                 continue_as_new_after=self._inp.continue_as_new_after,
             ),
             id=task_workflow_id(task_id),
+            result_type=TaskResult,
             search_attributes=typed_search_attributes(search_attribute_values(self.state)),
             static_summary=f"Oplysning task ({reason.value}) for kommune {task.kommune_kode}",
             # The case takes a task back by hand-over, never by closing: if the case itself is terminated, the
@@ -239,7 +246,6 @@ class CaseWorkflow(EventSourcedWorkflow):
         self._persisted_version = result.state.version
         if result.outcome == "returned":
             self._next = (RequestReason.REROUTED, self._last_documents)
-        self._publish()
 
     @workflow.signal(name="task_progress")
     def task_progress(self, progress: TaskProgress) -> None:
@@ -387,7 +393,6 @@ class CaseWorkflow(EventSourcedWorkflow):
             case _:
                 raise AssertionError(f"unknown request {type(request).__name__}")
         await self.flush()
-        self._publish()
         return CaseUpdateResult(recorded=tuple(events), task_id=task_id, case=self.summary())
 
     @staticmethod
@@ -490,6 +495,8 @@ class CaseWorkflow(EventSourcedWorkflow):
         return f"{s.status.value.replace('_', ' ').capitalize()}; sending a task to kommune {s.kommune_kode}."
 
     def _publish(self) -> None:
+        # Called where the case settles (a task out, waiting for a caseworker, closed), not after every step:
+        # each change of a search attribute costs the server a visibility write.
         values = search_attribute_values(self.state, policy_id=self._inp.policy_id)
         if self._child is not None and self._task_sla is not None:
             values["SlaDueAt"] = self._task_sla.deadline_at

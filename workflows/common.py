@@ -73,6 +73,11 @@ def local_day(instant: datetime) -> str:
     return instant.astimezone(COPENHAGEN).strftime("%Y-%m-%d")
 
 
+def deadline_day(deadline_at: datetime) -> str:
+    """The last open day of a deadline (the instant itself is the start of the next day)."""
+    return local_day(deadline_at - timedelta(microseconds=1))
+
+
 def local_minute(instant: datetime) -> str:
     return instant.astimezone(COPENHAGEN).strftime("%Y-%m-%d %H:%M")
 

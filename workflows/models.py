@@ -33,6 +33,9 @@ DELIVER_TASK = "deliver_task"
 NOTIFY_KOMMUNE = "notify_kommune"
 NOTIFY_CITIZEN = "notify_citizen"
 
+CASE_WORKFLOW = "CaseWorkflow"
+TASK_WORKFLOW = "OplysningTaskWorkflow"
+
 # Signal and update names are the method names on the workflow classes; these are the ones other code sends.
 HAND_BACK_SIGNAL = "hand_back"
 TASK_PROGRESS_SIGNAL = "task_progress"

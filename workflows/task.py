@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Coroutine
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -61,50 +61,50 @@ from domain.events import (
 from domain.sla import SlaPolicy
 from domain.sla import policy as sla_policy
 from domain.state import TaskState, TaskStatus
-from workflows.common import (
-    EXTERNAL_RETRY,
-    EXTERNAL_TIMEOUT,
-    FAILURE_TYPES,
-    EventSourcedWorkflow,
-    local_day,
-    local_minute,
-    refusal_error,
-    refuse,
-    search_attribute_values,
-)
-from workflows.models import (
-    DELIVER_TASK,
-    NOTIFY_KOMMUNE,
-    TASK_PROGRESS_SIGNAL,
-    AnswerRequest,
-    DeliveryReceipt,
-    ExtensionDecision,
-    ExtensionRequest,
-    HandBack,
-    KommuneNotice,
-    NoticeKind,
-    QuestionRequest,
-    Refusal,
-    ReturnRequest,
-    SubmitPartRequest,
-    TaskDelivery,
-    TaskInput,
-    TaskProgress,
-    TaskResult,
-    TaskSummary,
-    TaskUpdateResult,
-    fingerprint,
-)
+
+# Shared with the host instead of re-imported for every workflow run (pydantic model classes are costly to
+# build): both modules are deterministic and hold no mutable state.
+with workflow.unsafe.imports_passed_through():
+    from workflows.common import (
+        EXTERNAL_RETRY,
+        EXTERNAL_TIMEOUT,
+        FAILURE_TYPES,
+        EventSourcedWorkflow,
+        deadline_day,
+        local_minute,
+        refusal_error,
+        refuse,
+        search_attribute_values,
+    )
+    from workflows.models import (
+        DELIVER_TASK,
+        NOTIFY_KOMMUNE,
+        TASK_PROGRESS_SIGNAL,
+        TASK_WORKFLOW,
+        AnswerRequest,
+        DeliveryReceipt,
+        ExtensionDecision,
+        ExtensionRequest,
+        HandBack,
+        KommuneNotice,
+        NoticeKind,
+        QuestionRequest,
+        Refusal,
+        ReturnRequest,
+        SubmitPartRequest,
+        TaskDelivery,
+        TaskInput,
+        TaskProgress,
+        TaskResult,
+        TaskSummary,
+        TaskUpdateResult,
+        fingerprint,
+    )
 
 Due = tuple[Literal["reminder", "overdue"], datetime]
 
 
-def deadline_day(deadline_at: datetime) -> str:
-    """The last open day of a deadline (the instant itself is the start of the next day)."""
-    return local_day(deadline_at - timedelta(microseconds=1))
-
-
-@workflow.defn(name="OplysningTaskWorkflow", failure_exception_types=FAILURE_TYPES)
+@workflow.defn(name=TASK_WORKFLOW, failure_exception_types=FAILURE_TYPES)
 class OplysningTaskWorkflow(EventSourcedWorkflow):
     @workflow.init
     def __init__(self, inp: TaskInput) -> None:

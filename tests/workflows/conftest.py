@@ -132,7 +132,7 @@ class Lifecycle:
             try:
                 return await handle.execute_update(CaseWorkflow.decide, request)
             except WorkflowUpdateFailedError as exc:
-                if "awaiting_kommune" not in str(exc.cause):
+                if "cannot decide: the case is" not in str(exc.cause):
                     raise
             await asyncio.sleep(0.05)
         raise AssertionError("the case never became ready for decision")

@@ -1,0 +1,29 @@
+"""The event-log append activity: the only way the workflows write the case's stream.
+
+Run as a local activity (a short database write next to the workflow). `EventStore.append` is idempotent, so a retry
+after a lost reply confirms instead of writing twice; a stream-version conflict or an event id stored with other
+content can never heal by retrying, so they end the activity as non-retryable errors and fail the workflow.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from eventlog.store import ConcurrencyError, DuplicateEventConflict, EventStore
+from workflows.models import APPEND_EVENTS, AppendRequest, AppendResult
+
+
+class EventLogActivities:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    @activity.defn(name=APPEND_EVENTS)
+    async def append_events(self, request: AppendRequest) -> AppendResult:
+        try:
+            positions = await self.store.append(request.case_id, request.expected_version, request.events)
+        except ConcurrencyError as exc:
+            raise ApplicationError(str(exc), type="ConcurrencyError", non_retryable=True) from None
+        except DuplicateEventConflict as exc:
+            raise ApplicationError(str(exc), type="DuplicateEventConflict", non_retryable=True) from None
+        return AppendResult(positions=tuple(positions))

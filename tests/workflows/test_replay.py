@@ -1,0 +1,56 @@
+"""Saved histories replay against the current workflow code: a change that would break running cases (months long)
+fails here, before a deploy. Regenerate with SAGSFLOW_RECORD_HISTORIES=1 when a change is deliberate and patched
+(`workflow.patched`), keeping the old histories that running cases still have."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from sagsflow.temporal import data_converter, sandbox_runner
+from tests.workflows.conftest import HISTORY_DIR, HISTORY_RING
+from workers.worker import WORKFLOWS
+from workflows.common import FAILURE_TYPES
+
+SCENARIOS = (
+    "happy_path",
+    "christmas_escalation",
+    "extension",
+    "supplementary",
+    "return_reroute",
+    "move_transfer",
+    "withdrawal",
+    "formal_rejection",
+    "delivery_failed",
+    "continue_as_new",
+)
+
+
+def load(path: Path) -> WorkflowHistory:
+    body = json.loads(path.read_text())
+    return WorkflowHistory.from_json(body["workflow_id"], body["history"])
+
+
+def saved() -> list[Path]:
+    return sorted(HISTORY_DIR.glob("*.json"), key=lambda p: p.name)
+
+
+def test_every_scenario_has_saved_histories() -> None:
+    names = {p.name.split(".")[0] for p in saved() if p.name != "test-keyring.json"}
+    assert set(SCENARIOS) <= names
+
+
+@pytest.mark.parametrize("path", [p for p in saved() if p.name != "test-keyring.json"], ids=lambda p: p.stem)
+async def test_saved_history_replays(path: Path) -> None:
+    replayer = Replayer(
+        workflows=list(WORKFLOWS),
+        data_converter=data_converter(HISTORY_RING),
+        workflow_runner=sandbox_runner(),
+        workflow_failure_exception_types=list(FAILURE_TYPES),
+    )
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

@@ -1,0 +1,138 @@
+"""`sagsflow worker`: the process that runs the case and task workflows and their activities.
+
+`build_worker(client, pool, ...)` is the one place that wires workflows and activities together; the dev stack,
+tests, the simulator and the benchmarks reuse it. Activities are registered by name, so passing an activity with
+the name of a default one (e.g. the real `deliver_task`) replaces the default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import typer
+from temporalio import activity as _activity
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.digital_post import DigitalPost, DigitalPostActivities, FakeDigitalPost
+from activities.eventlog import EventLogActivities
+from activities.kommune import KommuneActivities, KommuneChannel, LoggingKommuneChannel
+from activities.prescreen import prescreen_application
+from domain.kommuner import all_kommuner
+from eventlog.migrate import migrate_dsn
+from eventlog.store import EventStore, create_pool
+from sagsflow.config import Settings, get_settings
+from sagsflow.logs import configure_logging, get_logger
+from sagsflow.temporal import connect, sandbox_runner
+from workflows.case import CaseWorkflow
+from workflows.common import FAILURE_TYPES
+from workflows.task import OplysningTaskWorkflow
+
+log = get_logger(__name__)
+
+WORKFLOWS: tuple[type, ...] = (CaseWorkflow, OplysningTaskWorkflow)
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    defn = _activity._Definition.from_callable(fn)
+    if defn is None or defn.name is None:
+        raise ValueError(f"{fn!r} is not an activity")
+    return defn.name
+
+
+def default_activities(
+    pool: asyncpg.Pool,
+    *,
+    kommune: KommuneChannel | None = None,
+    digital_post: DigitalPost | None = None,
+) -> list[Callable[..., Any]]:
+    store = EventStore(pool)
+    kommune_acts = KommuneActivities(kommune or LoggingKommuneChannel())
+    post_acts = DigitalPostActivities(digital_post or FakeDigitalPost())
+    return [
+        EventLogActivities(store).append_events,
+        prescreen_application,
+        kommune_acts.deliver_task,
+        kommune_acts.notify_kommune,
+        post_acts.notify_citizen,
+    ]
+
+
+def warm_up() -> None:
+    """Load the domain's reference data outside the sandbox (it reads package files once, then caches): request
+    models validate kommune codes while the sandbox decodes workflow arguments, where file access is restricted."""
+    all_kommuner()
+
+
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    *,
+    task_queue: str,
+    kommune: KommuneChannel | None = None,
+    digital_post: DigitalPost | None = None,
+    activities: Sequence[Callable[..., Any]] = (),
+    workflows: Sequence[type] = (),
+    **options: Any,
+) -> Worker:
+    """A worker for the case lifecycle on `task_queue`. `activities` with a default's name replace it."""
+    warm_up()
+    by_name = {_name(fn): fn for fn in default_activities(pool, kommune=kommune, digital_post=digital_post)}
+    by_name.update({_name(fn): fn for fn in activities})
+    options.setdefault("graceful_shutdown_timeout", timedelta(seconds=10))
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[*WORKFLOWS, *workflows],
+        activities=list(by_name.values()),
+        workflow_runner=sandbox_runner(),
+        workflow_failure_exception_types=list(FAILURE_TYPES),
+        **options,
+    )
+
+
+def database_url(settings: Settings) -> str:
+    # Unset → the embedded PostgreSQL that `sagsflow dev up` runs.
+    return settings.database_url or f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run a worker until `stop` is set (or SIGINT/SIGTERM when no event is given), then shut down gracefully:
+    no new tasks are polled, running activities get the grace period, workflows resume elsewhere."""
+    stop = stop or _stop_on_signals()
+    await migrate_dsn(database_url(settings))
+    client = await connect(settings)
+    pool = await create_pool(database_url(settings))
+    try:
+        worker = build_worker(client, pool, task_queue=settings.task_queue)
+        async with worker:
+            log.info("worker started", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await pool.close()
+    log.info("worker stopped")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def worker() -> None:
+        """Run the workflow worker (case and task workflows, event-log and notification activities)."""
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        asyncio.run(serve(settings))

@@ -1,0 +1,438 @@
+"""What goes in and out of the case and task workflows: inputs, update requests and answers, query summaries, and
+the activity contracts (names and payload models) the workflows call.
+
+Everything here is plain pydantic + domain, so the workflow sandbox, the activities, the API and the tests share one
+definition. Payloads are encrypted by the codec, but summaries and results are still written as if they were not:
+they carry ids, codes, statuses and instants only, never personal data (free text lives in request fields that go
+straight into `personal` event fields).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domain.application import Application, CaseType
+from domain.calendar import Duration
+from domain.errors import DomainError
+from domain.events import Channel, Event, Outcome, Party, RequestReason, RuleSummary, Verdict
+from domain.kommuner import is_kommune, normalize_kode
+from domain.sla import DEFAULT_POLICY_ID
+from domain.sla import policy as sla_policy
+from domain.state import CaseState, CaseStatus, TaskState, TaskStatus
+
+# Activity names: the workflows call activities by these names, so another implementation (the real kommune
+# channel, a real Digital Post client) is registered under the same name and nothing in the workflows changes.
+APPEND_EVENTS = "append_events"
+PRESCREEN_APPLICATION = "prescreen_application"
+DELIVER_TASK = "deliver_task"
+NOTIFY_KOMMUNE = "notify_kommune"
+NOTIFY_CITIZEN = "notify_citizen"
+
+CASE_WORKFLOW = "CaseWorkflow"
+TASK_WORKFLOW = "OplysningTaskWorkflow"
+
+# Signal and update names are the method names on the workflow classes; these are the ones other code sends.
+HAND_BACK_SIGNAL = "hand_back"
+TASK_PROGRESS_SIGNAL = "task_progress"
+
+Id = str  # an opaque id chosen by the caller (idempotency key); never personal data
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _kommune(value: str) -> str:
+    kode = normalize_kode(value)
+    if not is_kommune(kode):
+        raise ValueError("must be one of the 98 kommune codes")
+    return kode
+
+
+def fingerprint(request: BaseModel) -> str:
+    """Identifies a request's content, so a reused idempotency key with other content is refused, not answered."""
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
+def case_workflow_id(case_id: str) -> str:
+    return f"case-{case_id}"
+
+
+def task_workflow_id(task_id: str) -> str:
+    return f"task-{task_id}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Answers shared by both workflows
+
+
+class Refusal(Frozen):
+    """Why a state-changing call was refused. `code` is the DomainError code: conflict, not_found, forbidden,
+    invalid (the API maps them to 409/404/403/422)."""
+
+    code: str
+    message: str
+
+
+class Answer(Frozen):
+    """The stored first answer to one idempotency key: a duplicate call gets exactly this again."""
+
+    fingerprint: str
+    result: dict[str, Any] | None = None  # the result model, dumped (JSON mode)
+    refusal: Refusal | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# OplysningTaskWorkflow: id "task-<task_id>"
+
+
+class SubmitPartRequest(Frozen):
+    """A kommune's submission: documents by reference (stored outside Temporal). `final` completes the task."""
+
+    kommune_kode: str
+    submission_id: Id = Field(min_length=1, max_length=100)
+    document_ids: tuple[str, ...] = Field(default=(), max_length=200)
+    final: bool = False
+
+    _k = field_validator("kommune_kode")(_kommune)
+
+
+class ExtensionRequest(Frozen):
+    kommune_kode: str
+    request_id: Id = Field(min_length=1, max_length=100)
+    extend_by: Duration
+    reason: str | None = Field(default=None, max_length=2000)  # personal: free text
+
+    _k = field_validator("kommune_kode")(_kommune)
+
+
+class ExtensionDecision(Frozen):
+    """Operations decide an extension beyond what the policy grants by itself."""
+
+    request_id: Id = Field(min_length=1, max_length=100)
+    grant: bool
+
+
+class QuestionRequest(Frozen):
+    question_id: Id = Field(min_length=1, max_length=100)
+    asked_by: Party
+    kommune_kode: str | None = Field(default=None, description="Set when a kommune asks; checked against the task")
+    text: str = Field(min_length=1, max_length=5000)  # personal: free text
+
+    @field_validator("kommune_kode")
+    @classmethod
+    def _k(cls, value: str | None) -> str | None:
+        return None if value is None else _kommune(value)
+
+
+class AnswerRequest(Frozen):
+    question_id: Id = Field(min_length=1, max_length=100)
+    kommune_kode: str | None = Field(default=None, description="Set when a kommune answers")
+    text: str = Field(min_length=1, max_length=5000)  # personal: free text
+
+    @field_validator("kommune_kode")
+    @classmethod
+    def _k(cls, value: str | None) -> str | None:
+        return None if value is None else _kommune(value)
+
+
+class ReturnRequest(Frozen):
+    """'Not our citizen': the case is re-routed to `correct_kommune_kode` with a new task."""
+
+    kommune_kode: str
+    correct_kommune_kode: str
+    reason: str | None = Field(default=None, max_length=2000)  # personal: free text
+
+    _k = field_validator("kommune_kode")(_kommune)
+    # correct_kommune_kode is checked by domain.decide (clear message, code "invalid"), not here.
+
+
+class TaskSummary(Frozen):
+    """A task as the kommune and operations may see it: no personal data."""
+
+    case_id: str
+    task_id: str
+    kommune_kode: str
+    reason: RequestReason
+    policy_id: str
+    status: TaskStatus
+    requested_at: datetime
+    original_deadline_at: datetime
+    deadline_at: datetime
+    next_reminder_at: datetime | None
+    reminders_sent: int
+    escalations: int
+    overdue: bool
+    channel: Channel | None
+    delivery_failed: bool
+    pending_extension: str | None
+    extensions: tuple[str, ...]
+    refused_extensions: tuple[str, ...]
+    open_questions: tuple[str, ...]
+    answered_questions: tuple[str, ...]
+    submissions: tuple[str, ...]
+    documents: tuple[str, ...]
+    closing: bool = Field(default=False, description="The case took the task back (withdrawal or move)")
+    version: int = Field(description="Case stream version after this state")
+
+    @classmethod
+    def of(cls, state: CaseState, task: TaskState, *, closing: bool = False) -> TaskSummary:
+        next_reminder = task.reminder_ats[task.reminders_sent] if task.reminders_sent < len(task.reminder_ats) else None
+        return cls(
+            case_id=state.case_id,
+            task_id=task.task_id,
+            kommune_kode=task.kommune_kode,
+            reason=task.reason,
+            policy_id=task.policy_id,
+            status=task.status,
+            requested_at=task.requested_at,
+            original_deadline_at=task.original_deadline_at,
+            deadline_at=task.deadline_at,
+            next_reminder_at=next_reminder if task.is_open else None,
+            reminders_sent=task.reminders_sent,
+            escalations=task.escalations,
+            overdue=task.overdue,
+            channel=task.channel,
+            delivery_failed=task.delivery_failed,
+            pending_extension=task.pending_extension.request_id if task.pending_extension else None,
+            extensions=task.extensions,
+            refused_extensions=task.refused_extensions,
+            open_questions=task.open_questions,
+            answered_questions=task.answered_questions,
+            submissions=task.submissions,
+            documents=task.documents,
+            closing=closing,
+            version=state.version,
+        )
+
+
+class TaskUpdateResult(Frozen):
+    """What every task update returns: the events it recorded and the task afterwards."""
+
+    recorded: tuple[str, ...] = Field(description="Event types recorded by this call, in order")
+    extension: Literal["granted", "pending", "refused"] | None = None
+    task: TaskSummary
+
+
+class TaskProgress(Frozen):
+    """Task → case signal when the SLA picture changes (deadline moved, overdue), for the case's search attributes
+    and status query. It records nothing: the task owns the stream while it is open."""
+
+    task_id: str
+    deadline_at: datetime
+    overdue: bool
+    escalations: int
+
+
+class HandBack(Frozen):
+    """Case → task signal: stop and return the stream (withdrawal or move); the case records the cancellation."""
+
+    reason: Literal["withdrawn", "transferred"]
+
+
+class TaskInput(Frozen):
+    """Start (or continue-as-new) of a task. `state` is the case folded up to and including the task's
+    OplysningRequested: its `version` is the expected stream version the task appends at."""
+
+    case_id: str
+    task_id: str
+    state: CaseState
+    requested_documents: tuple[str, ...] = ()
+    continue_as_new_after: int | None = Field(
+        default=None, description="Test hook: continue-as-new once history has this many events"
+    )
+    # Carried over continue-as-new:
+    answers: dict[str, Answer] = {}
+    hand_back: HandBack | None = None
+
+
+class TaskResult(Frozen):
+    outcome: Literal["completed", "returned", "handed_back"]
+    state: CaseState = Field(description="The case as the task leaves it; version = stream version")
+    answers: dict[str, Answer] = Field(default={}, description="For duplicates that arrive after the task closed")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CaseWorkflow: id "case-<case_id>"
+
+
+class CaseInput(Frozen):
+    case_id: str = Field(description="Our own uuid for the case; never a CPR number")
+    subject_id: str = Field(min_length=1, max_length=100, description="Pseudonymous id of the data subject")
+    application: Application
+    policy_id: str = DEFAULT_POLICY_ID
+    business_clock_offset_seconds: float = Field(
+        default=0.0, description="Business time = workflow time + this; 0 in production, set by simulations"
+    )
+    continue_as_new_after: int | None = Field(
+        default=None, description="Test hook: continue-as-new once history has this many events"
+    )
+    carry: CaseCarry | None = None
+
+    @field_validator("case_id")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        try:
+            return str(UUID(value))
+        except ValueError:
+            raise ValueError("case_id must be a uuid") from None
+
+    @field_validator("policy_id")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        try:
+            sla_policy(value)
+        except DomainError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class CaseCarry(Frozen):
+    """State a case carries over continue-as-new (taken only when no task is open and no update is in flight)."""
+
+    state: CaseState
+    answers: dict[str, Answer] = {}
+
+
+class DecisionRequest(Frozen):
+    """The caseworker's decision, or a request for supplementary information (a new task to the kommune)."""
+
+    request_id: Id = Field(min_length=1, max_length=100)
+    outcome: Literal["granted", "rejected", "supplementary"]
+    decided_by: str = Field(min_length=1, max_length=100, description="Caseworker id")
+    reason_codes: tuple[str, ...] = Field(default=(), max_length=50)
+    reasons: str | None = Field(default=None, max_length=10_000)  # personal: the written reasons
+    requested_documents: tuple[str, ...] = Field(default=(), max_length=50)
+
+
+class WithdrawRequest(Frozen):
+    request_id: Id = Field(min_length=1, max_length=100)
+    reason: str | None = Field(default=None, max_length=2000)  # personal
+
+
+class TransferRequest(Frozen):
+    """The citizen moved: the open task (if any) is cancelled with a notice and a new one goes to the new kommune."""
+
+    request_id: Id = Field(min_length=1, max_length=100)
+    to_kommune_kode: str
+    # to_kommune_kode is checked by domain.decide (clear message, code "invalid").
+
+
+class TaskBrief(Frozen):
+    task_id: str
+    kommune_kode: str
+    reason: RequestReason
+    status: TaskStatus
+    deadline_at: datetime
+    overdue: bool
+
+
+class CaseSummary(Frozen):
+    """The case for operations: statuses, codes, ids and instants only (no CPR, names or free text)."""
+
+    case_id: str
+    status: CaseStatus
+    phase: str = Field(description="Where the case stands, in words")
+    case_type: CaseType | None
+    kommune_kode: str | None
+    verdict: Verdict | None
+    outcome: Outcome | None
+    open_task_id: str | None
+    tasks: tuple[TaskBrief, ...]
+    received_at: datetime | None
+    decided_at: datetime | None
+    closed_at: datetime | None
+    version: int
+
+
+class CaseUpdateResult(Frozen):
+    recorded: tuple[str, ...] = Field(description="Event types recorded by this call, in order")
+    task_id: str | None = Field(default=None, description="The new task, when the call opened one")
+    case: CaseSummary
+
+
+class CaseResult(Frozen):
+    case_id: str
+    status: CaseStatus
+    outcome: Outcome | None
+    version: int
+    answers: dict[str, Answer] = Field(default={}, description="For duplicates that arrive after the case closed")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Activity contracts
+
+
+class AppendRequest(Frozen):
+    case_id: str
+    expected_version: int = Field(ge=0)
+    events: tuple[Event, ...]
+
+
+class AppendResult(Frozen):
+    positions: tuple[int, ...]
+
+
+class PrescreenRequest(Frozen):
+    case_id: str
+    application: Application
+    on: date = Field(description="The business date the screening is for")
+
+
+class PrescreenResult(Frozen):
+    verdict: Verdict
+    rules: tuple[RuleSummary, ...] = ()
+    reason_codes: tuple[str, ...] = Field(default=(), description="Rules not met, for a formal rejection")
+    details: dict[str, Any] | None = None  # personal: reasons and factors
+
+
+class TaskDelivery(Frozen):
+    """The task as it goes to the kommune's system. Ids, codes and instants only: the kommune fetches the citizen's
+    identity over its authenticated API."""
+
+    case_id: str
+    task_id: str
+    kommune_kode: str
+    reason: RequestReason
+    policy_id: str
+    deadline_at: datetime
+    requested_documents: tuple[str, ...] = ()
+
+
+class DeliveryReceipt(Frozen):
+    channel: Channel
+
+
+NoticeKind = Literal["reminder", "overdue", "decision", "withdrawn", "task_closed"]
+
+
+class KommuneNotice(Frozen):
+    message_id: str = Field(description="Stable across retries: '<task or case id>:<kind>:<seq>'")
+    case_id: str
+    kommune_kode: str
+    kind: NoticeKind
+    task_id: str | None = None
+    deadline_at: datetime | None = None
+
+
+class CitizenLetter(Frozen):
+    """A Digital Post letter to the citizen. The adapter looks up the recipient by `subject_id` and the content
+    (decision and reasons) from the event log: neither travels in this payload."""
+
+    message_id: str = Field(description="Stable across retries")
+    case_id: str
+    subject_id: str
+    kind: Literal["decision", "withdrawal_confirmed"]
+    outcome: Outcome | None = None
+
+
+class DigitalPostReceipt(Frozen):
+    message_id: str
+
+
+CaseInput.model_rebuild()

@@ -5,7 +5,8 @@ the original position (an activity retried after a lost reply must not fail or w
 content, or a stream-version conflict, fails loudly. Appends serialise on an EXCLUSIVE lock of the events table so
 that global positions become visible in order: a reader following `global_position` can never skip an event that
 commits later with a smaller position (the sequence-gap failure seen with Marten). The whole append is one call of
-the SQL function `eventlog_append` (migration 0003), so it costs one round trip.
+the SQL function `eventlog_append` (migration 0003): one round trip and one commit, and appends that arrive while
+one is being written share the next call and commit (group commit), which is what the lock otherwise costs.
 
 `personal` fields are sealed per data subject before they leave the process (see `eventlog.personal`); readers get
 them back only through `read_stream(..., access=Access(...))`, which writes the access log in the same transaction.
@@ -14,6 +15,7 @@ Everything else reads them as None.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -25,6 +27,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from pydantic import ValidationError
 
 from domain.events import EVENT_TYPES, ApplicationReceived, Event, event_from_record
 from eventlog.access import Access, record_access_in
@@ -53,8 +56,6 @@ __all__ = [
     "decode_event",
 ]
 
-CONCURRENCY_SQLSTATE = "SF409"  # raised by eventlog_append on a stream-version mismatch
-
 
 class EventLogError(Exception):
     pass
@@ -76,23 +77,26 @@ class StoredEvent:
     recorded_at: datetime
 
 
-def _has_personal(event: Event) -> bool:
-    return "personal" in type(event).model_fields
+_ABSENT: Any = object()
+
+
+def _hash_body(event: Event, data_without_personal: dict[str, Any], has_personal: bool) -> bytes:
+    body = {
+        "case_id": event.case_id,
+        "type": event.type,
+        "schema_version": type(event).SCHEMA_VERSION,
+        "occurred_at": event.occurred_at.isoformat(),
+        "data": data_without_personal,
+        "has_personal": has_personal,
+    }
+    return hashlib.sha256(canonical_json(body).encode()).digest()
 
 
 def content_hash(event: Event) -> bytes:
     """Hash of everything but the `personal` value (that enters through `personal_mac`), plus whether it is set."""
     data = event.data()
     personal = data.pop("personal", None)
-    body = {
-        "case_id": event.case_id,
-        "type": event.type,
-        "schema_version": type(event).SCHEMA_VERSION,
-        "occurred_at": event.occurred_at.isoformat(),
-        "data": data,
-        "has_personal": personal is not None,
-    }
-    return hashlib.sha256(canonical_json(body).encode()).digest()
+    return _hash_body(event, data, personal is not None)
 
 
 PersonalOpener = Callable[[UUID, Any], Any]
@@ -125,8 +129,14 @@ def decode_event(row: Row, personal: PersonalOpener | None = None) -> Event:
             occurred_at=row["occurred_at"],
             data=data,
         )
-    except ValueError as exc:  # pydantic errors may quote field values: keep them out of the message
-        raise EventLogError(f"event {event_id} ({row['type']} v{row['schema_version']}) does not decode") from exc
+    except ValidationError as exc:
+        # Pydantic's messages quote the input, which may be personal: name only the fields and error kinds.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in exc.errors(include_input=False))
+        raise EventLogError(
+            f"event {event_id} ({row['type']} v{row['schema_version']}) does not decode: {problems}"
+        ) from None
+    except ValueError as exc:  # the upcaster chain is incomplete
+        raise EventLogError(f"event {event_id}: {exc}") from None
 
 
 def to_stored(row: Row, personal: PersonalOpener | None = None) -> StoredEvent:
@@ -137,10 +147,31 @@ async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("jsonb", encoder=canonical_json, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: Conn) -> None:
+    """Pool reset without a round trip (asyncpg itself still rolls back an open transaction and drops listeners).
+
+    The default reset (UNLISTEN, RESET ALL, advisory unlock, CLOSE ALL) costs one round trip per release, a large
+    part of a single-event append. So: leave no session state on pooled connections (SET LOCAL and
+    transaction-scoped advisory locks only).
+    """
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+    )
     assert pool is not None
     return pool
+
+
+@dataclass(frozen=True)
+class _KeyPlan:
+    """How this append seals personal data: with `key` (None: the subject is forgotten, shred on arrival)."""
+
+    subject: str | None = None
+    key: SubjectKey | None = None
+    # A fresh key for a subject with none yet, stored by eventlog_append in the same transaction: (id, wrapped key).
+    proposal: tuple[str, bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +181,135 @@ class _Sealed:
     macs: list[bytes | None]
     # personal was set but the subject is forgotten: a retry cannot be checked on that field (it is shredded anyway)
     unverifiable: list[bool]
+
+
+def _seal(events: Sequence[Event], plan: _KeyPlan) -> _Sealed:
+    data: list[dict[str, Any]] = []
+    hashes: list[bytes] = []
+    macs: list[bytes | None] = []
+    unverifiable: list[bool] = []
+    for e in events:
+        body = e.data()
+        personal = body.pop("personal", None) if "personal" in body else _ABSENT
+        hashes.append(_hash_body(e, body, personal not in (None, _ABSENT)))
+        mac = None
+        if personal is not _ABSENT:
+            if personal is not None and plan.key is not None:
+                body["personal"] = SubjectCipher.seal(plan.key, e.event_id, personal)
+                mac = SubjectCipher.mac(plan.key, e.event_id, personal)
+            else:
+                body["personal"] = None  # None, or the subject is forgotten: shredded on arrival
+        data.append(body)
+        macs.append(mac)
+        unverifiable.append(personal not in (None, _ABSENT) and plan.key is None)
+    return _Sealed(data, hashes, macs, unverifiable)
+
+
+@dataclass
+class _Request:
+    case_id: str
+    expected_version: int
+    events: Sequence[Event]
+    sealed: _Sealed
+    plan: _KeyPlan
     new_subject: str | None
+
+
+async def _call_append(conn: Conn, requests: Sequence[_Request]) -> list[list[asyncpg.Record]]:
+    """Run `eventlog_append` for a group of appends; the result rows of each, in order."""
+    n_events = sum(len(r.events) for r in requests)
+    cols: list[list[Any]] = [[] for _ in range(9)]
+    for no, r in enumerate(requests, start=1):
+        for j, e in enumerate(r.events):
+            values = (
+                no,
+                r.expected_version + 1 + j,
+                e.event_id,
+                e.type,
+                type(e).SCHEMA_VERSION,
+                r.sealed.data[j],
+                r.sealed.hashes[j],
+                r.sealed.macs[j],
+                e.occurred_at,
+            )
+            for col, v in zip(cols, values, strict=True):
+                col.append(v)
+    assert len(cols[0]) == n_events
+    proposals = [r.plan.proposal for r in requests]
+    rows = await conn.fetch(
+        "SELECT * FROM eventlog_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        [r.case_id for r in requests],
+        [r.expected_version for r in requests],
+        [r.new_subject for r in requests],
+        [r.plan.subject if p is not None else None for r, p in zip(requests, proposals, strict=True)],
+        [p[0] if p is not None else None for p in proposals],
+        [p[1] if p is not None else None for p in proposals],
+        *cols,
+    )
+    out: list[list[asyncpg.Record]] = [[] for _ in requests]
+    for row in rows:
+        out[row["o_append"] - 1].append(row)
+    return out
+
+
+class _GroupCommit:
+    """Appends submitted while a group is being written wait and go together in the next one: one statement, one
+    commit for all of them. Under the table lock appends serialise anyway, so this is where concurrent throughput
+    comes from; a lone append goes straight through (a group of one)."""
+
+    MAX_GROUP = 64
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._queue: list[tuple[_Request, asyncio.Future[list[asyncpg.Record]]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, request: _Request) -> list[asyncpg.Record]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[asyncpg.Record]] = loop.create_future()
+        self._queue.append((request, future))
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._drain())
+        # Shielded: a caller that gives up does not cancel the group; its append may still commit, as after a lost
+        # reply, and a retry then confirms it.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            group, self._queue = self._queue[: self.MAX_GROUP], self._queue[self.MAX_GROUP :]
+            try:
+                async with self.pool.acquire() as conn:
+                    results = await _call_append(conn, [r for r, _ in group])
+            except Exception as exc:
+                if len(group) == 1:
+                    _settle(group[0][1], exc=exc)
+                    continue
+                # Something failed the whole group: write them one by one, so only the culprit sees the error.
+                for request, future in group:
+                    try:
+                        async with self.pool.acquire() as conn:
+                            (rows,) = await _call_append(conn, [request])
+                    except Exception as one_exc:
+                        _settle(future, exc=one_exc)
+                    else:
+                        _settle(future, rows)
+                continue
+            for (_, future), rows in zip(group, results, strict=True):
+                _settle(future, rows)
+
+
+def _settle(
+    future: asyncio.Future[list[asyncpg.Record]],
+    rows: list[asyncpg.Record] | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        assert rows is not None
+        future.set_result(rows)
 
 
 class _Lru(OrderedDict[str, Any]):
@@ -180,6 +339,7 @@ class EventStore:
         # it seals is unreadable all the same. Reads never use these caches.
         self._case_subjects = _Lru(cache_size)
         self._write_keys = _Lru(cache_size)
+        self._group = _GroupCommit(pool)
 
     @property
     def cipher(self) -> SubjectCipher:
@@ -190,17 +350,23 @@ class EventStore:
     # ---- append -------------------------------------------------------------------------------------------------
 
     async def append(self, case_id: str, expected_version: int, events: Sequence[Event]) -> list[int]:
-        """Append `events` as stream versions expected_version+1.. of `case_id`; return their global positions."""
-        if not events:
-            return []
-        async with self.pool.acquire() as conn:
-            return await self.append_in(conn, case_id, expected_version, events)
+        """Append `events` as stream versions expected_version+1.. of `case_id`; return their global positions.
+
+        Appends issued concurrently from this process share one statement and one commit (group commit); each
+        still succeeds or fails on its own.
+        """
+        return await self._append(None, case_id, expected_version, events)
 
     async def append_in(self, conn: Conn, case_id: str, expected_version: int, events: Sequence[Event]) -> list[int]:
         """`append` on the caller's connection, inside the caller's transaction if one is open.
 
         The table lock is then held until the caller commits: keep such transactions short.
         """
+        return await self._append(conn, case_id, expected_version, events)
+
+    async def _append(
+        self, conn: Conn | None, case_id: str, expected_version: int, events: Sequence[Event]
+    ) -> list[int]:
         if not events:
             return []
         if expected_version < 0:
@@ -211,85 +377,102 @@ class EventStore:
         for e in events:
             if e.case_id != case_id:
                 raise EventLogError("every event in one append must belong to the case appended to")
-        sealed = await self._seal(conn, case_id, expected_version, events)
-        try:
-            rows = await conn.fetch(
-                "SELECT * FROM eventlog_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                case_id,
-                expected_version,
-                ids,
-                [e.type for e in events],
-                [type(e).SCHEMA_VERSION for e in events],
-                sealed.data,
-                sealed.hashes,
-                sealed.macs,
-                [e.occurred_at for e in events],
-                sealed.new_subject,
+        new_subject = next((e.subject_id for e in events if isinstance(e, ApplicationReceived)), None)
+        plan = await self._key_plan(conn, case_id, expected_version, events, new_subject)
+        request = _Request(case_id, expected_version, events, _seal(events, plan), plan, new_subject)
+        rows = await self._submit(conn, request)
+        if rows[0]["o_status"] == "subject_key":
+            # Our fresh key lost: the person has a key from another case (or is forgotten). Seal with what is stored.
+            plan = _KeyPlan(plan.subject, await self._stored_key(conn, plan.subject))
+            request = _Request(case_id, expected_version, events, _seal(events, plan), plan, new_subject)
+            rows = await self._submit(conn, request)
+        status = rows[0]["o_status"]
+        if status == "version":
+            raise ConcurrencyError(
+                f"case {case_id}: expected stream version {expected_version}, found {rows[0]['o_current_version']}"
             )
-        except asyncpg.PostgresError as exc:
-            if getattr(exc, "sqlstate", None) == CONCURRENCY_SQLSTATE:
-                raise ConcurrencyError(str(getattr(exc, "message", exc))) from None
-            raise
-        if rows and rows[0]["o_existed"]:
+        if status == "existed":
+            sealed = request.sealed
+            if plan.proposal is not None:
+                # A retry sealed with a key that was never stored: compare against the stored key instead.
+                plan = _KeyPlan(plan.subject, await self._stored_key(conn, plan.subject))
+                sealed = _seal(events, plan)
             return self._confirm_replay(case_id, expected_version, events, sealed, rows)
+        if status != "inserted":
+            raise EventLogError(f"case {case_id}: the append function answered {status!r}")
+        if conn is None or not conn.is_in_transaction():  # committed: safe to remember
+            if new_subject is not None:
+                self._case_subjects.put(case_id, new_subject)
+            if plan.subject is not None:
+                self._write_keys.put(plan.subject, plan.key)
         by_id = {r["o_event_id"]: r["o_global_position"] for r in rows}
-        if sealed.new_subject is not None and not conn.is_in_transaction():
-            self._case_subjects.put(case_id, sealed.new_subject)
         return [int(by_id[i]) for i in ids]
 
-    async def _seal(self, conn: Conn, case_id: str, expected_version: int, events: Sequence[Event]) -> _Sealed:
-        new_subject = next((e.subject_id for e in events if isinstance(e, ApplicationReceived)), None)
-        key: SubjectKey | None = None
-        if any(getattr(e, "personal", None) is not None for e in events):
-            subject = new_subject or await self._subject_of(conn, case_id)
+    async def _submit(self, conn: Conn | None, request: _Request) -> list[asyncpg.Record]:
+        if conn is not None:
+            return (await _call_append(conn, [request]))[0]
+        return await self._group.submit(request)
+
+    async def _key_plan(
+        self, conn: Conn | None, case_id: str, expected_version: int, events: Sequence[Event], new_subject: str | None
+    ) -> _KeyPlan:
+        """Which key seals this append's personal data; usually no round trip at all (cached, or a fresh proposal)."""
+        if not any(getattr(e, "personal", None) is not None for e in events):
+            return _KeyPlan()
+        subject = new_subject or self._case_subjects.get(case_id)
+        if subject is not None and subject in self._write_keys:
+            cached: SubjectKey | None = self._write_keys[subject]
+            return _KeyPlan(subject, cached)
+        if conn is not None and conn.is_in_transaction():
+            # A proposal that loses would abort the caller's transaction: settle the key first, in that transaction.
+            subject = subject or await case_subject(conn, case_id)
             if subject is None:
-                current = await conn.fetchval(
-                    "SELECT coalesce(max(stream_version), 0) FROM events WHERE case_id = $1", case_id
-                )
-                if current != expected_version:
-                    raise ConcurrencyError(
-                        f"case {case_id}: expected stream version {expected_version}, found {current}"
-                    )
-                raise EventLogError(f"case {case_id}: no data subject recorded, so personal data cannot be sealed")
-            key = await self._key_for_write(conn, subject)
-        data: list[dict[str, Any]] = []
-        hashes: list[bytes] = []
-        macs: list[bytes | None] = []
-        unverifiable: list[bool] = []
-        for e in events:
-            body = e.data()
-            personal = body.get("personal")
-            mac = None
-            if personal is not None:
-                if key is not None:
-                    body["personal"] = SubjectCipher.seal(key, e.event_id, personal)
-                    mac = SubjectCipher.mac(key, e.event_id, personal)
-                else:
-                    body["personal"] = None  # the subject is forgotten: shredded on arrival
-            data.append(body)
-            hashes.append(content_hash(e))
-            macs.append(mac)
-            unverifiable.append(personal is not None and key is None)
-        return _Sealed(data, hashes, macs, unverifiable, new_subject)
-
-    async def _subject_of(self, conn: Conn, case_id: str) -> str | None:
-        cached = self._case_subjects.get(case_id)
-        if cached is not None:
-            return str(cached)
-        subject = await case_subject(conn, case_id)
-        if subject is not None and not conn.is_in_transaction():
+                raise await self._no_subject(conn, case_id, expected_version)
+            return _KeyPlan(subject, await subject_key(conn, self.cipher, subject, create=True))
+        if subject is None or new_subject is None:
+            row = await self._fetchrow(
+                conn,
+                "SELECT cs.subject_id, sk.subject_id IS NOT NULL AS has_row, sk.master_key_id, sk.wrapped_key"
+                " FROM case_subjects cs LEFT JOIN subject_keys sk ON sk.subject_id = cs.subject_id"
+                " WHERE cs.case_id = $1",
+                case_id,
+            )
+            if row is None:
+                raise await self._no_subject(conn, case_id, expected_version)
+            subject = str(row["subject_id"])
             self._case_subjects.put(case_id, subject)
-        return subject
+            if row["has_row"]:
+                key = (
+                    None
+                    if row["wrapped_key"] is None
+                    else SubjectKey(subject, self.cipher.unwrap(subject, row["master_key_id"], row["wrapped_key"]))
+                )
+                self._write_keys.put(subject, key)
+                return _KeyPlan(subject, key)
+        kid, wrapped, raw = self.cipher.new_key(subject)
+        return _KeyPlan(subject, SubjectKey(subject, raw), (kid, wrapped))
 
-    async def _key_for_write(self, conn: Conn, subject_id: str) -> SubjectKey | None:
-        if subject_id in self._write_keys:
-            cached: SubjectKey | None = self._write_keys[subject_id]
-            return cached
-        key = await subject_key(conn, self.cipher, subject_id, create=True)
-        # Inside a caller's transaction the key row may still roll back: caching it would seal with a lost key.
-        if not conn.is_in_transaction():
-            self._write_keys.put(subject_id, key)
-        return key
+    async def _fetchrow(self, conn: Conn | None, query: str, *args: Any) -> asyncpg.Record | None:
+        if conn is not None:
+            return await conn.fetchrow(query, *args)
+        async with self.pool.acquire() as c:
+            return await c.fetchrow(query, *args)
+
+    async def _stored_key(self, conn: Conn | None, subject: str | None) -> SubjectKey | None:
+        assert subject is not None
+        if conn is not None:
+            return await subject_key(conn, self.cipher, subject, create=False)
+        async with self.pool.acquire() as c:
+            return await subject_key(c, self.cipher, subject, create=False)
+
+    async def _no_subject(self, conn: Conn | None, case_id: str, expected_version: int) -> EventLogError:
+        row = await self._fetchrow(
+            conn, "SELECT coalesce(max(stream_version), 0) AS v FROM events WHERE case_id = $1", case_id
+        )
+        current = row["v"] if row is not None else 0
+        if current != expected_version:
+            return ConcurrencyError(f"case {case_id}: expected stream version {expected_version}, found {current}")
+        return EventLogError(f"case {case_id}: no data subject recorded, so personal data cannot be sealed")
 
     @staticmethod
     def _confirm_replay(
@@ -364,5 +547,6 @@ class EventStore:
             with contextlib.suppress(asyncpg.PostgresError):
                 await conn.execute("VACUUM subject_keys")
         self._write_keys.pop(subject_id, None)
-        self.cipher.forget_cached(subject_id)
+        if self._cipher is not None:
+            self._cipher.forget_cached(subject_id)
         return deleted

@@ -123,3 +123,25 @@ async def test_stored_schema_newer_than_code_is_refused(store: EventStore, pool:
     await pool.execute("UPDATE events SET schema_version = 99")
     with pytest.raises(EventLogError, match="newer than this code"):
         await store.read_stream("c-1")
+
+
+async def test_concurrent_appends_share_commits_and_fail_alone(store: EventStore, pool: asyncpg.Pool) -> None:
+    cases = [happy_case(f"g-{i}") for i in range(40)]
+    stale = happy_case("g-stale")
+    await store.append("g-stale", 0, stale.events[:2])
+    results = await asyncio.gather(
+        *(store.append(c.case_id, 0, c.events[:3]) for c in cases),
+        store.append("g-stale", 1, stale.events[2:3]),  # stale expected version: refused, alone
+        return_exceptions=True,
+    )
+    assert isinstance(results[-1], ConcurrencyError)
+    positions = [r for r in results[:-1] if isinstance(r, list)]
+    assert len(positions) == 40
+    assert all(p == sorted(p) and p[-1] - p[0] == 2 for p in positions)  # each case's events contiguous, in order
+    # Group commit: far fewer transactions than appends wrote the 40 cases.
+    transactions = await pool.fetchval("SELECT count(DISTINCT xmin::text) FROM events WHERE case_id LIKE 'g-%'")
+    assert transactions < 40
+    for c in cases[:3]:
+        assert [s.event for s in await store.read_stream(c.case_id)] == [
+            e.model_copy(update={"personal": None}) if "personal" in type(e).model_fields else e for e in c.events[:3]
+        ]

@@ -1,0 +1,1 @@
+"""Benchmarks: `python bench/<name>.py`; each prints one JSON object as its last line."""

@@ -1,0 +1,114 @@
+"""The access log: who read which person's case, when and why, extractable per case and per person.
+
+It holds ids, actors and purposes only. Free-text fields are checked so that a caller cannot smuggle personal data
+(a CPR-shaped number) into the one table whose purpose is to be handed out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from eventlog.db import Conn
+from sagsflow.logs import CPR_PATTERN
+
+MAX_TEXT = 200
+
+
+class AccessLogError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who reads personal data and why; passed to every read that returns it."""
+
+    actor: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    at: datetime
+    actor: str
+    case_id: str | None
+    subject_id: str | None
+    purpose: str
+    what: str
+
+
+def _checked(field: str, value: str | None, *, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise AccessLogError(f"access log: {field} is required")
+        return None
+    if len(value) > MAX_TEXT:
+        raise AccessLogError(f"access log: {field} is longer than {MAX_TEXT} characters")
+    if CPR_PATTERN.search(value):
+        raise AccessLogError(f"access log: {field} must not contain personal data (it looks like a CPR number)")
+    return value
+
+
+async def record_access_in(
+    conn: Conn,
+    access: Access,
+    *,
+    what: str,
+    case_id: str | None = None,
+    subject_id: str | None = None,
+) -> None:
+    """Write one access record on `conn` (in its transaction, if any). The subject defaults to the case's."""
+    actor = _checked("actor", access.actor, required=True)
+    purpose = _checked("purpose", access.purpose, required=True)
+    what_ = _checked("what", what, required=True)
+    case_id = _checked("case_id", case_id, required=False)
+    subject_id = _checked("subject_id", subject_id, required=False)
+    if case_id is None and subject_id is None:
+        raise AccessLogError("access log: a case_id or a subject_id is required")
+    await conn.execute(
+        "INSERT INTO access_log (actor, case_id, subject_id, purpose, what)"
+        " VALUES ($1, $2, coalesce($3, (SELECT subject_id FROM case_subjects WHERE case_id = $2)), $4, $5)",
+        actor,
+        case_id,
+        subject_id,
+        purpose,
+        what_,
+    )
+
+
+async def record_access(
+    pool: asyncpg.Pool,
+    *,
+    actor: str,
+    purpose: str,
+    what: str,
+    case_id: str | None = None,
+    subject_id: str | None = None,
+) -> None:
+    """Record that `actor` read personal data of a case or person (e.g. a codec-server decode) and why."""
+    async with pool.acquire() as conn:
+        await record_access_in(conn, Access(actor, purpose), what=what, case_id=case_id, subject_id=subject_id)
+
+
+async def access_log(
+    conn: Conn | asyncpg.Pool, *, case_id: str | None = None, subject_id: str | None = None
+) -> list[AccessRecord]:
+    """Every access to a case, or to anything of a person (their cases included), oldest first."""
+    if (case_id is None) == (subject_id is None):
+        raise AccessLogError("give exactly one of case_id and subject_id")
+    if case_id is not None:
+        rows = await conn.fetch(
+            "SELECT at, actor, case_id, subject_id, purpose, what FROM access_log WHERE case_id = $1 ORDER BY at, id",
+            case_id,
+        )
+    else:
+        rows = await conn.fetch(
+            "SELECT at, actor, case_id, subject_id, purpose, what FROM access_log"
+            " WHERE subject_id = $1"
+            " OR case_id IN (SELECT case_id FROM case_subjects WHERE subject_id = $1)"
+            " ORDER BY at, id",
+            subject_id,
+        )
+    return [AccessRecord(**dict(r)) for r in rows]

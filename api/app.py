@@ -6,33 +6,21 @@ import os
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
-from api.codec import DecodeAudit, DecodeHook, codec_router
-from sagsflow.crypto import KeyRing
+from api import intake, kommune_routes, ops
+from api.codec import DecodeAudit, codec_router
+from api.state import ApiDeps
 from sagsflow.logs import get_logger
 from sagsflow.temporal import EncryptionCodec
 
 log = get_logger(__name__)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-
-
-@dataclass
-class ApiDeps:
-    client: Client | None
-    pool: asyncpg.Pool | None
-    payload_ring: KeyRing
-    ops_token: str
-    ui_origins: list[str] = field(default_factory=list)
-    on_decode: DecodeHook | None = None
-    task_queue: str = "sagsflow"
 
 
 def load_or_create_token(path: Path) -> str:
@@ -68,6 +56,9 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
             allow_credentials=True,
         )
     app.include_router(codec_router(EncryptionCodec(deps.payload_ring), deps.ops_token, deps.on_decode or _log_decode))
+    app.include_router(intake.router)
+    app.include_router(kommune_routes.router)
+    app.include_router(ops.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -134,10 +134,23 @@ async def store_document(
     filename: str,
     content_type: str,
     data: bytes,
+    *,
+    document_id: uuid.UUID | None = None,
 ) -> DocumentRef:
+    """Store one document. With a caller-chosen `document_id` a retried upload stores nothing new and returns the
+    first one (the same id under another kommune or task is refused as not found)."""
     name, ctype = check_document(filename, content_type, data)
     kode = normalize_kode(kommune_kode)
-    document_id = uuid.uuid4()
+    if document_id is not None:
+        existing = await pool.fetchrow(
+            "SELECT document_id, kommune_kode, task_id, content_type, size_bytes FROM documents WHERE document_id = $1",
+            document_id,
+        )
+        if existing is not None:
+            if existing["kommune_kode"] != kode or existing["task_id"] != task_id:
+                raise DocumentNotFound("no such document")
+            return DocumentRef(**dict(existing))
+    document_id = document_id or uuid.uuid4()
     key_id, content_enc = ring.encrypt(data, _aad(document_id, kode, task_id, "content"))
     # The ring is immutable, so both parts use the same active key and one key id column suffices.
     _, filename_enc = ring.encrypt(name.encode(), _aad(document_id, kode, task_id, "filename"))

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     sim_port: int = 8100
     # Bearer token that the codec server and the ops API accept; unset → generated into the data dir.
     ops_token: str | None = None
+    # Secret that turns a CPR number into a pseudonymous subject id; unset → generated into the data dir.
+    subject_pepper_file: Path | None = None
+    # The SLA policy new cases start under (the demo uses "demo-1").
+    sla_policy: str = "standard-2021.1"
 
     @property
     def key_file(self) -> Path:

@@ -7,6 +7,8 @@ encrypted with the active key; old key ids stay readable until they are removed,
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -74,3 +76,22 @@ def load_or_create_key_ring(path: Path, *, create: bool = True) -> KeyRing:
     with os.fdopen(fd, "w") as fh:
         fh.write(ring.to_json())
     return ring
+
+
+def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
+    """A 32-byte secret kept in a file (mode 0600); the embedded default generates it once."""
+    if path.exists():
+        return base64.b64decode(path.read_text().strip())
+    if not create:
+        raise KeyRingError(f"secret file {path} does not exist")
+    secret = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(base64.b64encode(secret).decode())
+    return secret
+
+
+def subject_id_for(cpr_digits: str, pepper: bytes) -> str:
+    """A stable pseudonym for a person: keyed, so it cannot be reversed by trying all CPR numbers."""
+    return "subj-" + hmac.new(pepper, cpr_digits.encode(), hashlib.sha256).hexdigest()[:32]

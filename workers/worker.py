@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import typer
 from temporalio import activity as _activity
 from temporalio.client import Client
@@ -23,7 +24,10 @@ from temporalio.worker import Worker
 from activities.digital_post import DigitalPost, DigitalPostActivities, FakeDigitalPost
 from activities.eventlog import EventLogActivities
 from activities.kommune import KommuneActivities, KommuneChannel, LoggingKommuneChannel
+from activities.kommune_channel import PushInboxChannel
+from activities.kommune_delivery import KommuneDelivery
 from activities.prescreen import prescreen_application
+from activities.report import ReportActivities
 from domain.kommuner import all_kommuner
 from eventlog.migrate import migrate_dsn
 from eventlog.store import EventStore, create_pool
@@ -32,6 +36,7 @@ from sagsflow.logs import configure_logging, get_logger
 from sagsflow.temporal import connect, sandbox_runner
 from workflows.case import CaseWorkflow
 from workflows.common import FAILURE_TYPES
+from workflows.report import QuarterlyReportWorkflow
 from workflows.task import OplysningTaskWorkflow
 
 log = get_logger(__name__)
@@ -109,13 +114,24 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     await migrate_dsn(database_url(settings))
     client = await connect(settings)
     pool = await create_pool(database_url(settings))
+    http = httpx.AsyncClient()
     try:
-        worker = build_worker(client, pool, task_queue=settings.task_queue)
+        channel = PushInboxChannel(KommuneDelivery.from_settings(settings, pool, http))
+        reports = ReportActivities(database_url(settings), settings.data_dir / "reports")
+        worker = build_worker(
+            client,
+            pool,
+            task_queue=settings.task_queue,
+            kommune=channel,
+            activities=[reports.build_quarterly_report],
+            workflows=[QuarterlyReportWorkflow],
+        )
         async with worker:
             log.info("worker started", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
             await stop.wait()
             log.info("worker stopping")
     finally:
+        await http.aclose()
         await pool.close()
     log.info("worker stopped")
 

@@ -7,8 +7,9 @@ import base64
 import httpx
 from temporalio.api.common.v1 import Payload
 
-from api.app import ApiDeps, create_app
+from api.app import create_app
 from api.codec import DecodeAudit
+from api.state import ApiDeps
 from sagsflow.crypto import KeyRing
 from sagsflow.httpserve import serve
 from sagsflow.temporal import EncryptionCodec

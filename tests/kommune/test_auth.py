@@ -15,7 +15,6 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from api.app import ApiDeps
 from api.auth import (
     AuthError,
     KommunePrincipal,
@@ -29,6 +28,7 @@ from api.auth import (
     require_ops,
     revoke_key,
 )
+from api.state import ApiDeps
 from sagsflow.crypto import KeyRing
 from sagsflow.embedded import free_port
 from tests.kommune.helpers import served

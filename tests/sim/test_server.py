@@ -22,10 +22,10 @@ from pydantic import BaseModel
 from temporalio.testing import ActivityEnvironment
 
 from activities.kommune_delivery import DeliverTaskInput, DeliveryResult, KommuneDelivery
-from api.app import ApiDeps
 from api.auth import KommunePrincipal, require_kommune
 from api.documents import read_document, store_document
 from api.kommune_schemas import ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
+from api.state import ApiDeps
 from domain.calendar import Unit
 from sagsflow.crypto import KeyRing
 from sagsflow.kommune_config import ChannelConfig, InboxChannel, StaticChannels, dev_channel_config

@@ -1,0 +1,90 @@
+"""Calling the workflows from HTTP: updates and queries, with refusals mapped to clear HTTP errors.
+
+An update's validator (domain.decide) refuses what the state does not allow before it enters history; the refusal
+arrives here as an ApplicationError whose type is the DomainError code. A task or case that another kommune owns is
+reported exactly like one that does not exist, so a kommune learns nothing about other kommuners' cases.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import HTTPException
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.models import Answer
+
+R = TypeVar("R", bound=BaseModel)
+
+STATUS_BY_CODE = {"conflict": 409, "not_found": 404, "forbidden": 404, "invalid": 422}
+
+
+def refusal(status: int, code: str, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail={"code": code, "message": message})
+
+
+def not_found(what: str) -> HTTPException:
+    return refusal(404, "not_found", f"{what} not found")
+
+
+def _from_update_failure(exc: WorkflowUpdateFailedError) -> HTTPException:
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.type in STATUS_BY_CODE:
+        if cause.type == "forbidden":
+            return not_found("task")
+        return refusal(STATUS_BY_CODE[cause.type], cause.type, cause.message)
+    return refusal(409, "conflict", "the request could not be carried out in the current state")
+
+
+async def query(client: Client, workflow_id: str, name: str, result_type: type[R], what: str) -> R:
+    try:
+        result: R = await client.get_workflow_handle(workflow_id).query(name, result_type=result_type)
+        return result
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            raise not_found(what) from None
+        raise refusal(503, "unavailable", "the workflow service is unavailable") from None
+
+
+async def update(
+    client: Client,
+    workflow_id: str,
+    name: str,
+    arg: BaseModel,
+    result_type: type[R],
+    *,
+    key: str,
+    what: str,
+    closed_result_type: type[BaseModel],
+) -> R:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        result: R = await handle.execute_update(name, arg, result_type=result_type)
+        return result
+    except WorkflowUpdateFailedError as exc:
+        raise _from_update_failure(exc) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND and "completed" not in exc.message.lower():
+            raise not_found(what) from None
+        # The workflow has finished: a retry of a call it already answered gets that first answer again.
+        return await _answer_after_close(client, workflow_id, key, result_type, what, closed_result_type)
+
+
+async def _answer_after_close(
+    client: Client, workflow_id: str, key: str, result_type: type[R], what: str, closed_result_type: type[BaseModel]
+) -> R:
+    try:
+        result: Any = await client.get_workflow_handle(workflow_id, result_type=closed_result_type).result()
+    except Exception:
+        raise refusal(409, "conflict", f"the {what} is closed") from None
+    answers: dict[str, Answer] = getattr(result, "answers", {}) or {}
+    answer = answers.get(key)
+    if answer is None:
+        raise refusal(409, "conflict", f"the {what} is closed")
+    if answer.refusal is not None:
+        code = answer.refusal.code
+        raise refusal(STATUS_BY_CODE.get(code, 409), code, answer.refusal.message)
+    return result_type.model_validate(answer.result)

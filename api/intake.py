@@ -1,0 +1,75 @@
+"""Intake: an application comes in and its case workflow starts, exactly once per idempotency key."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.auth import OpsPrincipal, require_ops
+from api.calls import refusal
+from api.kommune_schemas import ApplicationSubmission
+from api.state import deps_of
+from sagsflow.crypto import subject_id_for
+from workflows.client import start_case
+from workflows.models import CaseInput, case_workflow_id
+
+router = APIRouter(prefix="/v1", tags=["intake"])
+CASE_IDS = uuid.UUID("7d1f8f0e-2b53-4c1e-9a57-3c0d6b6f1a21")
+
+
+class CaseCreated(BaseModel):
+    case_id: str
+    workflow_id: str
+    status: str
+    replayed: bool
+
+
+@router.post(
+    "/applications",
+    response_model=CaseCreated,
+    status_code=201,
+    responses={
+        200: {"model": CaseCreated, "description": "The same key again: the first answer"},
+        409: {"description": "The key was used for another application"},
+        422: {},
+    },
+)
+async def submit_application(
+    body: ApplicationSubmission, request: Request, response: Response, _principal: OpsPrincipal = Depends(require_ops)
+) -> CaseCreated:
+    deps = deps_of(request)
+    fingerprint = hashlib.sha256(body.application.model_dump_json().encode()).digest()
+    # The case id follows from the key, so a retry after a lost reply finds the same case.
+    case_id = uuid.uuid5(CASE_IDS, body.idempotency_key)
+    row = await deps.db.fetchrow(
+        "INSERT INTO intake_requests (idempotency_key, fingerprint, case_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key"
+        " RETURNING fingerprint, case_id, (xmax = 0) AS inserted",
+        body.idempotency_key,
+        fingerprint,
+        case_id,
+    )
+    assert row is not None
+    if row["fingerprint"] != fingerprint:
+        raise refusal(409, "conflict", "idempotency_key: already used for a different application")
+    inp = CaseInput(
+        case_id=str(case_id),
+        subject_id=subject_id_for(body.application.applicant.cpr.replace("-", ""), deps.subject_pepper),
+        application=body.application,
+        policy_id=deps.sla_policy,
+    )
+    replayed = not row["inserted"]
+    try:
+        # Started even on a replay: the first call may have died between recording the key and starting.
+        await start_case(deps.temporal, inp, task_queue=deps.task_queue)
+    except WorkflowAlreadyStartedError:
+        replayed = True
+    if replayed:
+        response.status_code = 200
+    return CaseCreated(
+        case_id=str(case_id), workflow_id=case_workflow_id(str(case_id)), status="received", replayed=replayed
+    )

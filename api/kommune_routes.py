@@ -1,0 +1,169 @@
+"""The kommune API: a kommune system reads its tasks and answers them. Every write is a Temporal update."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import KommunePrincipal, require_kommune
+from api.calls import not_found, query, refusal, update
+from api.documents import DocumentError, store_document
+from api.kommune_schemas import ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
+from api.state import deps_of
+from domain.events import Party
+from sagsflow.kommune_inbox import InboxPage, fetch_inbox
+from workflows.models import (
+    AnswerRequest,
+    ExtensionRequest,
+    QuestionRequest,
+    ReturnRequest,
+    SubmitPartRequest,
+    TaskResult,
+    TaskSummary,
+    TaskUpdateResult,
+    task_workflow_id,
+)
+
+router = APIRouter(prefix="/v1/kommune", tags=["kommune"])
+Kommune = Annotated[KommunePrincipal, Depends(require_kommune)]
+DOCUMENT_IDS = uuid.UUID("0f6f2f5e-5b8e-4a77-9a52-8d3c2a1e9b10")
+
+
+class AnswerBody(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    question_id: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1, max_length=5000)
+
+
+async def _own_task(request: Request, task_id: str, kommune: KommunePrincipal) -> TaskSummary:
+    deps = deps_of(request)
+    summary = await query(deps.temporal, task_workflow_id(task_id), "status", TaskSummary, "task")
+    if summary.kommune_kode != kommune.kommune_kode:
+        raise not_found("task")
+    return summary
+
+
+async def _task_update(request: Request, task_id: str, name: str, arg: BaseModel, key: str) -> TaskUpdateResult:
+    return await update(
+        deps_of(request).temporal,
+        task_workflow_id(task_id),
+        name,
+        arg,
+        TaskUpdateResult,
+        key=key,
+        what="task",
+        closed_result_type=TaskResult,
+    )
+
+
+@router.get("/tasks", response_model=InboxPage, summary="Poll the inbox (for kommuner on the inbox channel)")
+async def poll_inbox(
+    request: Request,
+    kommune: Kommune,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> InboxPage:
+    return await fetch_inbox(deps_of(request).db, kommune.kommune_kode, after=after, limit=limit)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskSummary, summary="One of the kommune's own tasks")
+async def get_task(task_id: str, request: Request, kommune: Kommune) -> TaskSummary:
+    return await _own_task(request, task_id, kommune)
+
+
+@router.post(
+    "/tasks/{task_id}/submissions",
+    response_model=TaskUpdateResult,
+    summary="Send documents; `final` completes the task",
+    responses={404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
+)
+async def submit(task_id: str, body: SubmissionRequest, request: Request, kommune: Kommune) -> TaskUpdateResult:
+    summary = await _own_task(request, task_id, kommune)
+    if not body.final and not body.documents:
+        raise refusal(422, "invalid", "documents: a partial submission needs at least one document")
+    deps = deps_of(request)
+    document_ids: list[str] = []
+    if body.idempotency_key not in summary.submissions:
+        for i, doc in enumerate(body.documents):
+            # Deterministic ids: a retried submission names the same documents, so the workflow sees the same
+            # request and answers with its first answer instead of refusing a changed one.
+            doc_id = uuid.uuid5(DOCUMENT_IDS, f"{task_id}/{body.idempotency_key}/{i}")
+            try:
+                ref = await store_document(
+                    deps.db,
+                    deps.documents,
+                    kommune.kommune_kode,
+                    task_id,
+                    doc.filename,
+                    doc.content_type,
+                    doc.content(),
+                    document_id=doc_id,
+                )
+            except DocumentError as exc:
+                raise refusal(getattr(exc, "status_code", 422), "invalid_document", f"documents[{i}]: {exc}") from None
+            document_ids.append(str(ref.document_id))
+    else:
+        document_ids = [
+            str(uuid.uuid5(DOCUMENT_IDS, f"{task_id}/{body.idempotency_key}/{i}")) for i in range(len(body.documents))
+        ]
+    arg = SubmitPartRequest(
+        kommune_kode=kommune.kommune_kode,
+        submission_id=body.idempotency_key,
+        document_ids=tuple(document_ids),
+        final=body.final,
+    )
+    return await _task_update(request, task_id, "submit_part", arg, body.idempotency_key)
+
+
+@router.post(
+    "/tasks/{task_id}/extension-requests",
+    response_model=TaskUpdateResult,
+    summary="Ask for more time: granted at once within the policy, else decided by operations",
+)
+async def request_extension(
+    task_id: str, body: ExtensionRequestBody, request: Request, kommune: Kommune
+) -> TaskUpdateResult:
+    await _own_task(request, task_id, kommune)
+    arg = ExtensionRequest(
+        kommune_kode=kommune.kommune_kode, request_id=body.idempotency_key, extend_by=body.extend_by, reason=body.reason
+    )
+    return await _task_update(request, task_id, "request_extension", arg, body.idempotency_key)
+
+
+@router.post("/tasks/{task_id}/questions", response_model=TaskUpdateResult, summary="Ask Seniorpension a question")
+async def ask_question(task_id: str, body: QuestionBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
+    await _own_task(request, task_id, kommune)
+    arg = QuestionRequest(
+        question_id=body.idempotency_key, asked_by=Party.KOMMUNE, kommune_kode=kommune.kommune_kode, text=body.text
+    )
+    return await _task_update(request, task_id, "ask_question", arg, body.idempotency_key)
+
+
+@router.post(
+    "/tasks/{task_id}/answers",
+    response_model=TaskUpdateResult,
+    summary="Answer a question the caseworker asked on this task",
+)
+async def answer_question(task_id: str, body: AnswerBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
+    await _own_task(request, task_id, kommune)
+    arg = AnswerRequest(question_id=body.question_id, kommune_kode=kommune.kommune_kode, text=body.text)
+    return await _task_update(request, task_id, "answer_question", arg, body.question_id)
+
+
+@router.post(
+    "/tasks/{task_id}/returns",
+    response_model=TaskUpdateResult,
+    summary="Not our citizen: return the task, naming the kommune the citizen lives in",
+)
+async def return_task(task_id: str, body: ReturnBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
+    await _own_task(request, task_id, kommune)
+    arg = ReturnRequest(
+        kommune_kode=kommune.kommune_kode, correct_kommune_kode=body.correct_kommune_kode, reason=body.reason
+    )
+    return await _task_update(request, task_id, "return_task", arg, task_id)
+
+
+__all__ = ["HTTPException", "router"]

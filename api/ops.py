@@ -1,0 +1,151 @@
+"""Operations: backlog, one case (access-logged), the caseworker's decision, withdrawal, moves, extensions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import OpsPrincipal, require_ops
+from api.calls import query, update
+from api.state import deps_of
+from eventlog.access import record_access
+from eventlog.queries import BacklogRow, CaseBacklogRow, case_backlog, task_backlog
+from workflows.models import (
+    CaseResult,
+    CaseSummary,
+    CaseUpdateResult,
+    DecisionRequest,
+    ExtensionDecision,
+    TaskResult,
+    TaskUpdateResult,
+    TransferRequest,
+    WithdrawRequest,
+    case_workflow_id,
+    task_workflow_id,
+)
+
+router = APIRouter(prefix="/v1/ops", tags=["ops"])
+Ops = Annotated[OpsPrincipal, Depends(require_ops)]
+IdempotencyKey = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:\-]+$")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DecisionBody(Body):
+    idempotency_key: str = IdempotencyKey
+    outcome: Literal["granted", "rejected", "supplementary"]
+    reason_codes: tuple[str, ...] = Field(default=(), max_length=50)
+    reasons: str | None = Field(default=None, max_length=10_000)
+    requested_documents: tuple[str, ...] = Field(default=(), max_length=50)
+
+
+class WithdrawBody(Body):
+    idempotency_key: str = IdempotencyKey
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class TransferBody(Body):
+    idempotency_key: str = IdempotencyKey
+    to_kommune_kode: str = Field(min_length=1, max_length=4)
+
+
+class ExtensionDecisionBody(Body):
+    request_id: str = Field(min_length=1, max_length=100)
+    grant: bool
+
+
+class Backlog(BaseModel):
+    as_of: datetime | None
+    tasks: list[BacklogRow]
+    cases: list[CaseBacklogRow]
+
+
+@router.get("/backlog", response_model=Backlog, summary="Open tasks and cases per kommune and status, now or as of")
+async def backlog(request: Request, _ops: Ops, as_of: datetime | None = None) -> Backlog:
+    db = deps_of(request).db
+    return Backlog(as_of=as_of, tasks=await task_backlog(db, as_of), cases=await case_backlog(db, as_of))
+
+
+@router.get("/cases/{case_id}", response_model=CaseSummary, summary="One case (the read is written to the access log)")
+async def get_case(
+    case_id: str,
+    request: Request,
+    ops: Ops,
+    purpose: Annotated[str, Query(min_length=3, max_length=200, description="Why you read this case (access log)")],
+) -> CaseSummary:
+    deps = deps_of(request)
+    summary = await query(deps.temporal, case_workflow_id(case_id), "status", CaseSummary, "case")
+    await record_access(deps.db, actor=ops.actor, purpose=purpose, what="case summary", case_id=case_id)
+    return summary
+
+
+async def _case_update(request: Request, case_id: str, name: str, arg: BaseModel, key: str) -> CaseUpdateResult:
+    return await update(
+        deps_of(request).temporal,
+        case_workflow_id(case_id),
+        name,
+        arg,
+        CaseUpdateResult,
+        key=key,
+        what="case",
+        closed_result_type=CaseResult,
+    )
+
+
+@router.post(
+    "/cases/{case_id}/decision",
+    response_model=CaseUpdateResult,
+    summary="Decide (granted / rejected with reasons), or ask the kommune for supplementary information",
+)
+async def decide(case_id: str, body: DecisionBody, request: Request, ops: Ops) -> CaseUpdateResult:
+    arg = DecisionRequest(
+        request_id=body.idempotency_key,
+        outcome=body.outcome,
+        decided_by=ops.actor,
+        reason_codes=body.reason_codes,
+        reasons=body.reasons,
+        requested_documents=body.requested_documents,
+    )
+    return await _case_update(request, case_id, "decide", arg, body.idempotency_key)
+
+
+@router.post("/cases/{case_id}/withdrawal", response_model=CaseUpdateResult, summary="The citizen withdraws")
+async def withdraw(case_id: str, body: WithdrawBody, request: Request, _ops: Ops) -> CaseUpdateResult:
+    arg = WithdrawRequest(request_id=body.idempotency_key, reason=body.reason)
+    return await _case_update(request, case_id, "withdraw", arg, body.idempotency_key)
+
+
+@router.post(
+    "/cases/{case_id}/transfer",
+    response_model=CaseUpdateResult,
+    summary="The citizen moved: the case goes to the new kommune",
+)
+async def transfer(case_id: str, body: TransferBody, request: Request, _ops: Ops) -> CaseUpdateResult:
+    arg = TransferRequest(request_id=body.idempotency_key, to_kommune_kode=body.to_kommune_kode)
+    return await _case_update(request, case_id, "transfer", arg, body.idempotency_key)
+
+
+@router.post(
+    "/tasks/{task_id}/extension-decision",
+    response_model=TaskUpdateResult,
+    summary="Grant or refuse an extension beyond what the SLA policy grants by itself",
+)
+async def extension_decision(
+    task_id: str, body: ExtensionDecisionBody, request: Request, _ops: Ops
+) -> TaskUpdateResult:
+    arg = ExtensionDecision(request_id=body.request_id, grant=body.grant)
+    return await update(
+        deps_of(request).temporal,
+        task_workflow_id(task_id),
+        "decide_extension",
+        arg,
+        TaskUpdateResult,
+        key=body.request_id,
+        what="task",
+        closed_result_type=TaskResult,
+    )

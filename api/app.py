@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
-from api import intake, kommune_routes, ops
+from api import intake, kommune_routes, metrics, ops
 from api.codec import DecodeAudit, codec_router
 from api.state import ApiDeps
 from sagsflow.logs import get_logger
@@ -59,6 +59,7 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(intake.router)
     app.include_router(kommune_routes.router)
     app.include_router(ops.router)
+    app.include_router(metrics.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

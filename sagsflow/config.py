@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     sim_port: int = 8100
+    # The worker's Prometheus endpoint (Temporal SDK metrics + append latency); 0 turns it off.
+    worker_metrics_port: int = 9464
+    worker_metrics_host: str = "127.0.0.1"
     # Bearer token that the codec server and the ops API accept; unset → generated into the data dir.
     ops_token: str | None = None
     # Secret that turns a CPR number into a pseudonymous subject id; unset → generated into the data dir.

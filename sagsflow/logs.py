@@ -75,6 +75,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # One line per HTTP request to a kommune system is noise at INFO; failures still surface as warnings.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -30,6 +31,12 @@ from sagsflow.embedded import (
 from sagsflow.logs import configure_logging, get_logger
 
 log = get_logger(__name__)
+
+# The demo policy counts a day as a second; the simulated kommuner do the same, so their answer times relative to
+# the deadline look like the real ones. Applications arrive faster than a day per second would give (300 a week
+# would then be 43 a second, more than two cores carry): about one every two seconds.
+DEMO_SIM_COMPRESSION = 86400
+DEMO_LOAD_COMPRESSION = 1000
 
 
 class AlreadyRunning(Exception):
@@ -102,6 +109,9 @@ class DevStack:
             self.postgres.start()
             self._stoppers.append(self.postgres.stop)
         self._check_port_free(s.api_port, "the API (SAGSFLOW_API_PORT)")
+        self._check_port_free(s.sim_port, "the kommune simulator (SAGSFLOW_SIM_PORT)")
+        if s.worker_metrics_port:
+            self._check_port_free(s.worker_metrics_port, "the worker's metrics (SAGSFLOW_WORKER_METRICS_PORT)")
         if not s.temporal_address:
             self._check_port_free(s.temporal_port, "Temporal (SAGSFLOW_TEMPORAL_PORT)")
             self._check_port_free(s.temporal_ui_port, "the Temporal Web UI (SAGSFLOW_TEMPORAL_UI_PORT)")
@@ -118,6 +128,21 @@ class DevStack:
         applied = asyncio.run(migrate_dsn(self.database_url))
         log.info("migrations applied", versions=applied)
         self._spawn("api", ["api"], wait_port=s.api_port)
+        self._spawn("worker", ["worker"], wait_port=s.worker_metrics_port or None)
+        # The simulator plays the 98 kommune systems: deliveries are pushed to it (or polled from the inbox).
+        self._run(["sim", "keys"])
+        sim_args = ["sim", "serve", "--compression", str(DEMO_SIM_COMPRESSION), "--extension-unit", "seconds"]
+        self._spawn("sim", sim_args if self.demo else ["sim", "serve"], wait_port=s.sim_port)
+        if self.demo:
+            self._spawn(
+                "load", ["sim", "load", "--compression", str(DEMO_LOAD_COMPRESSION), "--intake-token", self.ops_token]
+            )
+            self._spawn("caseworkers", ["sim", "caseworkers", "--ops-token", self.ops_token])
+
+    def _run(self, args: list[str]) -> None:
+        done = subprocess.run([venv_binary("sagsflow"), *args], env=self.child_env(), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise EmbeddedError(f"`sagsflow {' '.join(args)}` failed: {done.stderr.strip()[-500:]}")
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -126,6 +151,9 @@ class DevStack:
             DATABASE_URL=self.database_url,
             SAGSFLOW_DATA_DIR=str(self.data_dir),
         )
+        if self.demo:
+            # New cases start under the demo policy: the standard rules scaled to seconds.
+            env["SAGSFLOW_SLA_POLICY"] = "demo-1"
         return env
 
     def _spawn(self, name: str, args: list[str], *, wait_port: int | None = None) -> None:
@@ -151,6 +179,13 @@ class DevStack:
             with contextlib.suppress(Exception):
                 self._stoppers.pop()()
 
+    def _sample_kommune_key(self) -> str | None:
+        try:
+            keys: dict[str, str] = json.loads((self.data_dir / "sim-keys.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return keys.get("329")
+
     def banner(self) -> str:
         ui = self.temporal.ui_url if self.temporal else "(external Temporal: see your cluster's UI)"
         lines = [
@@ -161,6 +196,18 @@ class DevStack:
             f"  ops token       : {self.ops_token}  (also the codec token; kept in {self.data_dir / 'ops-token'})",
             f"  DATABASE_URL    : {self.database_url}",
             f"  data dir        : {self.data_dir}",
+            f"  API metrics     : http://{self.settings.api_host}:{self.settings.api_port}/metrics",
+            f"  kommune sim     : http://127.0.0.1:{self.settings.sim_port} (plays the 98 kommune systems)",
+        ]
+        key = self._sample_kommune_key()
+        if key:
+            lines.append(f"  kommune key 329 : {key}  (Ringsted; try GET /v1/kommune/tasks with it as a bearer token)")
+        lines += [
+            "Find cases in the Web UI or with the CLI, e.g.:",
+            f"  temporal workflow list --address {self.temporal_address} --query 'KommuneKode=\"329\"'",
+            f"  temporal workflow list --address {self.temporal_address} "
+            "--query 'KommuneKode=\"329\" AND SlaOverdue=true'",
+            f"  temporal workflow list --address {self.temporal_address} --query 'CaseStatus=\"ready_for_decision\"'",
             "Press Ctrl-C to stop.",
         ]
         return "\n".join(lines)

@@ -7,6 +7,7 @@ Secrets are printed once, to stdout, and never logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import sys
@@ -268,4 +269,28 @@ def register(app: typer.Typer) -> None:
             print("stopped", file=sys.stderr)
 
     app.add_typer(kommune, name="kommune")
+    _register_caseworker(sim)
     app.add_typer(sim, name="sim")
+
+
+def _register_caseworker(sim: typer.Typer) -> None:
+    @sim.command("caseworkers")
+    def sim_caseworkers(
+        api_url: str | None = typer.Option(None, help="Our API; default http://<api_host>:<api_port>"),
+        ops_token: str = typer.Option(..., envvar="SAGSFLOW_OPS_TOKEN", help="Ops bearer token"),
+        seed: int = typer.Option(1),
+        interval: float = typer.Option(5.0, help="Seconds between rounds"),
+    ) -> None:
+        """Demo caseworkers: decide cases that are ready for decision, through the ops API."""
+        from sagsflow.temporal import connect
+        from sim.caseworker import run_caseworkers
+
+        settings = Settings()
+        url = api_url or f"http://{settings.api_host}:{settings.api_port}"
+
+        async def main() -> None:
+            client = await connect(settings)
+            await run_caseworkers(client, url, ops_token, seed=seed, interval_seconds=interval)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())

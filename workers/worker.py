@@ -19,6 +19,7 @@ import httpx
 import typer
 from temporalio import activity as _activity
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.digital_post import DigitalPost, DigitalPostActivities, FakeDigitalPost
@@ -30,6 +31,7 @@ from activities.prescreen import prescreen_application
 from activities.report import ReportActivities
 from domain.kommuner import all_kommuner
 from eventlog.migrate import migrate_dsn
+from eventlog.projections import ProjectionRunner
 from eventlog.store import EventStore, create_pool
 from sagsflow.config import Settings, get_settings
 from sagsflow.logs import configure_logging, get_logger
@@ -112,8 +114,17 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     no new tasks are polled, running activities get the grace period, workflows resume elsewhere."""
     stop = stop or _stop_on_signals()
     await migrate_dsn(database_url(settings))
-    client = await connect(settings)
+    runtime = None
+    if settings.worker_metrics_port:
+        runtime = Runtime(
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(bind_address=f"{settings.worker_metrics_host}:{settings.worker_metrics_port}")
+            )
+        )
+    client = await connect(settings, runtime=runtime)
     pool = await create_pool(database_url(settings))
+    # Projections follow the log in every worker process; runners take turns per batch, so N workers are safe.
+    projections = asyncio.create_task(ProjectionRunner(pool).run(stop))
     http = httpx.AsyncClient()
     try:
         channel = PushInboxChannel(KommuneDelivery.from_settings(settings, pool, http))
@@ -131,6 +142,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             await stop.wait()
             log.info("worker stopping")
     finally:
+        stop.set()
+        await projections
         await http.aclose()
         await pool.close()
     log.info("worker stopped")

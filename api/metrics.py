@@ -1,0 +1,46 @@
+"""Prometheus metrics of the business: backlog per kommune and status, overdue tasks, projection lag.
+
+Figures are read from the projections at scrape time (no background state to go stale); kommune codes and counts
+only, never personal data. The worker exports the Temporal SDK's metrics and the append latency itself.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from api.state import deps_of
+from eventlog.projections import projection_position
+from eventlog.queries import case_backlog, task_backlog
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics (text exposition format)",
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def metrics(request: Request) -> Response:
+    db = deps_of(request).db
+    registry = CollectorRegistry()
+    backlog = Gauge("sagsflow_backlog_tasks", "Open kommune tasks", ["kommune_kode", "status"], registry=registry)
+    overdue = Gauge(
+        "sagsflow_overdue_tasks", "Open kommune tasks past their deadline", ["kommune_kode"], registry=registry
+    )
+    cases = Gauge("sagsflow_open_cases", "Active cases", ["kommune_kode", "status"], registry=registry)
+    lag = Gauge(
+        "sagsflow_projection_lag_events", "Events appended but not yet projected", ["projection"], registry=registry
+    )
+    overdue_by_kommune: dict[str, int] = {}
+    for row in await task_backlog(db):
+        backlog.labels(row.kommune_kode, row.status).set(row.tasks)
+        overdue_by_kommune[row.kommune_kode] = overdue_by_kommune.get(row.kommune_kode, 0) + row.overdue
+    for kode, n in overdue_by_kommune.items():
+        overdue.labels(kode).set(n)
+    for crow in await case_backlog(db):
+        cases.labels(crow.kommune_kode, crow.status).set(crow.cases)
+    head = int(await db.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
+    lag.labels("case_views").set(head - await projection_position(db))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,202 @@
+"""The whole thing, for real, on the dev server: a worker with the real push/inbox channel, the simulator playing the
+kommune systems that push, the API served over HTTP, and kommune API keys in the database.
+
+Channels: kommuner in `PUSH_KOMMUNER` push to the simulator, which answers through the API with high time
+compression; kommuner in `INBOX_KOMMUNER` use the inbox, and the tests themselves play those kommune systems over
+HTTP with their keys (so they decide exactly what a kommune does and when).
+
+One stack per test module (starting it costs about a second); each test uses its own cases, so tests do not see each
+other's work. The SLA policy is `demo-1` (deadlines in seconds), so nothing waits on a real-world clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.kommune_channel import PushInboxChannel
+from activities.kommune_delivery import KommuneDelivery
+from api.app import create_app
+from api.auth import create_key
+from api.state import ApiDeps
+from domain.events import Event
+from eventlog.migrate import migrate_dsn
+from eventlog.projections import ProjectionRunner
+from eventlog.store import EventStore, create_pool
+from sagsflow.crypto import KeyRing
+from sagsflow.httpserve import serve
+from sagsflow.kommune_config import StaticChannels, dev_channel_config
+from sim.client import SagsflowApiClient
+from sim.server import KommuneSimulator, SimSettings, create_sim_app, dev_secrets
+from tests.kommune.helpers import MASTER, quiet_profiles
+from workers.worker import build_worker
+
+DAY = 86400.0
+OPS_TOKEN = "test-ops-token-0123456789abcdef"
+PUSH_KOMMUNER = ("329", "101")  # the simulator answers these
+INBOX_KOMMUNER = ("461", "751", "851", "561")  # the tests answer these
+CALM = {"p_question": 0.0, "p_return": 0.0, "p_partial": 1.0, "median_response_days": 3.0, "sigma": 0.3}
+
+
+def application(kommune_kode: str = "461", **overrides: Any) -> dict[str, Any]:
+    """An application (JSON, as a client sends it) that passes pre-screening: born 1 March 1957, in the
+    seniorpension window on the day it was received."""
+    data: dict[str, Any] = {
+        "case_type": "seniorpension",
+        "applicant": {"cpr": "010357-1234", "name": "Testperson"},
+        "kommune_kode": kommune_kode,
+        "received_on": "2021-09-24",
+        "employment": [{"start": "1985-01-01", "end": None, "weekly_hours": 37}],
+        "current_attachment": {"status": "working", "since": "1985-01-01"},
+        "declared_weekly_work_capacity_hours": 10,
+        "latest_job_months": 60,
+    }
+    data.update(overrides)
+    return data
+
+
+async def eventually(probe: Callable[[], Awaitable[bool]], what: str, within: float = 30.0) -> None:
+    """Poll until `probe` holds; the limit only turns a hang into a failure, it asserts nothing about speed."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await probe():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached within {within}s: {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Stack:
+    url: str
+    http: httpx.AsyncClient
+    pool: asyncpg.Pool
+    store: EventStore
+    keys: dict[str, str]
+    sim: KommuneSimulator
+    env: WorkflowEnvironment
+    ops_headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {OPS_TOKEN}"})
+
+    def kommune(self, kode: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[kode]}"}
+
+    async def apply(self, kommune_kode: str = "461", key: str | None = None, **overrides: Any) -> dict[str, Any]:
+        body = {"idempotency_key": key or f"app-{uuid.uuid4().hex}", "application": application(kommune_kode)}
+        body["application"].update(overrides)
+        r = await self.http.post("/v1/applications", json=body, headers=self.ops_headers)
+        assert r.status_code == 201, r.text
+        created: dict[str, Any] = r.json()
+        return created
+
+    async def case(self, case_id: str, purpose: str = "test: follow the case") -> dict[str, Any]:
+        r = await self.http.get(f"/v1/ops/cases/{case_id}", params={"purpose": purpose}, headers=self.ops_headers)
+        assert r.status_code == 200, r.text
+        summary: dict[str, Any] = r.json()
+        return summary
+
+    async def case_status(self, case_id: str) -> str | None:
+        r = await self.http.get(f"/v1/ops/cases/{case_id}", params={"purpose": "test: wait"}, headers=self.ops_headers)
+        return str(r.json()["status"]) if r.status_code == 200 else None
+
+    async def wait_case(self, case_id: str, *statuses: str, within: float = 30.0) -> dict[str, Any]:
+        async def probe() -> bool:
+            return await self.case_status(case_id) in statuses
+
+        await eventually(probe, f"case {case_id} in {statuses}", within)
+        return await self.case(case_id)
+
+    async def open_task(self, case_id: str) -> str:
+        """The case's task, once the kommune has it (delivered to the inbox or pushed). The case's own summary lists
+        the task as requested until the task hands its stream back, so ask the task itself, as its kommune."""
+        summary = await self.wait_case(case_id, "awaiting_kommune")
+        task_id = str(summary["open_task_id"])
+        kode = str(summary["kommune_kode"])
+
+        async def delivered() -> bool:
+            r = await self.http.get(f"/v1/kommune/tasks/{task_id}", headers=self.kommune(kode))
+            return r.status_code == 200 and r.json()["status"] == "delivered"
+
+        await eventually(delivered, f"task of case {case_id} delivered")
+        return task_id
+
+    async def task(self, kode: str, task_id: str) -> dict[str, Any]:
+        r = await self.http.get(f"/v1/kommune/tasks/{task_id}", headers=self.kommune(kode))
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def kpost(self, kode: str, task_id: str, what: str, body: Any) -> httpx.Response:
+        return await self.http.post(f"/v1/kommune/tasks/{task_id}/{what}", json=body, headers=self.kommune(kode))
+
+    async def events(self, case_id: str) -> list[Event]:
+        stored = await self.store.read_stream(case_id)
+        assert [s.stream_version for s in stored] == list(range(1, len(stored) + 1))
+        ids = [s.event.event_id for s in stored]
+        assert len(set(ids)) == len(ids), "an event was stored twice"
+        return [s.event for s in stored]
+
+    async def types(self, case_id: str) -> list[str]:
+        return [e.type for e in await self.events(case_id)]
+
+    async def catch_up(self) -> None:
+        """The backlog reads the projection; in production `sagsflow eventlog project` keeps it current."""
+        await ProjectionRunner(self.pool).catch_up()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(pg_server_url: str) -> AsyncIterator[str]:
+    name = f"api_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = pg_server_url.rpartition("/")
+    url = f"{base}/{name}"
+    await migrate_dsn(url)
+    yield url
+
+
+@pytest.fixture(scope="module")
+async def stack(dev_env: WorkflowEnvironment, pg_server_url: str, key_ring: KeyRing) -> AsyncIterator[Stack]:
+    task_queue = f"api-{uuid.uuid4().hex[:8]}"
+    async with fresh_database(pg_server_url) as db_url:
+        pool = await create_pool(db_url, max_size=10)
+        keys = {k: await create_key(pool, k, label="test") for k in (*PUSH_KOMMUNER, *INBOX_KOMMUNER)}
+        deps = ApiDeps(
+            client=dev_env.client,
+            pool=pool,
+            payload_ring=key_ring,
+            ops_token=OPS_TOKEN,
+            task_queue=task_queue,
+            documents_ring=KeyRing.generate("docs-1"),
+            subject_pepper=b"test-pepper-0123456789abcdef",
+            sla_policy="demo-1",
+        )
+        profiles = quiet_profiles(**{f"k{k}": CALM for k in PUSH_KOMMUNER})
+        # 20 model days per real second: a kommune's ~3-day answer takes ~0.15 s; the demo policy's 90-second
+        # deadline is 1,800 model days away, so the simulator never plans an extension.
+        settings = SimSettings(seed=7, compression=20 * DAY, api_retry_delay=0.05)
+        try:
+            async with (
+                serve(create_app(deps)) as api_url,
+                SagsflowApiClient(api_url, keys={k: keys[k] for k in PUSH_KOMMUNER}) as sim_api,
+            ):
+                sim = KommuneSimulator(profiles, dev_secrets(MASTER), api=sim_api, settings=settings)
+                async with serve(create_sim_app(sim)) as sim_url, httpx.AsyncClient(timeout=10) as push_http:
+                    config = dev_channel_config(
+                        sim_url, MASTER, frozenset(INBOX_KOMMUNER), rate_per_second=100, burst=100
+                    )
+                    channel = PushInboxChannel(KommuneDelivery(pool, StaticChannels(config), push_http))
+                    worker = build_worker(dev_env.client, pool, task_queue=task_queue, kommune=channel)
+                    async with worker, httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+                        yield Stack(api_url, http, pool, EventStore(pool), keys, sim, dev_env)
+        finally:
+            await pool.close()

@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.models import Answer
+from workflows.models import Answer, fingerprint
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -70,20 +70,30 @@ async def update(
         if exc.status == RPCStatusCode.NOT_FOUND and "completed" not in exc.message.lower():
             raise not_found(what) from None
         # The workflow has finished: a retry of a call it already answered gets that first answer again.
-        return await _answer_after_close(client, workflow_id, key, result_type, what, closed_result_type)
+        return await _answer_after_close(client, workflow_id, name, key, arg, result_type, what, closed_result_type)
 
 
 async def _answer_after_close(
-    client: Client, workflow_id: str, key: str, result_type: type[R], what: str, closed_result_type: type[BaseModel]
+    client: Client,
+    workflow_id: str,
+    name: str,
+    key: str,
+    arg: BaseModel,
+    result_type: type[R],
+    what: str,
+    closed_result_type: type[BaseModel],
 ) -> R:
     try:
         result: Any = await client.get_workflow_handle(workflow_id, result_type=closed_result_type).result()
     except Exception:
         raise refusal(409, "conflict", f"the {what} is closed") from None
     answers: dict[str, Answer] = getattr(result, "answers", {}) or {}
-    answer = answers.get(key)
+    # The workflows keep answers under "<update name>:<key>", as their own validators look them up.
+    answer = answers.get(f"{name}:{key}")
     if answer is None:
         raise refusal(409, "conflict", f"the {what} is closed")
+    if answer.fingerprint != fingerprint(arg):
+        raise refusal(409, "conflict", f"idempotency key {key!r} was already used for another request")
     if answer.refusal is not None:
         code = answer.refusal.code
         raise refusal(STATUS_BY_CODE.get(code, 409), code, answer.refusal.message)

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import KommunePrincipal, require_kommune
 from api.calls import not_found, query, refusal, update
-from api.documents import DocumentError, store_document
+from api.documents import DocumentError, check_document, store_document
 from api.kommune_schemas import ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
 from api.state import deps_of
 from domain.events import Party
+from domain.state import OPEN_TASK_STATUSES
 from sagsflow.kommune_inbox import InboxPage, fetch_inbox
 from workflows.models import (
     AnswerRequest,
@@ -86,7 +87,15 @@ async def submit(task_id: str, body: SubmissionRequest, request: Request, kommun
         raise refusal(422, "invalid", "documents: a partial submission needs at least one document")
     deps = deps_of(request)
     document_ids: list[str] = []
-    if body.idempotency_key not in summary.submissions:
+    # Every document is checked before any is stored: a bad third document must not leave the first two behind.
+    for i, doc in enumerate(body.documents):
+        try:
+            check_document(doc.filename, doc.content_type, doc.content())
+        except DocumentError as exc:
+            raise refusal(exc.status_code, exc.code, f"documents[{i}]: {exc}") from None
+    # A closed task refuses the submission (409 from the workflow): store nothing for it.
+    accepts = summary.status in OPEN_TASK_STATUSES and not summary.closing
+    if accepts and body.idempotency_key not in summary.submissions:
         for i, doc in enumerate(body.documents):
             # Deterministic ids: a retried submission names the same documents, so the workflow sees the same
             # request and answers with its first answer instead of refusing a changed one.
@@ -103,7 +112,7 @@ async def submit(task_id: str, body: SubmissionRequest, request: Request, kommun
                     document_id=doc_id,
                 )
             except DocumentError as exc:
-                raise refusal(getattr(exc, "status_code", 422), "invalid_document", f"documents[{i}]: {exc}") from None
+                raise refusal(exc.status_code, exc.code, f"documents[{i}]: {exc}") from None
             document_ids.append(str(ref.document_id))
     else:
         document_ids = [

@@ -11,14 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import OpsPrincipal, require_ops
 from api.calls import query, update
 from api.state import deps_of
+from domain.events import Party
 from eventlog.access import record_access
 from eventlog.queries import BacklogRow, CaseBacklogRow, case_backlog, task_backlog
 from workflows.models import (
+    AnswerRequest,
     CaseResult,
     CaseSummary,
     CaseUpdateResult,
     DecisionRequest,
     ExtensionDecision,
+    QuestionRequest,
     TaskResult,
     TaskUpdateResult,
     TransferRequest,
@@ -57,6 +60,16 @@ class TransferBody(Body):
 class ExtensionDecisionBody(Body):
     request_id: str = Field(min_length=1, max_length=100)
     grant: bool
+
+
+class QuestionBody(Body):
+    idempotency_key: str = IdempotencyKey
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class AnswerBody(Body):
+    question_id: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1, max_length=5000)
 
 
 class Backlog(BaseModel):
@@ -149,3 +162,36 @@ async def extension_decision(
         what="task",
         closed_result_type=TaskResult,
     )
+
+
+async def _task_update(request: Request, task_id: str, name: str, arg: BaseModel, key: str) -> TaskUpdateResult:
+    return await update(
+        deps_of(request).temporal,
+        task_workflow_id(task_id),
+        name,
+        arg,
+        TaskUpdateResult,
+        key=key,
+        what="task",
+        closed_result_type=TaskResult,
+    )
+
+
+@router.post(
+    "/tasks/{task_id}/questions",
+    response_model=TaskUpdateResult,
+    summary="The caseworker asks the kommune a question on its task (the kommune answers via its API)",
+)
+async def ask_kommune(task_id: str, body: QuestionBody, request: Request, _ops: Ops) -> TaskUpdateResult:
+    arg = QuestionRequest(question_id=body.idempotency_key, asked_by=Party.CASEWORKER, text=body.text)
+    return await _task_update(request, task_id, "ask_question", arg, body.idempotency_key)
+
+
+@router.post(
+    "/tasks/{task_id}/answers",
+    response_model=TaskUpdateResult,
+    summary="The caseworker answers a question the kommune asked (the task cannot complete while one is open)",
+)
+async def answer_kommune(task_id: str, body: AnswerBody, request: Request, _ops: Ops) -> TaskUpdateResult:
+    arg = AnswerRequest(question_id=body.question_id, text=body.text)
+    return await _task_update(request, task_id, "answer_question", arg, body.question_id)

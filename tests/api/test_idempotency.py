@@ -1,0 +1,135 @@
+"""The same idempotency key twice gives the first answer again and no second effect, also after the task or case has
+closed; the same key with other content is refused and changes nothing."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from tests.api.conftest import Stack, application
+
+PDF = base64.b64encode(b"%PDF-1.4 work history").decode()
+
+
+def document(kind: str = "work_history") -> dict[str, str]:
+    return {"document_type": kind, "filename": f"{kind}.pdf", "content_type": "application/pdf", "content_base64": PDF}
+
+
+async def twice(send: Any) -> dict[str, Any]:
+    """Send the same request twice; both answers must be the same successful one."""
+    first: httpx.Response = await send()
+    second: httpx.Response = await send()
+    assert first.status_code == 200, first.text
+    assert (second.status_code, second.json()) == (first.status_code, first.json())
+    body: dict[str, Any] = first.json()
+    return body
+
+
+async def counts(stack: Stack, case_id: str) -> Counter[str]:
+    return Counter(await stack.types(case_id))
+
+
+async def test_intake_replays_the_first_answer_and_refuses_other_content(stack: Stack) -> None:
+    body = {"idempotency_key": "intake-1", "application": application("461")}
+    first = await stack.http.post("/v1/applications", json=body, headers=stack.ops_headers)
+    second = await stack.http.post("/v1/applications", json=body, headers=stack.ops_headers)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json() == {**second.json(), "replayed": False}
+    assert second.json()["replayed"] is True
+    case_id = first.json()["case_id"]
+    await stack.open_task(case_id)
+
+    other = {"idempotency_key": "intake-1", "application": application("461", latest_job_months=12)}
+    r = await stack.http.post("/v1/applications", json=other, headers=stack.ops_headers)
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"]["code"] == "conflict"
+    assert "idempotency_key" in r.json()["detail"]["message"]
+    assert (await counts(stack, case_id))["ApplicationReceived"] == 1
+    assert await stack.pool.fetchval("SELECT count(*) FROM intake_requests WHERE idempotency_key = 'intake-1'") == 1
+
+
+async def test_kommune_writes_and_the_decision_replay_their_first_answer(stack: Stack) -> None:
+    case_id = (await stack.apply("461"))["case_id"]
+    task_id = await stack.open_task(case_id)
+
+    async def post(what: str, body: dict[str, Any]) -> httpx.Response:
+        return await stack.kpost("461", task_id, what, body)
+
+    question = {"idempotency_key": "q-1", "text": "Hvilken periode ønskes beskæftigelsesoplysningerne for?"}
+    asked = await twice(lambda: post("questions", question))
+    assert asked["recorded"] == ["QuestionAsked"]
+    answer = {"question_id": "q-1", "text": "De seneste fem år."}
+
+    async def answer_as_caseworker(body: dict[str, Any] = answer) -> httpx.Response:
+        return await stack.http.post(f"/v1/ops/tasks/{task_id}/answers", json=body, headers=stack.ops_headers)
+
+    assert (await twice(answer_as_caseworker))["recorded"] == ["QuestionAnswered"]
+    extension = {"idempotency_key": "e-1", "extend_by": {"quantity": 20, "unit": "seconds"}, "reason": "Afventer."}
+    extended = await twice(lambda: post("extension-requests", extension))
+    assert extended["extension"] == "granted"
+    partial = {"idempotency_key": "s-1", "final": False, "documents": [document()]}
+    await twice(lambda: post("submissions", partial))
+    final = {"idempotency_key": "s-2", "final": True, "documents": [document("health_records")]}
+    completed = await twice(lambda: post("submissions", final))
+    assert completed["task"]["status"] == "completed"
+
+    # Reused keys with other content: refused, whatever the call.
+    for what, body in [
+        ("questions", {**question, "text": "Noget andet?"}),
+        ("extension-requests", {**extension, "extend_by": {"quantity": 30, "unit": "seconds"}}),
+        ("submissions", {**partial, "documents": [document(), document("health_records")]}),
+    ]:
+        r = await post(what, body)
+        assert r.status_code == 409, (what, r.text)
+        assert r.json()["detail"]["code"] == "conflict"
+    assert (await answer_as_caseworker({**answer, "text": "Ti år."})).status_code == 409
+
+    await stack.wait_case(case_id, "ready_for_decision")
+    # The task has closed: a late retry still gets the first answer, a changed one is still refused.
+    assert (await post("submissions", final)).json() == completed
+    late = await post("submissions", {**final, "documents": []})
+    assert late.status_code == 409, late.text
+
+    decision = {"idempotency_key": "d-1", "outcome": "granted"}
+
+    async def decide(body: dict[str, Any] = decision) -> httpx.Response:
+        return await stack.http.post(f"/v1/ops/cases/{case_id}/decision", json=body, headers=stack.ops_headers)
+
+    decided = await twice(decide)
+    assert decided["recorded"][0] == "DecisionMade"
+    await stack.wait_case(case_id, "closed")
+    assert (await decide()).json() == decided
+    assert (await decide({**decision, "outcome": "rejected"})).status_code == 409
+
+    types = await counts(stack, case_id)
+    for t in (
+        "QuestionAsked",
+        "QuestionAnswered",
+        "OplysningDeadlineExtended",
+        "OplysningCompleted",
+        "DecisionMade",
+        "CaseClosed",
+    ):
+        assert types[t] == 1, (t, types)
+    assert types["OplysningPartReceived"] == 2  # one per submission, the final one included
+    assert await stack.pool.fetchval("SELECT count(*) FROM documents WHERE task_id = $1", task_id) == 2
+
+
+async def test_a_return_replays_its_first_answer(stack: Stack) -> None:
+    case_id = (await stack.apply("751"))["case_id"]
+    task_id = await stack.open_task(case_id)
+    body = {"idempotency_key": "r-1", "correct_kommune_kode": "461", "reason": "Ikke vores borger."}
+    returned = await twice(lambda: stack.kpost("751", task_id, "returns", body))
+    assert returned["task"]["status"] == "returned"
+    other = await stack.kpost("751", task_id, "returns", {**body, "correct_kommune_kode": "851"})
+    assert other.status_code == 409, other.text
+
+    # The case goes on to the kommune named; the returned task is closed, and a retry still gets its answer.
+    new_task = await stack.open_task(case_id)
+    assert new_task != task_id
+    assert (await stack.task("461", new_task))["kommune_kode"] == "461"
+    assert (await stack.kpost("751", task_id, "returns", body)).json() == returned
+    assert (await counts(stack, case_id))["OplysningReturned"] == 1

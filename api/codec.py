@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Request
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
+from api.responses import Message
 from sagsflow.temporal import EncryptionCodec
 
 DecodeHook = Callable[["DecodeAudit"], Awaitable[None]]
@@ -74,11 +75,17 @@ def codec_router(codec: EncryptionCodec, token: str, on_decode: DecodeHook) -> A
         payloads = await _parse(request)
         return json_format.MessageToDict(Payloads(payloads=await codec.encode(list(payloads.payloads))))
 
-    @router.post("/codec/decode")
+    declared = {
+        400: {"model": Message, "description": "The body is not Temporal payloads in proto3 JSON"},
+        401: {"model": Message, "description": "No valid codec token"},
+        422: {"model": Message, "description": "The payloads cannot be decrypted with the known keys"},
+    }
+
+    @router.post("/codec/decode", responses=declared)
     async def decode(request: Request) -> dict[str, Any]:
         return await _decode(request, _bearer(request))
 
-    @router.post("/codec/encode")
+    @router.post("/codec/encode", responses=declared)
     async def encode(request: Request) -> dict[str, Any]:
         return await _encode(request, _bearer(request))
 

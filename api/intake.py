@@ -12,6 +12,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from api.auth import OpsPrincipal, require_ops
 from api.calls import refusal
 from api.kommune_schemas import ApplicationSubmission
+from api.responses import errors
 from api.state import deps_of
 from sagsflow.crypto import subject_id_for
 from workflows.client import start_case
@@ -34,8 +35,7 @@ class CaseCreated(BaseModel):
     status_code=201,
     responses={
         200: {"model": CaseCreated, "description": "The same key again: the first answer"},
-        409: {"description": "The key was used for another application"},
-        422: {},
+        **errors(409, 422),
     },
 )
 async def submit_application(

@@ -12,6 +12,7 @@ from api.auth import KommunePrincipal, require_kommune
 from api.calls import not_found, query, refusal, update
 from api.documents import DocumentError, check_document, store_document
 from api.kommune_schemas import ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
+from api.responses import errors
 from api.state import deps_of
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
@@ -60,7 +61,12 @@ async def _task_update(request: Request, task_id: str, name: str, arg: BaseModel
     )
 
 
-@router.get("/tasks", response_model=InboxPage, summary="Poll the inbox (for kommuner on the inbox channel)")
+@router.get(
+    "/tasks",
+    response_model=InboxPage,
+    summary="Poll the inbox (for kommuner on the inbox channel)",
+    responses=errors(422, body=False),
+)
 async def poll_inbox(
     request: Request,
     kommune: Kommune,
@@ -70,7 +76,12 @@ async def poll_inbox(
     return await fetch_inbox(deps_of(request).db, kommune.kommune_kode, after=after, limit=limit)
 
 
-@router.get("/tasks/{task_id}", response_model=TaskSummary, summary="One of the kommune's own tasks")
+@router.get(
+    "/tasks/{task_id}",
+    response_model=TaskSummary,
+    summary="One of the kommune's own tasks",
+    responses=errors(404, body=False),
+)
 async def get_task(task_id: str, request: Request, kommune: Kommune) -> TaskSummary:
     return await _own_task(request, task_id, kommune)
 
@@ -79,7 +90,7 @@ async def get_task(task_id: str, request: Request, kommune: Kommune) -> TaskSumm
     "/tasks/{task_id}/submissions",
     response_model=TaskUpdateResult,
     summary="Send documents; `final` completes the task",
-    responses={404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
+    responses=errors(404, 409, 413, 415, 422),
 )
 async def submit(task_id: str, body: SubmissionRequest, request: Request, kommune: Kommune) -> TaskUpdateResult:
     summary = await _own_task(request, task_id, kommune)
@@ -131,6 +142,7 @@ async def submit(task_id: str, body: SubmissionRequest, request: Request, kommun
     "/tasks/{task_id}/extension-requests",
     response_model=TaskUpdateResult,
     summary="Ask for more time: granted at once within the policy, else decided by operations",
+    responses=errors(404, 409, 422),
 )
 async def request_extension(
     task_id: str, body: ExtensionRequestBody, request: Request, kommune: Kommune
@@ -142,7 +154,12 @@ async def request_extension(
     return await _task_update(request, task_id, "request_extension", arg, body.idempotency_key)
 
 
-@router.post("/tasks/{task_id}/questions", response_model=TaskUpdateResult, summary="Ask Seniorpension a question")
+@router.post(
+    "/tasks/{task_id}/questions",
+    response_model=TaskUpdateResult,
+    summary="Ask Seniorpension a question",
+    responses=errors(404, 409, 422),
+)
 async def ask_question(task_id: str, body: QuestionBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
     arg = QuestionRequest(
@@ -155,6 +172,7 @@ async def ask_question(task_id: str, body: QuestionBody, request: Request, kommu
     "/tasks/{task_id}/answers",
     response_model=TaskUpdateResult,
     summary="Answer a question the caseworker asked on this task",
+    responses=errors(404, 409, 422),
 )
 async def answer_question(task_id: str, body: AnswerBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
@@ -166,6 +184,7 @@ async def answer_question(task_id: str, body: AnswerBody, request: Request, komm
     "/tasks/{task_id}/returns",
     response_model=TaskUpdateResult,
     summary="Not our citizen: return the task, naming the kommune the citizen lives in",
+    responses=errors(404, 409, 422),
 )
 async def return_task(task_id: str, body: ReturnBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)

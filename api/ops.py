@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import OpsPrincipal, require_ops
 from api.calls import query, update
+from api.responses import errors
 from api.state import deps_of
 from domain.events import Party
 from eventlog.access import record_access
@@ -78,13 +79,23 @@ class Backlog(BaseModel):
     cases: list[CaseBacklogRow]
 
 
-@router.get("/backlog", response_model=Backlog, summary="Open tasks and cases per kommune and status, now or as of")
+@router.get(
+    "/backlog",
+    response_model=Backlog,
+    summary="Open tasks and cases per kommune and status, now or as of",
+    responses=errors(422, body=False),
+)
 async def backlog(request: Request, _ops: Ops, as_of: datetime | None = None) -> Backlog:
     db = deps_of(request).db
     return Backlog(as_of=as_of, tasks=await task_backlog(db, as_of), cases=await case_backlog(db, as_of))
 
 
-@router.get("/cases/{case_id}", response_model=CaseSummary, summary="One case (the read is written to the access log)")
+@router.get(
+    "/cases/{case_id}",
+    response_model=CaseSummary,
+    summary="One case (the read is written to the access log)",
+    responses=errors(404, 422, body=False),
+)
 async def get_case(
     case_id: str,
     request: Request,
@@ -114,6 +125,7 @@ async def _case_update(request: Request, case_id: str, name: str, arg: BaseModel
     "/cases/{case_id}/decision",
     response_model=CaseUpdateResult,
     summary="Decide (granted / rejected with reasons), or ask the kommune for supplementary information",
+    responses=errors(404, 409, 422),
 )
 async def decide(case_id: str, body: DecisionBody, request: Request, ops: Ops) -> CaseUpdateResult:
     arg = DecisionRequest(
@@ -127,7 +139,12 @@ async def decide(case_id: str, body: DecisionBody, request: Request, ops: Ops) -
     return await _case_update(request, case_id, "decide", arg, body.idempotency_key)
 
 
-@router.post("/cases/{case_id}/withdrawal", response_model=CaseUpdateResult, summary="The citizen withdraws")
+@router.post(
+    "/cases/{case_id}/withdrawal",
+    response_model=CaseUpdateResult,
+    summary="The citizen withdraws",
+    responses=errors(404, 409, 422),
+)
 async def withdraw(case_id: str, body: WithdrawBody, request: Request, _ops: Ops) -> CaseUpdateResult:
     arg = WithdrawRequest(request_id=body.idempotency_key, reason=body.reason)
     return await _case_update(request, case_id, "withdraw", arg, body.idempotency_key)
@@ -137,6 +154,7 @@ async def withdraw(case_id: str, body: WithdrawBody, request: Request, _ops: Ops
     "/cases/{case_id}/transfer",
     response_model=CaseUpdateResult,
     summary="The citizen moved: the case goes to the new kommune",
+    responses=errors(404, 409, 422),
 )
 async def transfer(case_id: str, body: TransferBody, request: Request, _ops: Ops) -> CaseUpdateResult:
     arg = TransferRequest(request_id=body.idempotency_key, to_kommune_kode=body.to_kommune_kode)
@@ -147,6 +165,7 @@ async def transfer(case_id: str, body: TransferBody, request: Request, _ops: Ops
     "/tasks/{task_id}/extension-decision",
     response_model=TaskUpdateResult,
     summary="Grant or refuse an extension beyond what the SLA policy grants by itself",
+    responses=errors(404, 409, 422),
 )
 async def extension_decision(
     task_id: str, body: ExtensionDecisionBody, request: Request, _ops: Ops
@@ -181,6 +200,7 @@ async def _task_update(request: Request, task_id: str, name: str, arg: BaseModel
     "/tasks/{task_id}/questions",
     response_model=TaskUpdateResult,
     summary="The caseworker asks the kommune a question on its task (the kommune answers via its API)",
+    responses=errors(404, 409, 422),
 )
 async def ask_kommune(task_id: str, body: QuestionBody, request: Request, _ops: Ops) -> TaskUpdateResult:
     arg = QuestionRequest(question_id=body.idempotency_key, asked_by=Party.CASEWORKER, text=body.text)
@@ -191,6 +211,7 @@ async def ask_kommune(task_id: str, body: QuestionBody, request: Request, _ops: 
     "/tasks/{task_id}/answers",
     response_model=TaskUpdateResult,
     summary="The caseworker answers a question the kommune asked (the task cannot complete while one is open)",
+    responses=errors(404, 409, 422),
 )
 async def answer_kommune(task_id: str, body: AnswerBody, request: Request, _ops: Ops) -> TaskUpdateResult:
     arg = AnswerRequest(question_id=body.question_id, text=body.text)

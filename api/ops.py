@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import OpsPrincipal, require_ops
-from api.calls import query, update
+from api.calls import query, refusal, update
 from api.responses import errors
 from api.state import deps_of
 from domain.events import Party
-from eventlog.access import record_access
+from eventlog.access import AccessLogError, record_access
 from eventlog.queries import BacklogRow, CaseBacklogRow, case_backlog, task_backlog
 from workflows.models import (
     AnswerRequest,
@@ -104,7 +104,11 @@ async def get_case(
 ) -> CaseSummary:
     deps = deps_of(request)
     summary = await query(deps.temporal, case_workflow_id(case_id), "status", CaseSummary, "case")
-    await record_access(deps.db, actor=ops.actor, purpose=purpose, what="case summary", case_id=case_id)
+    try:
+        await record_access(deps.db, actor=ops.actor, purpose=purpose, what="case summary", case_id=case_id)
+    except AccessLogError as exc:
+        # The purpose is stored and shown to auditors: it must not itself carry personal data.
+        raise refusal(422, "invalid", f"purpose: {str(exc).removeprefix('access log: purpose ')}") from None
     return summary
 
 

@@ -75,7 +75,7 @@ def codec_router(codec: EncryptionCodec, token: str, on_decode: DecodeHook) -> A
         payloads = await _parse(request)
         return json_format.MessageToDict(Payloads(payloads=await codec.encode(list(payloads.payloads))))
 
-    declared = {
+    declared: dict[int | str, dict[str, Any]] = {
         400: {"model": Message, "description": "The body is not Temporal payloads in proto3 JSON"},
         401: {"model": Message, "description": "No valid codec token"},
         422: {"model": Message, "description": "The payloads cannot be decrypted with the known keys"},

@@ -88,8 +88,10 @@ class Stack:
         return {"Authorization": f"Bearer {self.keys[kode]}"}
 
     async def apply(self, kommune_kode: str = "461", key: str | None = None, **overrides: Any) -> dict[str, Any]:
-        body = {"idempotency_key": key or f"app-{uuid.uuid4().hex}", "application": application(kommune_kode)}
-        body["application"].update(overrides)
+        body = {
+            "idempotency_key": key or f"app-{uuid.uuid4().hex}",
+            "application": application(kommune_kode, **overrides),
+        }
         r = await self.http.post("/v1/applications", json=body, headers=self.ops_headers)
         assert r.status_code == 201, r.text
         created: dict[str, Any] = r.json()

@@ -95,7 +95,7 @@ async def test_applications_answers_and_decisions_agree_everywhere(stack: Stack)
 
     for cid, kode in cases.items():
         events = await stack.events(cid)  # asserts contiguous versions and unique event ids
-        types = Counter(e.type for e in events)
+        types = Counter[str](e.type for e in events)
         for t in (*ONCE, "OplysningCompleted", "DecisionMade", "CitizenNotified", "KommuneNotified", "CaseClosed"):
             assert types[t] == 1, (cid, t, types)
         (decision,) = [e for e in events if isinstance(e, DecisionMade)]

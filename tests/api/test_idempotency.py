@@ -77,11 +77,12 @@ async def test_kommune_writes_and_the_decision_replay_their_first_answer(stack: 
     assert completed["task"]["status"] == "completed"
 
     # Reused keys with other content: refused, whatever the call.
-    for what, body in [
+    reused: list[tuple[str, dict[str, Any]]] = [
         ("questions", {**question, "text": "Noget andet?"}),
         ("extension-requests", {**extension, "extend_by": {"quantity": 30, "unit": "seconds"}}),
         ("submissions", {**partial, "documents": [document(), document("health_records")]}),
-    ]:
+    ]
+    for what, body in reused:
         r = await post(what, body)
         assert r.status_code == 409, (what, r.text)
         assert r.json()["detail"]["code"] == "conflict"

@@ -134,3 +134,27 @@ async def test_a_return_replays_its_first_answer(stack: Stack) -> None:
     assert (await stack.task("461", new_task))["kommune_kode"] == "461"
     assert (await stack.kpost("751", task_id, "returns", body)).json() == returned
     assert (await counts(stack, case_id))["OplysningReturned"] == 1
+
+
+async def test_an_extension_beyond_the_policy_waits_for_operations_once(stack: Stack) -> None:
+    case_id = (await stack.apply("461"))["case_id"]
+    task_id = await stack.open_task(case_id)
+    # demo-1 grants up to 60 seconds by itself; more goes to operations.
+    ask = {"idempotency_key": "long", "extend_by": {"quantity": 600, "unit": "seconds"}, "reason": "Speciallæge."}
+    pending = await twice(lambda: stack.kpost("461", task_id, "extension-requests", ask))
+    assert (pending["extension"], pending["task"]["pending_extension"]) == ("pending", "long")
+    deadline = pending["task"]["deadline_at"]
+
+    async def grant(grant: bool = True) -> httpx.Response:
+        return await stack.http.post(
+            f"/v1/ops/tasks/{task_id}/extension-decision",
+            json={"request_id": "long", "grant": grant},
+            headers=stack.ops_headers,
+        )
+
+    granted = await twice(grant)
+    assert granted["extension"] == "granted"
+    assert granted["task"]["deadline_at"] > deadline
+    assert (await grant(False)).status_code == 409
+    types = await counts(stack, case_id)
+    assert (types["ExtensionRequested"], types["OplysningDeadlineExtended"]) == (1, 1)

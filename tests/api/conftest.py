@@ -148,7 +148,8 @@ class Stack:
         return [e.type for e in await self.events(case_id)]
 
     async def catch_up(self) -> None:
-        """The backlog reads the projection; in production `sagsflow eventlog project` keeps it current."""
+        """The backlog reads the projection, which the worker process's runner keeps current in production; the
+        test's worker does not run one, so the test moves it to the log's head before it asks."""
         await ProjectionRunner(self.pool).catch_up()
 
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import typer
 from temporalio import activity as _activity
 from temporalio.client import Client
@@ -23,6 +24,7 @@ from temporalio.worker import Worker
 from activities.digital_post import DigitalPost, DigitalPostActivities, FakeDigitalPost
 from activities.eventlog import EventLogActivities
 from activities.kommune import KommuneActivities, KommuneChannel, LoggingKommuneChannel
+from activities.kommune_delivery import KommuneDelivery
 from activities.prescreen import prescreen_application
 from domain.kommuner import all_kommuner
 from eventlog.migrate import migrate_dsn
@@ -59,7 +61,6 @@ def default_activities(
         EventLogActivities(store).append_events,
         prescreen_application,
         kommune_acts.deliver_task,
-        kommune_acts.notify_kommune,
         post_acts.notify_citizen,
     ]
 
@@ -110,11 +111,14 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     client = await connect(settings)
     pool = await create_pool(database_url(settings))
     try:
-        worker = build_worker(client, pool, task_queue=settings.task_queue)
-        async with worker:
-            log.info("worker started", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
-            await stop.wait()
-            log.info("worker stopping")
+        async with httpx.AsyncClient() as http:
+            # The real kommune channel (signed push or inbox) replaces the logging default by activity name.
+            delivery = KommuneDelivery.from_settings(settings, pool, http)
+            worker = build_worker(client, pool, task_queue=settings.task_queue, activities=[delivery.deliver_task])
+            async with worker:
+                log.info("worker started", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
+                await stop.wait()
+                log.info("worker stopping")
     finally:
         await pool.close()
     log.info("worker stopped")

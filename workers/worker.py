@@ -26,6 +26,7 @@ from activities.eventlog import EventLogActivities
 from activities.kommune import KommuneActivities, KommuneChannel, LoggingKommuneChannel
 from activities.kommune_delivery import KommuneDelivery
 from activities.prescreen import prescreen_application
+from activities.report import ReportActivities
 from domain.kommuner import all_kommuner
 from eventlog.migrate import migrate_dsn
 from eventlog.store import EventStore, create_pool
@@ -34,6 +35,7 @@ from sagsflow.logs import configure_logging, get_logger
 from sagsflow.temporal import connect, sandbox_runner
 from workflows.case import CaseWorkflow
 from workflows.common import FAILURE_TYPES
+from workflows.report import QuarterlyReportWorkflow
 from workflows.task import OplysningTaskWorkflow
 
 log = get_logger(__name__)
@@ -114,7 +116,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         async with httpx.AsyncClient() as http:
             # The real kommune channel (signed push or inbox) replaces the logging default by activity name.
             delivery = KommuneDelivery.from_settings(settings, pool, http)
-            worker = build_worker(client, pool, task_queue=settings.task_queue, activities=[delivery.deliver_task])
+            # The quarterly report's Schedule starts its workflow on this task queue too (workers/schedules_cmd.py).
+            reports = ReportActivities(database_url(settings), settings.data_dir / "reports")
+            worker = build_worker(
+                client,
+                pool,
+                task_queue=settings.task_queue,
+                activities=[delivery.deliver_task, reports.build_quarterly_report],
+                workflows=[QuarterlyReportWorkflow],
+            )
             async with worker:
                 log.info("worker started", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
                 await stop.wait()

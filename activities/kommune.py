@@ -1,15 +1,15 @@
-"""The kommune channel as the workflows see it: deliver a task, send a notice (reminder, overdue, decision,
-withdrawn, task closed).
+"""The kommune channel as the workflows see it: one activity, `deliver_task`, that carries a task, a reminder or a
+notice (decision, withdrawn, task closed) to one kommune's system.
 
-`KommuneChannel` is the interface; `KommuneActivities` turns any implementation into the two activities the
-workflows call by name (`deliver_task`, `notify_kommune`). The real push/inbox channel (kommune-integration issue)
-either implements `KommuneChannel` or registers its own activities under the same names with the same payload
-models (workflows/models.py: TaskDelivery → DeliveryReceipt, KommuneNotice → None). `FakeKommuneChannel` is the
-test double: it records what it was asked to send and lets a test or a benchmark play the kommune.
+The real implementation is `activities.kommune_delivery.KommuneDelivery.deliver_task` (signed push or inbox, rate
+limits); `workers.worker` registers it. Here: the interface for test doubles (`KommuneChannel` + `KommuneActivities`,
+registered under the same activity name with the same payload models, workflows/models.py: KommuneMessage →
+DeliveryReceipt) and `FakeKommuneChannel`, which records what it was asked to send and lets a test or a benchmark
+play the kommune.
 
-Contract for implementations: a failure that may heal (5xx, timeout) raises any exception, and Temporal retries with
-backoff; one that will not (a 4xx) raises `ApplicationError(non_retryable=True, type=<short technical code>)`. The
-task workflow then records OplysningDeliveryFailed with that type only: never put personal data in errors.
+Contract (the real activity's): a failure that may heal (5xx, timeout) raises and Temporal retries with backoff;
+one that will not (a 4xx) raises `ApplicationError(non_retryable=True, type="DeliveryRejected")` with a technical
+message only, which the task workflow records as OplysningDeliveryFailed for operations.
 """
 
 from __future__ import annotations
@@ -21,13 +21,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.events import Channel
-from workflows.models import DELIVER_TASK, NOTIFY_KOMMUNE, DeliveryReceipt, KommuneNotice, TaskDelivery
+from workflows.models import DELIVER_TASK, DeliveryReceipt, KommuneMessage
 
 
 class KommuneChannel(Protocol):
-    async def deliver(self, task: TaskDelivery) -> DeliveryReceipt: ...
-
-    async def notice(self, notice: KommuneNotice) -> None: ...
+    async def deliver(self, message: KommuneMessage) -> DeliveryReceipt: ...
 
 
 class KommuneActivities:
@@ -35,49 +33,59 @@ class KommuneActivities:
         self.channel = channel
 
     @activity.defn(name=DELIVER_TASK)
-    async def deliver_task(self, task: TaskDelivery) -> DeliveryReceipt:
-        return await self.channel.deliver(task)
+    async def deliver_task(self, message: KommuneMessage) -> DeliveryReceipt:
+        return await self.channel.deliver(message)
 
-    @activity.defn(name=NOTIFY_KOMMUNE)
-    async def notify_kommune(self, notice: KommuneNotice) -> None:
-        await self.channel.notice(notice)
+
+def message_key(message: KommuneMessage) -> str:
+    """The receiver's deduplication key (as the real channel's Idempotency-Key)."""
+    seq = message.seq if message.seq is not None else 1 if message.kind == "task" else message.notice
+    return f"{message.task_id}:{message.kind}:{seq}"
 
 
 class FakeKommuneChannel:
-    """Accepts everything on the given channel; records deliveries and notices (deduplicated by id, as a real
-    receiver would by Idempotency-Key); `deliveries` is a queue a driver can await to answer as the kommune.
-    `refuse_kommuner` makes deliveries to those kommuner fail for good (a 4xx that will not heal)."""
+    """Accepts everything on the given channel and records it, deduplicated by key as a real receiver would;
+    `deliveries` is a queue of tasks a driver can await to answer as the kommune. `refuse_kommuner` makes messages
+    to those kommuner fail for good (a 4xx that will not heal)."""
 
     def __init__(self, channel: Channel = Channel.INBOX, refuse_kommuner: frozenset[str] = frozenset()) -> None:
         self.channel = channel
         self.refuse_kommuner = refuse_kommuner
-        self.delivered: dict[str, TaskDelivery] = {}
-        self.notices: dict[str, KommuneNotice] = {}
-        self.deliveries: asyncio.Queue[TaskDelivery] = asyncio.Queue()
+        self.messages: dict[str, KommuneMessage] = {}
+        self.deliveries: asyncio.Queue[KommuneMessage] = asyncio.Queue()
 
-    async def deliver(self, task: TaskDelivery) -> DeliveryReceipt:
-        if task.kommune_kode in self.refuse_kommuner:
-            raise ApplicationError("kommune endpoint refused the task (HTTP 410)", type="Http410", non_retryable=True)
-        if task.task_id not in self.delivered:
-            self.delivered[task.task_id] = task
-            self.deliveries.put_nowait(task)
+    async def deliver(self, message: KommuneMessage) -> DeliveryReceipt:
+        if message.kommune_kode in self.refuse_kommuner:
+            raise ApplicationError(
+                f"kommune {message.kommune_kode}: push rejected with HTTP 410",
+                type="DeliveryRejected",
+                non_retryable=True,
+            )
+        key = message_key(message)
+        if key not in self.messages:
+            self.messages[key] = message
+            if message.kind == "task":
+                self.deliveries.put_nowait(message)
         return DeliveryReceipt(channel=self.channel)
 
-    async def notice(self, notice: KommuneNotice) -> None:
-        self.notices.setdefault(notice.message_id, notice)
+    def tasks(self) -> list[KommuneMessage]:
+        return [m for m in self.messages.values() if m.kind == "task"]
 
-    def notices_for(self, task_id: str) -> list[KommuneNotice]:
-        return [n for n in self.notices.values() if n.task_id == task_id]
+    def notices(self, *, task_id: str | None = None, case_id: str | None = None) -> list[str]:
+        """Reminders and notices sent, in order, as 'reminder' or the notice's name."""
+        return [
+            m.notice or m.kind
+            for m in self.messages.values()
+            if m.kind != "task"
+            and (task_id is None or m.task_id == task_id)
+            and (case_id is None or m.case_id == case_id)
+        ]
 
 
 class LoggingKommuneChannel:
-    """What `sagsflow worker` uses until the kommune integration lands: every task counts as placed in the inbox."""
+    """For workers without the kommune integration (tests of other parts): every task counts as put in the inbox."""
 
-    async def deliver(self, task: TaskDelivery) -> DeliveryReceipt:
-        activity.logger.info(
-            "task placed in kommune inbox", extra={"task_id": task.task_id, "kommune": task.kommune_kode}
-        )
+    async def deliver(self, message: KommuneMessage) -> DeliveryReceipt:
+        extra = {"task_id": message.task_id, "kommune": message.kommune_kode, "kind": message.kind}
+        activity.logger.info("kommune message (logging channel only)", extra=extra)
         return DeliveryReceipt(channel=Channel.INBOX)
-
-    async def notice(self, notice: KommuneNotice) -> None:
-        activity.logger.info("kommune notice", extra={"kind": notice.kind, "kommune": notice.kommune_kode})

@@ -25,7 +25,6 @@ from temporalio.worker import Worker
 from activities.digital_post import DigitalPost, DigitalPostActivities, FakeDigitalPost
 from activities.eventlog import EventLogActivities
 from activities.kommune import KommuneActivities, KommuneChannel, LoggingKommuneChannel
-from activities.kommune_channel import PushInboxChannel
 from activities.kommune_delivery import KommuneDelivery
 from activities.prescreen import prescreen_application
 from activities.report import ReportActivities
@@ -66,7 +65,6 @@ def default_activities(
         EventLogActivities(store).append_events,
         prescreen_application,
         kommune_acts.deliver_task,
-        kommune_acts.notify_kommune,
         post_acts.notify_citizen,
     ]
 
@@ -127,14 +125,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     projections = asyncio.create_task(ProjectionRunner(pool).run(stop))
     http = httpx.AsyncClient()
     try:
-        channel = PushInboxChannel(KommuneDelivery.from_settings(settings, pool, http))
+        # The real kommune channel (signed push or inbox) replaces the logging default by activity name.
+        delivery = KommuneDelivery.from_settings(settings, pool, http)
+        # The quarterly report's Schedule starts its workflow on this task queue too (workers/schedules_cmd.py).
         reports = ReportActivities(database_url(settings), settings.data_dir / "reports")
         worker = build_worker(
             client,
             pool,
             task_queue=settings.task_queue,
-            kommune=channel,
-            activities=[reports.build_quarterly_report],
+            activities=[delivery.deliver_task, reports.build_quarterly_report],
             workflows=[QuarterlyReportWorkflow],
         )
         async with worker:

@@ -1,0 +1,18 @@
+"""The case lifecycle on Temporal. What other parts (API, simulator, reports) use:
+
+Workflow ids: `case-<case_id>` (CaseWorkflow; case_id is our own uuid) and `task-<task_id>` (OplysningTaskWorkflow,
+one per request to a kommune; task ids are uuids chosen by the case). Start a case with
+`workflows.client.start_case(client, CaseInput(...), task_queue=...)`.
+
+Updates (request model → result model; all in workflows/models.py):
+  on task-<task_id>:  submit_part(SubmitPartRequest), request_extension(ExtensionRequest),
+                      decide_extension(ExtensionDecision), ask_question(QuestionRequest),
+                      answer_question(AnswerRequest), return_task(ReturnRequest)          → TaskUpdateResult
+  on case-<case_id>:  decide(DecisionRequest), withdraw(WithdrawRequest), transfer(TransferRequest)
+                                                                                           → CaseUpdateResult
+Queries: `status` → TaskSummary / CaseSummary (no personal data).
+Refusals: the update fails with an ApplicationError whose `type` is the domain code (conflict, not_found,
+forbidden, invalid) and whose message says why. The same idempotency key again gets the first answer; after the
+workflow has closed, the answer is in its result (`TaskResult.answers` / `CaseResult.answers`, key
+"<update>:<id>").
+"""

@@ -25,7 +25,7 @@ import contextlib
 from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -66,9 +66,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.models import (
         CASE_WORKFLOW,
+        DELIVER_TASK,
         HAND_BACK_SIGNAL,
         NOTIFY_CITIZEN,
-        NOTIFY_KOMMUNE,
         PRESCREEN_APPLICATION,
         TASK_WORKFLOW,
         CaseCarry,
@@ -78,9 +78,10 @@ with workflow.unsafe.imports_passed_through():
         CaseUpdateResult,
         CitizenLetter,
         DecisionRequest,
+        DeliveryReceipt,
         DigitalPostReceipt,
         HandBack,
-        KommuneNotice,
+        KommuneMessage,
         PrescreenRequest,
         PrescreenResult,
         Refusal,
@@ -113,7 +114,7 @@ class CaseWorkflow(EventSourcedWorkflow):
         self._inp = inp
         self._intents: deque[_Intent] = deque()
         self._queued: dict[str, str] = {}  # idempotency key → request fingerprint, while queued or in progress
-        self._notices: list[KommuneNotice] = []
+        self._notices: list[KommuneMessage] = []
         self._next: tuple[RequestReason, tuple[str, ...]] | None = None
         self._last_documents: tuple[str, ...] = ()
         self._child: ChildWorkflowHandle[Any, TaskResult] | None = None
@@ -129,10 +130,10 @@ class CaseWorkflow(EventSourcedWorkflow):
                 await self._await_task()
             elif self._intents:
                 await self._carry_out(self._intents.popleft())
-            elif self._notices:
-                await self._send_notice(self._notices.pop(0))
             elif self.state.outcome is not None or self.state.withdrawn:
                 await self._close()
+            elif self._notices:
+                await self._send_notice(self._notices.pop(0))
             elif self._next is not None:
                 reason, documents = self._next
                 self._next = None
@@ -255,21 +256,22 @@ class CaseWorkflow(EventSourcedWorkflow):
 
     # -- notices and closing -------------------------------------------------------------------------------------
 
-    async def _send_notice(self, notice: KommuneNotice) -> None:
+    async def _send_notice(self, notice: KommuneMessage) -> None:
+        assert notice.notice is not None
         try:
             await workflow.execute_activity(
-                NOTIFY_KOMMUNE,
+                DELIVER_TASK,
                 notice,
+                result_type=DeliveryReceipt,
                 start_to_close_timeout=EXTERNAL_TIMEOUT,
                 retry_policy=EXTERNAL_RETRY,
-                summary=f"{notice.kind} notice to kommune {notice.kommune_kode}",
+                summary=f"{notice.notice} notice to kommune {notice.kommune_kode}",
             )
         except ActivityError:
             # Recorded only when it went out; operations see the failed activity in the history.
-            workflow.logger.warning("kommune notice gave up", extra={"kind": notice.kind})
+            workflow.logger.warning("kommune notice gave up", extra={"notice": notice.notice})
             return
-        assert notice.kind in ("decision", "withdrawn", "task_closed")
-        self.apply(NotifyKommune(kommune_kode=notice.kommune_kode, notice=notice.kind, task_id=notice.task_id))
+        self.apply(NotifyKommune(kommune_kode=notice.kommune_kode, notice=notice.notice, task_id=notice.task_id))
 
     async def _close(self) -> None:
         state = self.state
@@ -291,16 +293,19 @@ class CaseWorkflow(EventSourcedWorkflow):
                 summary=f"Digital Post: {kind}",
             )
             self.apply(NotifyCitizen(message_id=receipt.message_id))
+        # The citizen first: a kommune system that is down for a day must not delay the citizen's letter.
+        while self._notices:
+            await self._send_notice(self._notices.pop(0))
         decided_by_caseworker = self.state.outcome in (Outcome.GRANTED, Outcome.REJECTED)
-        if decided_by_caseworker and "decision" not in self.state.kommune_notified and self.state.kommune_kode:
-            last = max(self.state.tasks.values(), key=lambda t: t.requested_at, default=None)
+        last = max(self.state.tasks.values(), key=lambda t: t.requested_at, default=None)
+        if decided_by_caseworker and "decision" not in self.state.kommune_notified and last and self.state.kommune_kode:
             await self._send_notice(
-                KommuneNotice(
-                    message_id=f"{self.state.case_id}:decision",
+                KommuneMessage(
+                    task_id=last.task_id,
                     case_id=self.state.case_id,
                     kommune_kode=self.state.kommune_kode,
-                    kind="decision",
-                    task_id=last.task_id if last else None,
+                    kind="notice",
+                    notice="decision",
                 )
             )
         self.apply(CloseCase())
@@ -396,15 +401,15 @@ class CaseWorkflow(EventSourcedWorkflow):
         return CaseUpdateResult(recorded=tuple(events), task_id=task_id, case=self.summary())
 
     @staticmethod
-    def _task_notice(before: CaseState, kind: str) -> KommuneNotice:
+    def _task_notice(before: CaseState, notice: Literal["withdrawn", "task_closed"]) -> KommuneMessage:
         task = before.open_task
         assert task is not None
-        return KommuneNotice(
-            message_id=f"{task.task_id}:{kind}",
+        return KommuneMessage(
+            task_id=task.task_id,
             case_id=before.case_id,
             kommune_kode=task.kommune_kode,
-            kind="withdrawn" if kind == "withdrawn" else "task_closed",
-            task_id=task.task_id,
+            kind="notice",
+            notice=notice,
         )
 
     @workflow.update

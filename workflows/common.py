@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from domain.calendar import COPENHAGEN
 from domain.commands import Command, decide
@@ -179,8 +179,9 @@ class EventSourcedWorkflow:
                     retry_policy=APPEND_RETRY,
                     summary=f"append {len(batch)} event(s) at version {self._persisted_version}",
                 )
-            except ActivityError as exc:
-                cause = exc.cause
+            except FailureError as exc:
+                # A local activity's failure may arrive as the ApplicationError itself, not wrapped in ActivityError.
+                cause = exc.cause if isinstance(exc, ActivityError) else exc
                 kind = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
                 self._fatal = f"the event log refused an append at version {self._persisted_version}: {kind}"
                 raise ApplicationError(self._fatal, type="EventStreamDiverged", non_retryable=True) from exc

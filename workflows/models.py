@@ -27,10 +27,10 @@ from domain.state import CaseState, CaseStatus, TaskState, TaskStatus
 
 # Activity names: the workflows call activities by these names, so another implementation (the real kommune
 # channel, a real Digital Post client) is registered under the same name and nothing in the workflows changes.
+# `deliver_task` carries every message to a kommune: the task itself, reminders and notices.
 APPEND_EVENTS = "append_events"
 PRESCREEN_APPLICATION = "prescreen_application"
 DELIVER_TASK = "deliver_task"
-NOTIFY_KOMMUNE = "notify_kommune"
 NOTIFY_CITIZEN = "notify_citizen"
 
 CASE_WORKFLOW = "CaseWorkflow"
@@ -391,33 +391,28 @@ class PrescreenResult(Frozen):
     details: dict[str, Any] | None = None  # personal: reasons and factors
 
 
-class TaskDelivery(Frozen):
-    """The task as it goes to the kommune's system. Ids, codes and instants only: the kommune fetches the citizen's
-    identity over its authenticated API."""
+class KommuneMessage(Frozen):
+    """What the `deliver_task` activity takes: a task, a reminder or a notice for one kommune's system, by its
+    channel (push or inbox). Field for field the real activity's input (activities/kommune_delivery.py,
+    `DeliverTaskInput`). Ids, codes and instants only: the kommune fetches the citizen's identity over its
+    authenticated API."""
 
-    case_id: str
     task_id: str
+    case_id: str
     kommune_kode: str
-    reason: RequestReason
-    policy_id: str
-    deadline_at: datetime
+    kind: Literal["task", "reminder", "notice"]
+    deadline_at: datetime | None = None
     requested_documents: tuple[str, ...] = ()
+    notice: Literal["decision", "withdrawn", "task_closed"] | None = None
+    # The message's idempotency key is `<task id>:<kind>:<seq>`, the same on every retry. A reminder passes the
+    # stream version of its KommuneReminderSent (reminder numbers restart after an extension); a task or notice
+    # leaves it unset (the key is then `:task:1` or `:notice:<notice>`).
+    seq: int | None = Field(default=None, ge=0)
 
 
 class DeliveryReceipt(Frozen):
     channel: Channel
-
-
-NoticeKind = Literal["reminder", "overdue", "decision", "withdrawn", "task_closed"]
-
-
-class KommuneNotice(Frozen):
-    message_id: str = Field(description="Stable across retries: '<task or case id>:<kind>:<seq>'")
-    case_id: str
-    kommune_kode: str
-    kind: NoticeKind
-    task_id: str | None = None
-    deadline_at: datetime | None = None
+    status_code: int | None = None
 
 
 class CitizenLetter(Frozen):

@@ -55,7 +55,6 @@ from domain.events import (
     ExtensionRefused,
     KommuneReminderSent,
     OplysningDeadlineExtended,
-    OplysningOverdue,
     OplysningReturned,
 )
 from domain.sla import SlaPolicy
@@ -78,7 +77,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.models import (
         DELIVER_TASK,
-        NOTIFY_KOMMUNE,
         TASK_PROGRESS_SIGNAL,
         TASK_WORKFLOW,
         AnswerRequest,
@@ -86,13 +84,11 @@ with workflow.unsafe.imports_passed_through():
         ExtensionDecision,
         ExtensionRequest,
         HandBack,
-        KommuneNotice,
-        NoticeKind,
+        KommuneMessage,
         QuestionRequest,
         Refusal,
         ReturnRequest,
         SubmitPartRequest,
-        TaskDelivery,
         TaskInput,
         TaskProgress,
         TaskResult,
@@ -195,10 +191,11 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
         )
         (event,) = self.apply(command)
         await self.flush()
-        assert isinstance(event, KommuneReminderSent | OplysningOverdue)
-        if isinstance(event, OplysningOverdue):
+        if isinstance(event, KommuneReminderSent):
+            self._spawn(self._remind(self.state.version))
+        else:
+            # Escalation is for operations (search attributes, the case's status, the UI), not a kommune message.
             self._progress_due = True
-        self._spawn(self._notice(kind, event))
 
     def _raise_if_fatal(self) -> None:
         if self._fatal:
@@ -236,12 +233,11 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
         try:
             receipt = await workflow.execute_activity(
                 DELIVER_TASK,
-                TaskDelivery(
-                    case_id=self.state.case_id,
+                KommuneMessage(
                     task_id=task.task_id,
+                    case_id=self.state.case_id,
                     kommune_kode=task.kommune_kode,
-                    reason=task.reason,
-                    policy_id=task.policy_id,
+                    kind="task",
                     deadline_at=task.deadline_at,
                     requested_documents=self._requested_documents,
                 ),
@@ -255,8 +251,10 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
                 return
             cause = exc.cause
             kind = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
-            # Technical reason only (the error's type): a kommune system's message could carry anything.
-            self.apply(RecordDeliveryFailure(task_id=self.task_id, reason=f"delivery gave up: {kind}"[:500]))
+            # The delivery activity's contract: a non-retryable message is technical only (kommune, HTTP status).
+            message = cause.message if isinstance(cause, ApplicationError) else ""
+            reason = f"{kind}: {message}" if message else kind
+            self.apply(RecordDeliveryFailure(task_id=self.task_id, reason=reason[:500]))
             await self.flush()
             workflow.logger.warning("task delivery failed for good; operations must act", extra={"kind": kind})
             return
@@ -264,25 +262,26 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             self.apply(MarkDelivered(task_id=self.task_id, channel=receipt.channel))
             await self.flush()
 
-    async def _notice(self, kind: NoticeKind, event: Event) -> None:
+    async def _remind(self, version: int) -> None:
         task = self.task
         try:
             await workflow.execute_activity(
-                NOTIFY_KOMMUNE,
-                KommuneNotice(
-                    message_id=f"{self.task_id}:{kind}:{event.event_id}",
+                DELIVER_TASK,
+                KommuneMessage(
+                    task_id=self.task_id,
                     case_id=self.state.case_id,
                     kommune_kode=task.kommune_kode,
-                    kind=kind,
-                    task_id=self.task_id,
+                    kind="reminder",
                     deadline_at=task.deadline_at,
+                    seq=version,
                 ),
+                result_type=DeliveryReceipt,
                 start_to_close_timeout=EXTERNAL_TIMEOUT,
                 retry_policy=EXTERNAL_RETRY,
-                summary=f"{kind} to kommune {task.kommune_kode}",
+                summary=f"reminder to kommune {task.kommune_kode}",
             )
         except ActivityError:
-            workflow.logger.warning("kommune notice gave up", extra={"kind": kind})
+            workflow.logger.warning("reminder delivery gave up", extra={"task_id": self.task_id})
 
     async def _send_progress(self) -> None:
         self._progress_due = False

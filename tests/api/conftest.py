@@ -23,7 +23,6 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.kommune_channel import PushInboxChannel
 from activities.kommune_delivery import KommuneDelivery
 from api.app import create_app
 from api.auth import create_key
@@ -197,8 +196,10 @@ async def stack(dev_env: WorkflowEnvironment, pg_server_url: str, key_ring: KeyR
                     config = dev_channel_config(
                         sim_url, MASTER, frozenset(INBOX_KOMMUNER), rate_per_second=100, burst=100
                     )
-                    channel = PushInboxChannel(KommuneDelivery(pool, StaticChannels(config), push_http))
-                    worker = build_worker(dev_env.client, pool, task_queue=task_queue, kommune=channel)
+                    delivery = KommuneDelivery(pool, StaticChannels(config), push_http)
+                    worker = build_worker(
+                        dev_env.client, pool, task_queue=task_queue, activities=[delivery.deliver_task]
+                    )
                     async with worker, httpx.AsyncClient(base_url=api_url, timeout=30) as http:
                         yield Stack(api_url, http, pool, EventStore(pool), keys, sim, dev_env)
         finally:

@@ -45,7 +45,7 @@ from workflows.models import (
     CaseResult,
     CaseUpdateResult,
     DecisionRequest,
-    TaskDelivery,
+    KommuneMessage,
     TaskResult,
     task_workflow_id,
 )
@@ -109,7 +109,7 @@ class Lifecycle:
         self.offset = at - now
         return await start_case(self.client, inp, task_queue=self.task_queue)
 
-    async def delivery(self) -> TaskDelivery:
+    async def delivery(self) -> KommuneMessage:
         return await asyncio.wait_for(self.kommune.deliveries.get(), timeout=20)
 
     def task(self, task_id: str) -> TaskHandle:

@@ -68,12 +68,15 @@ class SimulationOptions:
     weeks: int = 52
     rate_per_week: float = 300.0
     seed: int = 1
+    kommune_speed: float = 1.0  # > 1: every kommune answers faster (sim.behaviour.default_profile's what-if knob)
 
     def __post_init__(self) -> None:
         if self.weeks < 1:
             raise ValueError("weeks: must be at least 1")
         if self.rate_per_week <= 0:
             raise ValueError("rate: must be more than 0")
+        if self.kommune_speed <= 0:
+            raise ValueError("kommune speed: must be more than 0")
 
     @property
     def business_start(self) -> datetime:

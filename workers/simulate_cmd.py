@@ -74,7 +74,9 @@ async def simulate_on(
     await register_search_attributes(client)
     offset = (options.business_start - await env.get_current_time()).total_seconds()
     task_queue = f"simulate-{uuid.uuid4().hex[:8]}"
-    channel = SimKommuneChannel(client, task_queue, default_profiles(), seed=options.seed, offset_seconds=offset)
+    channel = SimKommuneChannel(
+        client, task_queue, default_profiles(speed=options.kommune_speed), seed=options.seed, offset_seconds=offset
+    )
     acts = SimActivities(client, task_queue, ApplicationFactory(options.seed))
     summary = SimulationSummary(
         start=options.start.isoformat(), weeks=options.weeks, rate_per_week=options.rate_per_week, seed=options.seed

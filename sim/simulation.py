@@ -37,8 +37,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.calendar import COPENHAGEN, local_date
-from domain.events import Channel, event_from_record
-from domain.state import CaseStatus, fold
+from domain.events import Channel, Event, event_from_record
+from domain.state import CaseState, CaseStatus, fold
 from eventlog.migrate import migrate_dsn
 from sagsflow.embedded import EmbeddedPostgres, free_port
 from sagsflow.search_attributes import REGISTRATION
@@ -324,7 +324,7 @@ def _candidate_ids(options: SimulationOptions, bound: int) -> list[str]:
     return [sim_case_id(options.seed, n) for n in range(1, bound + 1)]
 
 
-async def _fold_streams(conn: asyncpg.Connection, case_ids: list[str]) -> AsyncIterator[Any]:
+async def _fold_streams(conn: asyncpg.Connection, case_ids: list[str]) -> AsyncIterator[CaseState]:
     """Each case's stream folded with the domain's own `fold` (personal fields are not read)."""
     rows = await conn.fetch(
         "SELECT event_id, case_id, type, schema_version, occurred_at, data - 'personal' AS data FROM events"
@@ -332,7 +332,7 @@ async def _fold_streams(conn: asyncpg.Connection, case_ids: list[str]) -> AsyncI
         case_ids,
     )
     current: str | None = None
-    batch: list[Any] = []
+    batch: list[Event] = []
     for row in rows:
         if row["case_id"] != current and batch:
             yield fold(batch)
@@ -343,7 +343,7 @@ async def _fold_streams(conn: asyncpg.Connection, case_ids: list[str]) -> AsyncI
         yield fold(batch)
 
 
-def _event(row: asyncpg.Record) -> Any:
+def _event(row: asyncpg.Record) -> Event:
     data = row["data"]
     if isinstance(data, str):
         data = json.loads(data)

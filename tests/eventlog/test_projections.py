@@ -148,3 +148,21 @@ async def test_rebuild_swaps_in_fresh_tables_while_writers_and_a_runner_go_on(
     }
     assert {"case_status_pkey", "task_intervals_open_during", "event_facts_occurred"} <= indexes
     assert await pool.fetchval("SELECT generation FROM projection_positions WHERE name = 'case_views'") == 1
+
+
+async def test_a_snapshot_answers_at_one_position_while_the_runner_moves_on(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    await _append_cases(store, 0, 3)
+    runner = ProjectionRunner(pool, batch_size=1000)
+    await runner.catch_up()
+    assert await queries.projection_lag(pool) == 0
+    async with queries.snapshot(pool) as (conn, position):
+        before = await queries.period_counts(conn, "week")
+        await _append_cases(store, 3, 3)
+        assert await queries.projection_lag(pool) > 0
+        await runner.catch_up()
+        assert await queries.period_counts(conn, "week") == before
+        assert await queries.projection_position(conn) == position
+    assert await queries.projection_lag(pool) == 0
+    assert await queries.period_counts(pool, "week") != before

@@ -56,27 +56,6 @@ BEGIN
                    'task_intervals' || suffix || '_open_during', 'task_intervals' || suffix);
     EXECUTE format('CREATE INDEX %I ON %I (task_id) WHERE valid_to IS NULL',
                    'task_intervals' || suffix || '_current', 'task_intervals' || suffix);
-    EXECUTE format('CREATE INDEX %I ON %I (kommune_kode, status) WHERE valid_to IS NULL AND is_open',
-                   'task_intervals' || suffix || '_open_now', 'task_intervals' || suffix);
-    EXECUTE format('CREATE INDEX %I ON %I (valid_from) WHERE is_open',
-                   'task_intervals' || suffix || '_open_from', 'task_intervals' || suffix);
-    EXECUTE format('CREATE INDEX %I ON %I (valid_to) WHERE is_open',
-                   'task_intervals' || suffix || '_open_to', 'task_intervals' || suffix);
-
-    -- Backlog as of T = (#open intervals begun by T) - (#ended by T): +1/-1 per interval boundary, summed per
-    -- month ('m') and per day ('d', UTC) and group. As-of queries add up at most a few years of months, the days of
-    -- T's month and T's own day from the intervals, so they cost the same at any log size; additive, so events
-    -- stamped out of order are no special case.
-    EXECUTE format($f$
-        CREATE TABLE %1$I (
-            grain        text NOT NULL,
-            bucket       date NOT NULL,
-            kommune_kode text NOT NULL,
-            status       text NOT NULL,
-            overdue      boolean NOT NULL,
-            delta        bigint NOT NULL,
-            PRIMARY KEY (grain, bucket, kommune_kode, status, overdue)
-        )$f$, 'task_deltas' || suffix);
 
     -- The same for each case's status and kommune: open cases per kommune as of any time.
     EXECUTE format($f$
@@ -96,28 +75,12 @@ BEGIN
                    'case_intervals' || suffix || '_active_during', 'case_intervals' || suffix);
     EXECUTE format('CREATE INDEX %I ON %I (case_id) WHERE valid_to IS NULL',
                    'case_intervals' || suffix || '_current', 'case_intervals' || suffix);
-    EXECUTE format('CREATE INDEX %I ON %I (kommune_kode, status) WHERE valid_to IS NULL AND is_active',
-                   'case_intervals' || suffix || '_active_now', 'case_intervals' || suffix);
-    EXECUTE format('CREATE INDEX %I ON %I (valid_from) WHERE is_active',
-                   'case_intervals' || suffix || '_active_from', 'case_intervals' || suffix);
-    EXECUTE format('CREATE INDEX %I ON %I (valid_to) WHERE is_active',
-                   'case_intervals' || suffix || '_active_to', 'case_intervals' || suffix);
-    EXECUTE format($f$
-        CREATE TABLE %1$I (
-            grain        text NOT NULL,
-            bucket       date NOT NULL,
-            kommune_kode text NOT NULL,
-            status       text NOT NULL,
-            delta        bigint NOT NULL,
-            PRIMARY KEY (grain, bucket, kommune_kode, status)
-        )$f$, 'case_deltas' || suffix);
 
     -- One narrow row per countable event, with the kommune it counts for resolved at projection time.
     EXECUTE format($f$
         CREATE TABLE %1$I (
             global_position bigint PRIMARY KEY,
             occurred_at     timestamptz NOT NULL,
-            local_date      date NOT NULL,  -- in Europe/Copenhagen: weeks and quarters bucket on it cheaply
             type            text NOT NULL,
             case_id         text NOT NULL,
             task_id         text,
@@ -138,8 +101,7 @@ DECLARE
     base text;
     idx record;
 BEGIN
-    FOREACH base IN ARRAY ARRAY['case_status', 'task_intervals', 'task_deltas', 'case_intervals', 'case_deltas',
-                                'event_facts'] LOOP
+    FOREACH base IN ARRAY ARRAY['case_status', 'task_intervals', 'case_intervals', 'event_facts'] LOOP
         EXECUTE format('DROP TABLE IF EXISTS %I', base);
         EXECUTE format('ALTER TABLE %I RENAME TO %I', base || suffix, base);
         FOR idx IN

@@ -62,7 +62,11 @@ class SubjectCipher:
         """The configured master ring, or in the embedded default a dev ring generated into the data dir."""
         if settings.eventlog_key_file is not None:
             return cls(load_or_create_key_ring(settings.eventlog_key_file, create=False))
-        return cls(load_or_create_key_ring(settings.data_dir / "eventlog-keys.json"))
+        path = settings.data_dir / "eventlog-keys.json"
+        try:
+            return cls(load_or_create_key_ring(path))
+        except FileExistsError:  # another process created it first: use theirs
+            return cls(load_or_create_key_ring(path, create=False))
 
     @staticmethod
     def _wrap_aad(subject_id: str) -> bytes:

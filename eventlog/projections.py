@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -52,7 +53,7 @@ log = get_logger(__name__)
 
 PROJECTION = "case_views"
 REBUILD_SUFFIX = "_rebuild"
-TABLES = ("case_status", "task_intervals", "case_intervals", "event_facts")
+TABLES = ("case_status", "task_intervals", "task_deltas", "case_intervals", "case_deltas", "event_facts")
 ACTIVE_CASE_STATUSES = frozenset(
     {CaseStatus.RECEIVED, CaseStatus.PRESCREENED, CaseStatus.AWAITING_KOMMUNE, CaseStatus.READY_FOR_DECISION}
 )
@@ -71,6 +72,7 @@ FACT_TYPES = (
     ApplicationWithdrawn,
 )
 SECONDS_PER_DAY = 86_400.0
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
 
 class ProjectionError(Exception):
@@ -87,7 +89,8 @@ class CaseEntry:
 def fact_for(event: Event, before: CaseState, after: CaseState) -> tuple[Any, ...] | None:
     """(task_id, kommune_kode, outcome, answer_days, on_time) for a countable event, else None.
 
-    Shared with `eventlog.naive`, so both sides attribute an event to the same kommune.
+    A task's events count for the task's kommune, a transfer for the receiving kommune, anything else for the
+    case's kommune at that moment. `eventlog.naive` works this out again from the raw events, independently.
     """
     if not isinstance(event, FACT_TYPES):
         return None
@@ -115,22 +118,39 @@ def _task_key(t: TaskState) -> tuple[Any, ...]:
     return (t.status, t.overdue, t.deadline_at)
 
 
+def buckets(at: datetime) -> tuple[tuple[str, date], ...]:
+    """The ('y' year, 'm' month, 'd' day) buckets, in UTC, that an interval boundary at `at` is summed into."""
+    day = at.astimezone(UTC).date()
+    return ("y", day.replace(month=1, day=1)), ("m", day.replace(day=1)), ("d", day)
+
+
 @dataclass
 class _Intervals:
-    """Interval rows made by one batch: rows opened and closed within it, and DB rows it closes."""
+    """Interval rows made by one batch (opened, maybe closed within it), DB rows it closes, and the +1/-1 boundary
+    deltas of the counted ones (open tasks, active cases) per bucket and group."""
 
+    valid_to_index: int
+    group: Callable[[list[Any]], tuple[Any, ...] | None]  # the counted group of a row, None if not counted
     rows: list[list[Any]] = field(default_factory=list)
     open_new: dict[str, list[Any]] = field(default_factory=dict)
     close_db: dict[str, datetime] = field(default_factory=dict)
+    deltas: Counter[tuple[Any, ...]] = field(default_factory=Counter)
 
-    def change(self, key: str, at: datetime, row: list[Any], *, is_new: bool, valid_to_index: int) -> None:
+    def change(self, key: str, at: datetime, row: list[Any], *, is_new: bool) -> None:
         previous = self.open_new.get(key)
         if previous is not None:
-            previous[valid_to_index] = at
+            previous[self.valid_to_index] = at
+            self.count(self.group(previous), at, -1)
         elif not is_new:
-            self.close_db[key] = at
+            self.close_db[key] = at  # its -1 is counted when the UPDATE returns the row's group
         self.rows.append(row)
         self.open_new[key] = row
+        self.count(self.group(row), at, +1)
+
+    def count(self, group: tuple[Any, ...] | None, at: datetime, delta: int) -> None:
+        if group is not None:
+            for grain, bucket in buckets(at):
+                self.deltas[(grain, bucket, *group)] += delta
 
 
 _TASK_COLS = [
@@ -159,6 +179,7 @@ _CASE_COLS = [
 _FACT_COLS = [
     "global_position",
     "occurred_at",
+    "local_date",
     "type",
     "case_id",
     "task_id",
@@ -218,8 +239,9 @@ class CaseViews:
         entries = await self._load(conn, {e.case_id for _, e in decoded})
         touched: dict[str, CaseEntry] = {}
         new_cases: set[str] = set()
-        tasks = _Intervals()
-        cases = _Intervals()
+        # Row layouts follow _TASK_COLS / _CASE_COLS.
+        tasks = _Intervals(9, lambda r: (r[2], r[3], r[5]) if r[4] else None)
+        cases = _Intervals(6, lambda r: (r[1], r[2]) if r[3] else None)
         facts: list[tuple[Any, ...]] = []
         for position, event in decoded:
             entry = entries.get(event.case_id)
@@ -255,7 +277,6 @@ class CaseViews:
                         position,
                     ],
                     is_new=before.status is CaseStatus.NEW,
-                    valid_to_index=6,
                 )
             for task_id, task in after.tasks.items():
                 old = before.tasks.get(task_id)
@@ -278,11 +299,11 @@ class CaseViews:
                         position,
                     ],
                     is_new=old is None,
-                    valid_to_index=9,
                 )
             fact = fact_for(event, before, after)
             if fact is not None:
-                facts.append((position, event.occurred_at, event.type, event.case_id, *fact))
+                local_date = event.occurred_at.astimezone(COPENHAGEN).date()
+                facts.append((position, event.occurred_at, local_date, event.type, event.case_id, *fact))
 
         await self._write(conn, touched, tasks, cases, facts)
         return touched
@@ -337,15 +358,40 @@ class CaseViews:
                 *cols,
             )
         # Close the intervals left open by earlier batches before inserting this batch's rows.
-        for name, key_col, ivs in (("task_intervals", "task_id", tasks), ("case_intervals", "case_id", cases)):
+        for name, key_col, group_cols, ivs in (
+            ("task_intervals", "task_id", "t.kommune_kode, t.status, t.overdue, t.is_open", tasks),
+            ("case_intervals", "case_id", "t.kommune_kode, t.status, t.is_active", cases),
+        ):
             if ivs.close_db:
-                await conn.execute(
+                closed = await conn.fetch(
                     f"UPDATE {self.table(name)} AS t SET valid_to = v.at"
                     f" FROM unnest($1::text[], $2::timestamptz[]) AS v (key, at)"
-                    f" WHERE t.{key_col} = v.key AND t.valid_to IS NULL",
+                    f" WHERE t.{key_col} = v.key AND t.valid_to IS NULL"
+                    f" RETURNING v.at, {group_cols}",
                     list(ivs.close_db),
                     list(ivs.close_db.values()),
                 )
+                for r in closed:
+                    *group, counted = tuple(r)[1:]
+                    ivs.count(tuple(group) if counted else None, r["at"], -1)
+        for name, ivs, group_cols in (
+            ("task_deltas", tasks, "kommune_kode, status, overdue"),
+            ("case_deltas", cases, "kommune_kode, status"),
+        ):
+            changed = [(k, n) for k, n in ivs.deltas.items() if n]
+            if not changed:
+                continue
+            width = len(changed[0][0])
+            columns = [[k[i] for k, _ in changed] for i in range(width)]
+            types = ["text", "date", "text", "text", "boolean"][:width]
+            unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+            await conn.execute(
+                f"INSERT INTO {self.table(name)} AS d (grain, bucket, {group_cols}, delta)"
+                f" SELECT * FROM unnest({unnest}, ${width + 1}::bigint[])"
+                f" ON CONFLICT (grain, bucket, {group_cols}) DO UPDATE SET delta = d.delta + excluded.delta",
+                *columns,
+                [n for _, n in changed],
+            )
         if tasks.rows:
             await conn.copy_records_to_table(self.table("task_intervals"), records=tasks.rows, columns=_TASK_COLS)
         if cases.rows:

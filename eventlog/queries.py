@@ -10,11 +10,15 @@ both in Danish time (Europe/Copenhagen). Each answer is as of the projection's t
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal
 
-from eventlog.db import Db
+import asyncpg
+
+from eventlog.db import Conn, Db
 from eventlog.projections import projection_position
 
 __all__ = [
@@ -24,12 +28,13 @@ __all__ = [
     "WaitingTask",
     "case_backlog",
     "period_counts",
+    "projection_lag",
     "projection_position",
+    "snapshot",
     "task_backlog",
     "waiting_tasks",
 ]
 
-TIME_ZONE = "Europe/Copenhagen"
 Period = Literal["week", "quarter"]
 
 
@@ -89,32 +94,74 @@ class PeriodCount:
     p90_answer_days: float | None = None
 
 
+@asynccontextmanager
+async def snapshot(pool: asyncpg.Pool) -> AsyncIterator[tuple[Conn, int]]:
+    """A read-only REPEATABLE READ transaction and the projection position it sees: every query run on that
+    connection answers as of that one position, so a report built in it can name the position and be reproduced."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        yield conn, await projection_position(conn)
+
+
+async def projection_lag(db: Db) -> int:
+    """Events in the log that the projection has not applied yet (a metric: should hover near 0)."""
+    lag = await db.fetchval(
+        "SELECT coalesce((SELECT max(global_position) FROM events), 0) - position"
+        " FROM projection_positions WHERE name = 'case_views'"
+    )
+    return int(lag)
+
+
+def _as_of_args(at: datetime) -> list[Any]:
+    """$1 the moment, $2 its UTC year start, $3 month start, $4 day (dates), $5 the day's start (timestamptz)."""
+    day = at.astimezone(UTC).date()
+    return [at, day.replace(month=1, day=1), day.replace(day=1), day, datetime.combine(day, time(), UTC)]
+
+
+def _as_of_sum(deltas: str, intervals: str, flag: str, group: str) -> str:
+    """Boundary deltas up to $1: whole years, then months, then days from the delta table, then $1's own day."""
+    return (
+        f"SELECT {group}, delta FROM {deltas} WHERE grain = 'y' AND bucket < $2"
+        f" UNION ALL SELECT {group}, delta FROM {deltas} WHERE grain = 'm' AND bucket >= $2 AND bucket < $3"
+        f" UNION ALL SELECT {group}, delta FROM {deltas} WHERE grain = 'd' AND bucket >= $3 AND bucket < $4"
+        f" UNION ALL SELECT {group}, 1 FROM {intervals} WHERE {flag} AND valid_from >= $5 AND valid_from <= $1"
+        f" UNION ALL SELECT {group}, -1 FROM {intervals} WHERE {flag} AND valid_to >= $5 AND valid_to <= $1"
+    )
+
+
 async def task_backlog(db: Db, at: datetime | None = None) -> list[BacklogRow]:
     """Open tasks per kommune and task status, now or as of `at`."""
     if at is None:
-        where, args = "valid_to IS NULL AND is_open", []
+        rows = await db.fetch(
+            "SELECT kommune_kode, status, count(*) AS tasks, count(*) FILTER (WHERE overdue) AS overdue"
+            " FROM task_intervals WHERE valid_to IS NULL AND is_open"
+            " GROUP BY kommune_kode, status ORDER BY kommune_kode, status"
+        )
     else:
-        where, args = "is_open AND during @> $1::timestamptz", [at]
-    rows = await db.fetch(
-        "SELECT kommune_kode, status, count(*) AS tasks, count(*) FILTER (WHERE overdue) AS overdue"
-        f" FROM task_intervals WHERE {where} GROUP BY kommune_kode, status ORDER BY kommune_kode, status",
-        *args,
-    )
-    return [BacklogRow(r["kommune_kode"], r["status"], r["tasks"], r["overdue"]) for r in rows]
+        rows = await db.fetch(
+            "SELECT kommune_kode, status, sum(delta) AS tasks,"
+            " coalesce(sum(delta) FILTER (WHERE overdue), 0) AS overdue"
+            f" FROM ({_as_of_sum('task_deltas', 'task_intervals', 'is_open', 'kommune_kode, status, overdue')}) d"
+            " GROUP BY kommune_kode, status HAVING sum(delta) <> 0 ORDER BY kommune_kode, status",
+            *_as_of_args(at),
+        )
+    return [BacklogRow(r["kommune_kode"], r["status"], int(r["tasks"]), int(r["overdue"])) for r in rows]
 
 
 async def case_backlog(db: Db, at: datetime | None = None) -> list[CaseBacklogRow]:
     """Active cases per kommune and case status, now or as of `at`."""
     if at is None:
-        where, args = "valid_to IS NULL AND is_active", []
+        rows = await db.fetch(
+            "SELECT kommune_kode, status, count(*) AS cases FROM case_intervals WHERE valid_to IS NULL AND is_active"
+            " GROUP BY kommune_kode, status ORDER BY kommune_kode, status"
+        )
     else:
-        where, args = "is_active AND during @> $1::timestamptz", [at]
-    rows = await db.fetch(
-        "SELECT kommune_kode, status, count(*) AS cases"
-        f" FROM case_intervals WHERE {where} GROUP BY kommune_kode, status ORDER BY kommune_kode, status",
-        *args,
-    )
-    return [CaseBacklogRow(r["kommune_kode"], r["status"], r["cases"]) for r in rows]
+        rows = await db.fetch(
+            "SELECT kommune_kode, status, sum(delta) AS cases"
+            f" FROM ({_as_of_sum('case_deltas', 'case_intervals', 'is_active', 'kommune_kode, status')}) d"
+            " GROUP BY kommune_kode, status HAVING sum(delta) <> 0 ORDER BY kommune_kode, status",
+            *_as_of_args(at),
+        )
+    return [CaseBacklogRow(r["kommune_kode"], r["status"], int(r["cases"])) for r in rows]
 
 
 async def waiting_tasks(db: Db, at: datetime) -> list[WaitingTask]:
@@ -154,7 +201,7 @@ async def period_counts(
         args.append(end)
         conditions.append(f"occurred_at < ${len(args)}")
     rows = await db.fetch(
-        f"SELECT date_trunc('{period}', occurred_at AT TIME ZONE '{TIME_ZONE}') AS period_start,"
+        f"SELECT date_trunc('{period}', local_date)::date AS period_start,"
         f" {kommune} AS kommune_kode,"
         " count(*) FILTER (WHERE type = 'ApplicationReceived') AS intake,"
         " count(*) FILTER (WHERE type = 'OplysningRequested') AS requested,"
@@ -186,7 +233,7 @@ async def period_counts(
     return out
 
 
-def _label(period: Period, bucket_start: datetime) -> str:
+def _label(period: Period, bucket_start: date) -> str:
     if period == "week":
         year, week, _ = bucket_start.isocalendar()
         return f"{year}-W{week:02d}"

@@ -275,27 +275,36 @@ class _GroupCommit:
         return await asyncio.shield(future)
 
     async def _drain(self) -> None:
-        while self._queue:
-            group, self._queue = self._queue[: self.MAX_GROUP], self._queue[self.MAX_GROUP :]
-            try:
-                async with self.pool.acquire() as conn:
-                    results = await _call_append(conn, [r for r, _ in group])
-            except Exception as exc:
-                if len(group) == 1:
-                    _settle(group[0][1], exc=exc)
-                    continue
-                # Something failed the whole group: write them one by one, so only the culprit sees the error.
-                for request, future in group:
-                    try:
-                        async with self.pool.acquire() as conn:
-                            (rows,) = await _call_append(conn, [request])
-                    except Exception as one_exc:
-                        _settle(future, exc=one_exc)
-                    else:
-                        _settle(future, rows)
-                continue
-            for (_, future), rows in zip(group, results, strict=True):
-                _settle(future, rows)
+        group: list[tuple[_Request, asyncio.Future[list[asyncpg.Record]]]] = []
+        try:
+            while self._queue:
+                group, self._queue = self._queue[: self.MAX_GROUP], self._queue[self.MAX_GROUP :]
+                await self._write(group)
+        finally:
+            # Cancelled (the loop is closing): nobody may wait forever on an append that was never written.
+            for _, future in group + self._queue:
+                _settle(future, exc=EventLogError("the append writer stopped before writing this append"))
+
+    async def _write(self, group: list[tuple[_Request, asyncio.Future[list[asyncpg.Record]]]]) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                results = await _call_append(conn, [r for r, _ in group])
+        except Exception as exc:
+            if len(group) == 1:
+                _settle(group[0][1], exc=exc)
+                return
+            # Something failed the whole group: write them one by one, so only the culprit sees the error.
+            for request, future in group:
+                try:
+                    async with self.pool.acquire() as conn:
+                        (rows,) = await _call_append(conn, [request])
+                except Exception as one_exc:
+                    _settle(future, exc=one_exc)
+                else:
+                    _settle(future, rows)
+            return
+        for (_, future), rows in zip(group, results, strict=True):
+            _settle(future, rows)
 
 
 def _settle(

@@ -145,3 +145,19 @@ async def test_concurrent_appends_share_commits_and_fail_alone(store: EventStore
         assert [s.event for s in await store.read_stream(c.case_id)] == [
             e.model_copy(update={"personal": None}) if "personal" in type(e).model_fields else e for e in c.events[:3]
         ]
+
+
+async def test_a_group_that_fails_as_a_whole_is_written_one_by_one(store: EventStore, pool: asyncpg.Pool) -> None:
+    from eventlog.store import _KeyPlan, _Request, _seal
+
+    good = [happy_case(f"ok-{i}") for i in range(3)]
+    broken = happy_case("broken").events[:1]
+    sealed = _seal(broken, _KeyPlan())
+    sealed.data[0]["cannot_encode"] = object()  # fails the whole group's statement before it is sent
+    results = await asyncio.gather(
+        *(store.append(c.case_id, 0, c.events[:2]) for c in good),
+        store._group.submit(_Request("broken", 0, broken, sealed, _KeyPlan(), None)),
+        return_exceptions=True,
+    )
+    assert [type(r) for r in results] == [list, list, list, asyncpg.DataError]
+    assert await pool.fetchval("SELECT count(*) FROM events") == 6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -15,6 +16,7 @@ from eventlog.naive import NaiveLog
 from eventlog.personal import SubjectCipher
 from eventlog.projections import ProjectionRunner, rebuild
 from eventlog.store import DuplicateEventConflict, EventStore, content_hash
+from sagsflow.config import Settings
 from sagsflow.crypto import KeyRing, KeyRingError
 from tests.eventlog.builders import happy_case
 
@@ -189,3 +191,16 @@ async def test_a_rolled_back_append_leaves_no_key_behind_to_seal_with(store: Eve
     async with pool.acquire() as conn, conn.transaction():
         await store.append_in(conn, "c-1", 2, case.events[2:])
     assert [s.event for s in await store.read_stream("c-1", access=READER)] == case.events
+
+
+def test_the_dev_master_key_is_made_once_in_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"SAGSFLOW_DATA_DIR": str(tmp_path)})
+    first = SubjectCipher.from_settings(settings)
+    again = SubjectCipher.from_settings(settings)
+    assert first.ring == again.ring
+    assert (tmp_path / "eventlog-keys.json").stat().st_mode & 0o777 == 0o600
+    configured = Settings.model_validate(
+        {"eventlog_key_file": str(tmp_path / "missing.json"), "SAGSFLOW_DATA_DIR": str(tmp_path)}
+    )
+    with pytest.raises(KeyRingError, match="does not exist"):
+        SubjectCipher.from_settings(configured)

@@ -11,6 +11,7 @@ import pytest
 
 from domain.events import OplysningCompleted
 from eventlog import queries
+from eventlog.migrate import migrate_dsn
 from eventlog.naive import NaiveLog
 from eventlog.projections import FACT_TYPES, TABLES, ProjectionError, ProjectionRunner, projection_position, rebuild
 from eventlog.store import EventStore
@@ -148,3 +149,43 @@ async def test_rebuild_swaps_in_fresh_tables_while_writers_and_a_runner_go_on(
     }
     assert {"case_status_pkey", "task_intervals_open_during", "event_facts_occurred"} <= indexes
     assert await pool.fetchval("SELECT generation FROM projection_positions WHERE name = 'case_views'") == 1
+
+
+async def test_a_snapshot_answers_at_one_position_while_the_runner_moves_on(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    await _append_cases(store, 0, 3)
+    runner = ProjectionRunner(pool, batch_size=1000)
+    await runner.catch_up()
+    assert await queries.projection_lag(pool) == 0
+    async with queries.snapshot(pool) as (conn, position):
+        before = await queries.period_counts(conn, "week")
+        await _append_cases(store, 3, 3)
+        assert await queries.projection_lag(pool) > 0
+        await runner.catch_up()
+        assert await queries.period_counts(conn, "week") == before
+        assert await queries.projection_position(conn) == position
+    assert await queries.projection_lag(pool) == 0
+    assert await queries.period_counts(pool, "week") != before
+
+
+async def test_migration_0006_brings_v1_tables_to_v2_with_the_same_answers(
+    store: EventStore, pool: asyncpg.Pool, db_url: str
+) -> None:
+    await _append_cases(store, 0, 12)
+    await ProjectionRunner(pool, batch_size=7).catch_up()
+    # Back to the v1 shape migration 0004 made (what a database merged before 0006 holds), then migrate again.
+    await pool.execute(
+        "DROP TABLE task_deltas, case_deltas; ALTER TABLE event_facts DROP COLUMN local_date;"
+        " DROP INDEX task_intervals_open_now, task_intervals_open_from, task_intervals_open_to,"
+        " case_intervals_active_now, case_intervals_active_from, case_intervals_active_to;"
+        " DELETE FROM schema_migrations WHERE version = '0006_case_views_v2'"
+    )
+    assert await migrate_dsn(db_url) == ["0006_case_views_v2"]
+    await _append_cases(store, 12, 4)
+    await ProjectionRunner(pool, batch_size=5).catch_up()
+    naive = await _naive(store)
+    for at in (START + timedelta(days=d, hours=h) for d in (1, 9, 14, 30, 45, 60) for h in (0, 7, 13)):
+        assert await queries.task_backlog(pool, at) == naive.task_backlog(at)
+        assert await queries.case_backlog(pool, at) == naive.case_backlog(at)
+    assert await queries.period_counts(pool, "week", by_kommune=True) == naive.period_counts("week", by_kommune=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
@@ -21,7 +21,8 @@ from eventlog.store import EventStore
 from tests.eventlog.histories import log_history
 
 RESET = (
-    "TRUNCATE events, case_subjects, subject_keys, access_log, case_status, task_intervals, case_intervals,"
+    "TRUNCATE events, case_subjects, subject_keys, access_log, case_status, task_intervals, task_deltas,"
+    " case_intervals, case_deltas,"
     " event_facts RESTART IDENTITY;"
     " UPDATE projection_positions SET position = 0, generation = generation + 1"
 )
@@ -44,6 +45,9 @@ def sample_times(events: list[Event]) -> list[datetime]:
     out = [times[0] - timedelta(days=1), times[-1] + timedelta(days=400)]
     for t in picked:
         out += [t, t - timedelta(seconds=1), t + timedelta(seconds=1)]
+        # The edges of the day, month and year buckets the as-of query adds up.
+        day = datetime.combine(t.astimezone(UTC).date(), time(), UTC)
+        out += [day, day - timedelta(microseconds=1), day.replace(day=1), day.replace(month=1, day=1)]
     return sorted(set(out))
 
 

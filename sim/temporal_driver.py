@@ -46,10 +46,10 @@ with workflow.unsafe.imports_passed_through():
         DecisionRequest,
         ExtensionDecision,
         ExtensionRequest,
+        KommuneMessage,
         QuestionRequest,
         ReturnRequest,
         SubmitPartRequest,
-        TaskDelivery,
         case_workflow_id,
         task_workflow_id,
     )
@@ -180,7 +180,7 @@ class SimCallResult(_Frozen):
 
 
 class KommuneSimInput(_Frozen):
-    delivery: TaskDelivery
+    delivery: KommuneMessage
     profile: KommuneProfile
     seed: int
     offset_seconds: float
@@ -219,7 +219,7 @@ class KommuneSimWorkflow:
             task_id=d.task_id,
             case_id=d.case_id,
             kommune_kode=d.kommune_kode,
-            deadline_in=max(d.deadline_at - (received + offset), timedelta()),
+            deadline_in=max((d.deadline_at or received + offset) - (received + offset), timedelta()),
             requested_documents=d.requested_documents,
         )
         plan = plan_kommune_response(task, inp.profile, rng_for(inp.seed, "plan", d.task_id))
@@ -282,7 +282,7 @@ class KommuneSimWorkflow:
             decision = await self._decide(d, u_outcome)
         return KommuneSimResult(task_id=d.task_id, outcome=outcome, actions=self.actions, decision=decision)
 
-    async def _kommune(self, d: TaskDelivery, planned: PlannedAction, key: str) -> SimCallResult:
+    async def _kommune(self, d: KommuneMessage, planned: PlannedAction, key: str) -> SimCallResult:
         action = planned.action
         kode = d.kommune_kode
         if isinstance(action, SubmitPartAction):
@@ -319,7 +319,7 @@ class KommuneSimWorkflow:
             ReturnRequest(kommune_kode=kode, correct_kommune_kode=action.correct_kommune_kode, reason=action.reason),
         )
 
-    async def _decide(self, d: TaskDelivery, u: float) -> Literal["granted", "rejected", "supplementary"]:
+    async def _decide(self, d: KommuneMessage, u: float) -> Literal["granted", "rejected", "supplementary"]:
         outcome: Literal["granted", "rejected", "supplementary"] = (
             "granted" if u < P_GRANTED else "supplementary" if u < P_GRANTED + P_SUPPLEMENTARY else "rejected"
         )

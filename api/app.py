@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api import intake, kommune_routes, metrics, ops
@@ -21,6 +22,7 @@ from sagsflow.temporal import EncryptionCodec
 log = get_logger(__name__)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+MAX_BODY_BYTES = 300 * 1024 * 1024
 
 
 def load_or_create_token(path: Path) -> str:
@@ -47,6 +49,19 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
         description="Intake of seniorpension applications, the kommune task API, operations, and the codec server.",
     )
     app.state.deps = deps
+
+    @app.middleware("http")
+    async def limit_body_size(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Refuse oversized bodies before they are read into memory: 20 documents of 10 MB, base64-encoded, fit.
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse(
+                status_code=413,
+                content={"detail": {"code": "too_large", "message": f"body: at most {MAX_BODY_BYTES} bytes"}},
+            )
+        response: Response = await call_next(request)
+        return response
+
     if deps.ui_origins:
         app.add_middleware(
             CORSMiddleware,

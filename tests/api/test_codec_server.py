@@ -72,3 +72,26 @@ async def test_encode_round_trips(key_ring: KeyRing) -> None:
         assert base64.b64decode(encoded["payloads"][0]["metadata"]["encoding"]) == b"binary/encrypted"
         decoded = (await http.post("/codec/decode", json=encoded)).json()
         assert decoded == body
+
+
+async def test_oversized_body_is_refused_before_it_is_read(key_ring: KeyRing) -> None:
+    import asyncio
+    from urllib.parse import urlparse
+
+    from api.app import MAX_BODY_BYTES
+
+    app = create_app(ApiDeps(client=None, pool=None, payload_ring=key_ring, ops_token=TOKEN))
+    async with serve(app) as url:
+        # Only the header announces the size: the server must answer without waiting for the body.
+        target = urlparse(url)
+        reader, writer = await asyncio.open_connection(target.hostname, target.port)
+        writer.write(
+            (
+                f"POST /codec/decode HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+        writer.close()
+    assert status_line.split()[1] == b"413"

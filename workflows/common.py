@@ -4,8 +4,9 @@ Recording follows one rule: `decide` on the current state, fold the events into 
 validator already sees them), put them in an outbox, and append the outbox to the event log with the expected
 version before anything else can observe the change: before a side-effect activity, before an update answers,
 before the workflow waits, and before it completes. Appends run one at a time under a lock, so the expected
-version always matches the stream. An append the log refuses (ConcurrencyError) means the workflow's state no longer
-matches the stream: the workflow fails loudly instead of guessing.
+version always matches the stream. Appends are regular activities, never local ones (see `flush`). An append the log
+refuses (ConcurrencyError) means the workflow's state no longer matches the stream: the workflow fails loudly
+instead of guessing.
 """
 
 from __future__ import annotations
@@ -171,7 +172,11 @@ class EventSourcedWorkflow:
                 return
             batch = tuple(self._outbox)
             try:
-                await workflow.execute_local_activity(
+                # A regular activity, not a local one: its input (the events) is fixed in history before it runs. A
+                # local activity runs inside the workflow task; if that task is lost after the write (worker crash,
+                # task timeout under load), the retried task decides again at a new workflow.now(): the same event
+                # ids with other occurred_at, which the event log rightly refuses as a conflict.
+                await workflow.execute_activity(
                     APPEND_EVENTS,
                     AppendRequest(case_id=self.state.case_id, expected_version=self._persisted_version, events=batch),
                     result_type=AppendResult,
@@ -180,7 +185,6 @@ class EventSourcedWorkflow:
                     summary=f"append {len(batch)} event(s) at version {self._persisted_version}",
                 )
             except FailureError as exc:
-                # A local activity's failure may arrive as the ApplicationError itself, not wrapped in ActivityError.
                 cause = exc.cause if isinstance(exc, ActivityError) else exc
                 kind = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
                 self._fatal = f"the event log refused an append at version {self._persisted_version}: {kind}"

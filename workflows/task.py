@@ -110,7 +110,8 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
         self._hand_back: HandBack | None = inp.hand_back
         self._can_after = inp.continue_as_new_after
         self._in_flight: dict[str, str] = {}
-        self._effects: list[asyncio.Task[None]] = []
+        self._effects: list[asyncio.Task[None]] = []  # deliveries and reminders, with their recording
+        self._calls: list[asyncio.Task[DeliveryReceipt]] = []  # the kommune calls within them (cancellable)
         self._progress_due = False
         self._requested_documents = inp.requested_documents
 
@@ -202,12 +203,13 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             raise ApplicationError(self._fatal, type="EventStreamDiverged", non_retryable=True)
 
     async def _finish(self) -> TaskResult:
+        # The task is closed: a delivery or reminder still under way is moot. Only the kommune calls are cancelled,
+        # never an effect halfway through recording, so every effect ends with its events appended or not applied.
+        for call in self._calls:
+            if not call.done():
+                call.cancel()
         for effect in self._effects:
-            if not effect.done():
-                effect.cancel()  # the task is closed: a pending delivery or notice is moot
-        for effect in self._effects:
-            with contextlib.suppress(asyncio.CancelledError):
-                await effect
+            await effect
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._outbox)
         self._raise_if_fatal()
         await self.flush()
@@ -228,58 +230,67 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
         self._effects = [t for t in self._effects if not t.done()]
         self._effects.append(asyncio.create_task(coro))
 
-    async def _deliver(self) -> None:
-        task = self.task
-        try:
-            receipt = await workflow.execute_activity(
+    async def _send(self, message: KommuneMessage, summary: str) -> DeliveryReceipt | None:
+        """One message to the kommune; None when the task closed meanwhile and `_finish` cancelled the call."""
+        self._calls = [c for c in self._calls if not c.done()]
+        call: asyncio.Task[DeliveryReceipt] = asyncio.create_task(
+            workflow.execute_activity(
                 DELIVER_TASK,
-                KommuneMessage(
-                    task_id=task.task_id,
-                    case_id=self.state.case_id,
-                    kommune_kode=task.kommune_kode,
-                    kind="task",
-                    deadline_at=task.deadline_at,
-                    requested_documents=self._requested_documents,
-                ),
+                message,
                 result_type=DeliveryReceipt,
                 start_to_close_timeout=EXTERNAL_TIMEOUT,
                 retry_policy=EXTERNAL_RETRY,
-                summary=f"deliver task to kommune {task.kommune_kode}",
+                summary=summary,
             )
+        )
+        self._calls.append(call)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if call.cancelled():
+                return None
+            raise
+
+    async def _deliver(self) -> None:
+        task = self.task
+        message = KommuneMessage(
+            task_id=task.task_id,
+            case_id=self.state.case_id,
+            kommune_kode=task.kommune_kode,
+            kind="task",
+            deadline_at=task.deadline_at,
+            requested_documents=self._requested_documents,
+        )
+        try:
+            receipt = await self._send(message, f"deliver task to kommune {task.kommune_kode}")
         except ActivityError as exc:
             if not self.task.is_open or self._hand_back is not None:
                 return
             cause = exc.cause
             kind = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
             # The delivery activity's contract: a non-retryable message is technical only (kommune, HTTP status).
-            message = cause.message if isinstance(cause, ApplicationError) else ""
-            reason = f"{kind}: {message}" if message else kind
+            detail = cause.message if isinstance(cause, ApplicationError) else ""
+            reason = f"{kind}: {detail}" if detail else kind
             self.apply(RecordDeliveryFailure(task_id=self.task_id, reason=reason[:500]))
             await self.flush()
             workflow.logger.warning("task delivery failed for good; operations must act", extra={"kind": kind})
             return
-        if self.task.is_open and self._hand_back is None:
+        if receipt is not None and self.task.is_open and self._hand_back is None:
             self.apply(MarkDelivered(task_id=self.task_id, channel=receipt.channel))
             await self.flush()
 
     async def _remind(self, version: int) -> None:
         task = self.task
+        message = KommuneMessage(
+            task_id=self.task_id,
+            case_id=self.state.case_id,
+            kommune_kode=task.kommune_kode,
+            kind="reminder",
+            deadline_at=task.deadline_at,
+            seq=version,
+        )
         try:
-            await workflow.execute_activity(
-                DELIVER_TASK,
-                KommuneMessage(
-                    task_id=self.task_id,
-                    case_id=self.state.case_id,
-                    kommune_kode=task.kommune_kode,
-                    kind="reminder",
-                    deadline_at=task.deadline_at,
-                    seq=version,
-                ),
-                result_type=DeliveryReceipt,
-                start_to_close_timeout=EXTERNAL_TIMEOUT,
-                retry_policy=EXTERNAL_RETRY,
-                summary=f"reminder to kommune {task.kommune_kode}",
-            )
+            await self._send(message, f"reminder to kommune {task.kommune_kode}")
         except ActivityError:
             workflow.logger.warning("reminder delivery gave up", extra={"task_id": self.task_id})
 

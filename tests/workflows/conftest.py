@@ -117,11 +117,7 @@ class Lifecycle:
 
     async def wait_status(self, handle: CaseHandle, status: CaseStatus) -> None:
         async def probe() -> bool:
-            try:
-                summary = await handle.query(CaseWorkflow.status, rpc_timeout=timedelta(seconds=2))
-            except RPCError:
-                # The time-skipping server may not answer a query that arrives while the case continues-as-new.
-                return False
+            summary = await handle.query(CaseWorkflow.status, rpc_timeout=timedelta(seconds=2))
             return summary.status is status
 
         await eventually(probe, f"case {status.value}")
@@ -218,9 +214,15 @@ async def lifecycle(
 
 
 async def eventually(probe: Callable[[], Awaitable[bool]], what: str, within: float = 20) -> None:
-    """Poll until `probe` holds (queries and reads never move the test server's clock)."""
+    """Poll until `probe` holds (queries and reads never move the test server's clock). A workflow that does not
+    exist yet (a task recorded as requested, not started) or cannot answer a query just now counts as "not yet"."""
     deadline = asyncio.get_running_loop().time() + within
-    while not await probe():
+    while True:
+        try:
+            if await probe():
+                return
+        except RPCError:
+            pass
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not reached within {within}s: {what}")
         await asyncio.sleep(0.02)

@@ -1,8 +1,10 @@
 """The event-log append activity: the only way the workflows write the case's stream.
 
-Run as a local activity (a short database write next to the workflow). `EventStore.append` is idempotent, so a retry
-after a lost reply confirms instead of writing twice; a stream-version conflict or an event id stored with other
-content can never heal by retrying, so they end the activity as non-retryable errors and fail the workflow.
+A regular activity, never a local one: its input is fixed in the workflow's history before it runs, so a retry
+(after a lost reply, a crashed worker or a lost workflow task) appends exactly the same events. `EventStore.append`
+is idempotent, so such a retry confirms instead of writing twice; a stream-version conflict or an event id stored
+with other content can never heal by retrying, so they end the activity as non-retryable errors and fail the
+workflow.
 """
 
 from __future__ import annotations

@@ -411,6 +411,12 @@ async def main(n: int) -> dict[str, Any]:
 if __name__ == "__main__":
     import logging
     import signal
+    from pathlib import Path
+
+    # Run as a script, bench/ comes first on sys.path, where bench/eventlog.py would shadow the eventlog package.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    sys.path.insert(0, str(here.parent))
 
     logging.basicConfig(level=logging.WARNING)
     # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped (the finally in main()).

@@ -7,6 +7,7 @@ reported exactly like one that does not exist, so a kommune learns nothing about
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 from fastapi import HTTPException
@@ -61,16 +62,48 @@ async def update(
     closed_result_type: type[BaseModel],
 ) -> R:
     handle = client.get_workflow_handle(workflow_id)
-    try:
-        result: R = await handle.execute_update(name, arg, result_type=result_type)
-        return result
-    except WorkflowUpdateFailedError as exc:
-        raise _from_update_failure(exc) from None
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND and "completed" not in exc.message.lower():
-            raise not_found(what) from None
-        # The workflow has finished: a retry of a call it already answered gets that first answer again.
-        return await _answer_after_close(client, workflow_id, name, key, arg, result_type, what, closed_result_type)
+    for attempt in range(NOT_READY_ATTEMPTS):
+        try:
+            result: R = await handle.execute_update(name, arg, result_type=result_type)
+            return result
+        except WorkflowUpdateFailedError as exc:
+            raise _from_update_failure(exc) from None
+        except RPCError as exc:
+            if not _transient(exc) or attempt == NOT_READY_ATTEMPTS - 1:
+                return await _after_rpc_error(
+                    exc, client, workflow_id, name, key, arg, result_type, what, closed_result_type
+                )
+            # The idempotency key makes a repeat safe; the workflow was busy (e.g. between workflow tasks).
+            await asyncio.sleep(0.1 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+NOT_READY_ATTEMPTS = 5
+
+
+def _transient(exc: RPCError) -> bool:
+    return exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED) or (
+        "not ready" in exc.message.lower() or "notready" in exc.message.lower()
+    )
+
+
+async def _after_rpc_error(
+    exc: RPCError,
+    client: Client,
+    workflow_id: str,
+    name: str,
+    key: str,
+    arg: BaseModel,
+    result_type: type[R],
+    what: str,
+    closed_result_type: type[BaseModel],
+) -> R:
+    if _transient(exc):
+        raise refusal(503, "unavailable", "the case is busy; retry with the same idempotency key") from None
+    if exc.status == RPCStatusCode.NOT_FOUND and "completed" not in exc.message.lower():
+        raise not_found(what) from None
+    # The workflow has finished: a retry of a call it already answered gets that first answer again.
+    return await _answer_after_close(client, workflow_id, name, key, arg, result_type, what, closed_result_type)
 
 
 async def _answer_after_close(

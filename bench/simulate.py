@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -76,20 +77,34 @@ async def main(weeks: int, rate: float) -> dict[str, Any]:
 
     from sagsflow.crypto import KeyRing
     from sagsflow.embedded import venv_binary
-    from sagsflow.temporal import data_converter, sandbox_runner
+    from sagsflow.temporal import data_converter
     from sim.simulation import SimulationOptions, event_log, summarise
-    from workers.simulate_cmd import simulate_on
+    from workers.simulate_cmd import SIM_WORKER_OPTIONS, simulate_on
 
     options = SimulationOptions(start=date(2021, 1, 1), weeks=weeks, rate_per_week=rate, seed=1)
     me = psutil.Process()
     async with event_log(None) as dsn:
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=venv_binary("temporal-test-server"),
+            test_server_extra_args=os.environ.get("SIM_SERVER_ARGS", "").split(),
             data_converter=data_converter(KeyRing.generate("bench")),
         )
         try:
             split0, t0 = _cpu_split(me), time.perf_counter()
-            summary = await simulate_on(env, dsn, options)
+            weekly: list[dict[str, float]] = []
+            week_split, week_began = [split0], [t0]
+
+            def progress(days: float) -> None:
+                # Per-week CPU shows how the cost grows as the server accumulates workflows.
+                if days % 7:
+                    return
+                now_split, now = _cpu_split(me), time.perf_counter()
+                cpu = {k: round(now_split[k] - week_split[0][k], 1) for k in now_split}
+                weekly.append(cpu | {"wall": round(now - week_began[0], 1)})
+                week_split[0], week_began[0] = now_split, now
+                print(f"week {int(days // 7)}: {weekly[-1]}", flush=True)
+
+            summary = await simulate_on(env, dsn, options, progress)
             split1, ours_s = _cpu_split(me), time.perf_counter() - t0
             ours_split = {k: round(split1[k] - split0[k], 1) for k in split1}
             ours_cpu = sum(ours_split.values())
@@ -104,7 +119,7 @@ async def main(weeks: int, rate: float) -> dict[str, Any]:
                 task_queue=queue,
                 workflows=[BareSimWorkflow],
                 activities=[bare_noop],
-                workflow_runner=sandbox_runner(),
+                **SIM_WORKER_OPTIONS,
             ):
                 await env.client.execute_workflow(BareSimWorkflow.run, "warm", id=f"{queue}-warm", task_queue=queue)
                 cpu0, t0 = _cpu(me), time.perf_counter()
@@ -156,6 +171,7 @@ async def main(weeks: int, rate: float) -> dict[str, Any]:
         "target_s": TARGET_SECONDS,
         "meets_target": year_by_events <= TARGET_SECONDS,
         "max_arrival_late_s": summary.max_arrival_late_seconds,
+        "weekly": weekly,
     }
 
 

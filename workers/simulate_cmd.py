@@ -12,9 +12,11 @@ import time
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner
 
 from sagsflow.crypto import KeyRing
 from sagsflow.embedded import venv_binary
@@ -34,6 +36,15 @@ from sim.simulation import (
 )
 from sim.temporal_driver import WEEK, ArrivalsWorkflow, ArrivalWeek, KommuneSimWorkflow
 from workers.worker import build_worker
+
+# The simulation runs the real workflow code without the sandbox. The sandbox re-imports every workflow module for
+# each workflow run and guards determinism; it cost half the worker's CPU here. Determinism is what the replay tests
+# (tests/workflows/test_replay.py, under the sandbox) and production workers guard. A year keeps thousands of
+# workflows waiting at once: all stay cached, since an evicted one is replayed from its history when it wakes.
+SIM_WORKER_OPTIONS: dict[str, Any] = {
+    "workflow_runner": UnsandboxedWorkflowRunner(),
+    "max_cached_workflows": 100_000,
+}
 
 
 async def run_simulation(
@@ -90,6 +101,7 @@ async def simulate_on(
             kommune=channel,
             activities=[acts.start_sim_case, acts.sim_call],
             workflows=[ArrivalsWorkflow, KommuneSimWorkflow],
+            **SIM_WORKER_OPTIONS,
         )
         async with worker:
             n = 1

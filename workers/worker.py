@@ -91,12 +91,12 @@ def build_worker(
     by_name = {_name(fn): fn for fn in default_activities(pool, kommune=kommune, digital_post=digital_post)}
     by_name.update({_name(fn): fn for fn in activities})
     options.setdefault("graceful_shutdown_timeout", timedelta(seconds=10))
+    options.setdefault("workflow_runner", sandbox_runner())
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[*WORKFLOWS, *workflows],
         activities=list(by_name.values()),
-        workflow_runner=sandbox_runner(),
         workflow_failure_exception_types=list(FAILURE_TYPES),
         **options,
     )

@@ -3,12 +3,15 @@ server, writing the REAL event log with true business timestamps.
 
 How time works: the run picks a business start (e.g. 2021-01-01 00:00 Copenhagen) and gives every case the offset
 `business start - the test server's clock at the start`, so each event's occurred_at (workflow time + offset) lands
-on the simulated date. The driver starts one `ArrivalsWorkflow` per simulated week and waits for its result; while
-it waits, the test server skips from timer to timer (arrivals, kommune actions, reminders, deadlines, caseworker
-decisions), and when nothing runs anywhere it jumps to the next timer. Between weeks the clock is locked.
+on the simulated date. The simulator's parties (sim/temporal_driver.py) act on a virtual clock that moves the
+server's clock from one instant to the next.
 
-The kommune side and Seniorpension's caseworkers are `KommuneSimWorkflow`s (sim/temporal_driver.py), started by
-`SimKommuneChannel.deliver` when a task workflow delivers a task: the real delivery activity, another channel.
+Shards: the test server keeps a debugging list of every time-skipping lock it ever took and walks it on every
+change to any workflow (SelfAdvancingTimerImpl.lockEvents in temporalio/sdk-java's test server), so its cost per
+step grows with everything it has done since it started: a year on one server costs the square of its size. A run
+is therefore split into shards by application number (application n goes to shard n mod shards), each on a test
+server of its own, all writing the one event log on the same simulated calendar. Cases never interact, so the log
+is the same as one server's would be; the shards run in parallel processes.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -28,38 +31,22 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.service import RPCError
 
-from domain.calendar import COPENHAGEN, local_date
-from domain.events import Channel, Event, event_from_record
+from domain.calendar import COPENHAGEN
+from domain.events import Event, event_from_record
 from domain.state import CaseState, CaseStatus, fold
 from eventlog.migrate import migrate_dsn
 from sagsflow.embedded import EmbeddedPostgres, free_port
 from sagsflow.search_attributes import REGISTRATION
-from sim.behaviour import KommuneProfile
-from sim.load import ApplicationFactory
-from sim.temporal_driver import (
-    KOMMUNE_WORKFLOW,
-    SIM_CALL,
-    START_SIM_CASE,
-    WEEK,
-    KommuneSimInput,
-    SimCall,
-    SimCallResult,
-    StartedSimCase,
-    StartSimCase,
-    sim_case_id,
-)
-from workflows.client import start_case
-from workflows.models import CaseInput, CaseUpdateResult, DeliveryReceipt, KommuneMessage, TaskUpdateResult
+from sim.temporal_driver import WEEK, sim_case_id
 
 ProgressFn = Callable[[float], None]  # simulated days done
+# A shard's share of the test server's quadratic cost stays small up to about this many applications (bench/).
+APPLICATIONS_PER_SHARD = 600
 
 
 @dataclass(frozen=True)
@@ -69,6 +56,8 @@ class SimulationOptions:
     rate_per_week: float = 300.0
     seed: int = 1
     kommune_speed: float = 1.0  # > 1: every kommune answers faster (sim.behaviour.default_profile's what-if knob)
+    shards: int = 0  # test servers, one per share of the applications (see above); 0: one per 600 applications
+    jobs: int = 0  # shards run at once, each in a process of its own; 0: one per CPU core
 
     def __post_init__(self) -> None:
         if self.weeks < 1:
@@ -77,6 +66,18 @@ class SimulationOptions:
             raise ValueError("rate: must be more than 0")
         if self.kommune_speed <= 0:
             raise ValueError("kommune speed: must be more than 0")
+        if self.shards < 0 or self.jobs < 0:
+            raise ValueError("shards and jobs: must be 0 (automatic) or more")
+
+    @property
+    def shard_count(self) -> int:
+        if self.shards:
+            return self.shards
+        return max(1, round(self.rate_per_week * self.weeks / APPLICATIONS_PER_SHARD))
+
+    @property
+    def job_count(self) -> int:
+        return min(self.shard_count, self.jobs or os.cpu_count() or 1)
 
     @property
     def business_start(self) -> datetime:
@@ -94,6 +95,7 @@ class SimulationSummary:
     weeks: int
     rate_per_week: float
     seed: int
+    shards: int = 1
     cases_started: int = 0
     decided: int = 0
     granted: int = 0
@@ -121,102 +123,6 @@ class SimulationSummary:
         share = self.waiting_share
         out["open_waiting_on_kommune_share"] = round(share, 3) if share is not None else None
         return out
-
-
-# -- the simulator's side of the worker -------------------------------------------------------------------------
-
-
-class SimActivities:
-    """Start the simulated applications as real cases, and make the kommune's and Seniorpension's calls as the API
-    would: Temporal updates on the task and case workflows. A refusal is an answer (the plan goes on or stops), not
-    an error."""
-
-    def __init__(self, client: Client, task_queue: str, factory: ApplicationFactory) -> None:
-        self.client = client
-        self.task_queue = task_queue
-        self.factory = factory
-
-    @activity.defn(name=START_SIM_CASE)
-    async def start_sim_case(self, request: StartSimCase) -> StartedSimCase:
-        generated = self.factory.generate(request.n, local_date(request.arrived_at))
-        case_id = sim_case_id(request.seed, request.n)
-        inp = CaseInput(
-            case_id=case_id,
-            subject_id=f"sim-{request.seed}-{request.n}",
-            application=generated.application,
-            business_clock_offset_seconds=request.offset_seconds,
-        )
-        try:
-            await start_case(self.client, inp, task_queue=self.task_queue)
-        except WorkflowAlreadyStartedError:
-            return StartedSimCase(case_id=case_id, archetype=generated.archetype, started=False)
-        return StartedSimCase(case_id=case_id, archetype=generated.archetype, started=True)
-
-    @activity.defn(name=SIM_CALL)
-    async def sim_call(self, call: SimCall) -> SimCallResult:
-        handle = self.client.get_workflow_handle(call.workflow_id)
-        result_type: type[TaskUpdateResult | CaseUpdateResult] = (
-            CaseUpdateResult if call.update == "decide" else TaskUpdateResult
-        )
-        try:
-            result = await handle.execute_update(call.update, call.request, result_type=result_type)
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            if isinstance(cause, ApplicationError):
-                # Refusal messages name rules and fields only (DomainError's contract), never personal data.
-                return SimCallResult(ok=False, refusal_code=cause.type or "refused", refusal=cause.message)
-            raise
-        except RPCError as exc:
-            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-                return SimCallResult(ok=False, refusal_code="gone", refusal="the workflow has closed")
-            raise
-        if isinstance(result, TaskUpdateResult):
-            return SimCallResult(ok=True, recorded=result.recorded, extension=result.extension)
-        return SimCallResult(ok=True, recorded=result.recorded)
-
-
-class SimKommuneChannel:
-    """The kommune channel of a simulation: a delivered task starts the kommune's `KommuneSimWorkflow` (idempotent
-    per task id, so a retried delivery starts nothing twice); notices are only counted (the kommune's plan already
-    runs to its own clock, as in `sim.behaviour`)."""
-
-    def __init__(
-        self,
-        client: Client,
-        task_queue: str,
-        profiles: dict[str, KommuneProfile],
-        *,
-        seed: int,
-        offset_seconds: float,
-    ) -> None:
-        self.client = client
-        self.task_queue = task_queue
-        self.profiles = profiles
-        self.seed = seed
-        self.offset_seconds = offset_seconds
-        self.delivered: set[str] = set()
-        self.notices: Counter[str] = Counter()
-
-    async def deliver(self, task: KommuneMessage) -> DeliveryReceipt:
-        if task.kind != "task":
-            # Reminders and notices are only counted: the kommune's plan already runs to its own clock.
-            self.notices[task.notice or task.kind] += 1
-            return DeliveryReceipt(channel=Channel.INBOX)
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            await self.client.start_workflow(
-                KOMMUNE_WORKFLOW,
-                KommuneSimInput(
-                    delivery=task,
-                    profile=self.profiles[task.kommune_kode],
-                    seed=self.seed,
-                    offset_seconds=self.offset_seconds,
-                ),
-                id=f"sim-kommune-{task.task_id}",
-                task_queue=self.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-        self.delivered.add(task.task_id)
-        return DeliveryReceipt(channel=Channel.INBOX)
 
 
 # -- running it -------------------------------------------------------------------------------------------------

@@ -1,68 +1,86 @@
-"""The simulator in Temporal time: arrivals, kommuner and caseworkers as workflows next to the real ones.
+"""The simulator in Temporal time: arrivals, kommune systems and Seniorpension's caseworkers as coroutines on a
+virtual business clock, next to the real workflows on the time-skipping test server.
 
-- `ArrivalsWorkflow` ("SimArrivals"): one simulated week of applications, Poisson at the configured rate (seeded per
-  week), each started as a real CaseWorkflow through the `start_sim_case` activity (the driver moves the clock).
-- `KommuneSimWorkflow` ("SimKommune"): one per delivered task (started by the simulator's kommune channel when the
-  task workflow delivers). It plans the kommune's response with the ONE behaviour model (`sim.behaviour`), carries it
-  out with `workflow.sleep` between actions, and calls the task workflow's updates through the `sim_call` activity
-  (a workflow cannot send an update to another one). Seniorpension's side of the same task is played here too:
-  answering the kommune's questions, deciding extension requests beyond the policy, and once the task is complete,
-  the caseworker's decision after a drawn delay.
+Why not workflows of their own: the simulator's side of a case used to be a workflow per task calling updates
+through an activity. That was a third of the history events and of the worker's CPU, for code that is not the
+system under test. Here the simulator acts as the API does: one update call per kommune or caseworker action.
 
-Everything draws from `rng_for(seed, ..., task_id)` in a fixed order, so a run is reproducible given the seed: the
-same arrivals, the same plans, the same decisions. Business time is `workflow.now()` + the run's offset, as in the
-case workflows.
+How the clock works (`VirtualClock`): a coroutine awaits `clock.at(instant)`. The driver moves the test server to
+the earliest awaited instant (`env.sleep`; the server fires every workflow timer on the way and holds its clock while
+workflow or activity work is in flight), wakes every coroutine due, and waits until each of them waits on the clock
+again (or has ended) before it moves on. The clock never moves while a call is in flight, so every event's
+`occurred_at` is the instant the model meant (plus the seconds the work took).
 
-This module is re-imported by the workflow sandbox: it holds only workflow code and payload models.
+- Arrivals: Poisson at the configured rate, each started as a real CaseWorkflow at its instant.
+- Kommune systems: the real delivery activity writes tasks, reminders and notices to the real inbox
+  (`kommune_inbox`); each kommune's system polls it on the hour and plans its response to a new task with the ONE
+  behaviour model (`sim.behaviour`). Its actions run on whole hours too, as a system's job runs do: an hour's
+  actions then run side by side instead of one random instant after another (the workflows' own timers for
+  reminders and deadlines already fall on whole hours).
+- Seniorpension: answers the kommune's questions, decides extension requests beyond the policy, and once the task
+  is complete, makes the caseworker's decision after a drawn delay.
+
+Everything draws from `rng_for(seed, ..., task_id)` in a fixed order, so the same seed gives the same arrivals and
+applications, and a task's plan and decisions follow from its id.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 import math
 import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from temporalio import workflow
-from temporalio.common import RetryPolicy
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
 
-with workflow.unsafe.imports_passed_through():
-    from domain.calendar import Duration, Unit
-    from domain.events import Party
-    from sim.behaviour import (
-        AskQuestionAction,
-        KommuneProfile,
-        PlannedAction,
-        RequestExtensionAction,
-        ReturnTaskAction,
-        SimTask,
-        SubmitPartAction,
-        plan_kommune_response,
-        rng_for,
-    )
-    from workflows.models import (
-        AnswerRequest,
-        DecisionRequest,
-        ExtensionDecision,
-        ExtensionRequest,
-        KommuneMessage,
-        QuestionRequest,
-        ReturnRequest,
-        SubmitPartRequest,
-        case_workflow_id,
-        task_workflow_id,
-    )
-
-ARRIVALS_WORKFLOW = "SimArrivals"
-KOMMUNE_WORKFLOW = "SimKommune"
-START_SIM_CASE = "start_sim_case"
-SIM_CALL = "sim_call"
+from domain.calendar import Duration, Unit, local_date
+from domain.events import Channel, Party
+from sim.behaviour import (
+    AskQuestionAction,
+    KommuneProfile,
+    PlannedAction,
+    RequestExtensionAction,
+    ReturnTaskAction,
+    SimTask,
+    SubmitPartAction,
+    plan_kommune_response,
+    rng_for,
+)
+from sim.load import ApplicationFactory
+from workflows.client import start_case
+from workflows.models import (
+    AnswerRequest,
+    CaseInput,
+    CaseUpdateResult,
+    DecisionRequest,
+    DeliveryReceipt,
+    ExtensionDecision,
+    ExtensionRequest,
+    KommuneMessage,
+    QuestionRequest,
+    ReturnRequest,
+    SubmitPartRequest,
+    TaskUpdateResult,
+    case_workflow_id,
+    task_workflow_id,
+)
 
 WEEK = timedelta(days=7)
-CALL_TIMEOUT = timedelta(seconds=60)
-# A call that fails technically (the server is busy) is retried; a refusal is an answer, never an error.
-CALL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5))
+QUIESCE = timedelta(milliseconds=1)
+# Kommune systems poll their inbox and act on whole business hours.
+GRID = timedelta(hours=1)
+_EPOCH = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 
 # Seniorpension's side (no source data on these; plausible figures, documented in the report's notes).
 P_GRANTED = 0.65
@@ -73,158 +91,218 @@ CASEWORKER_SIGMA = 0.6
 DECIDE_RETRY_EVERY = timedelta(hours=1)
 DECIDE_ATTEMPTS = 48
 SUPPLEMENTARY_DOCUMENTS = ("supplerende helbredsoplysninger",)
+_ANSWER = "Ja, helbredsoplysninger fra egen læge skal indhentes; samtykke foreligger."
 
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-# -- arrivals --------------------------------------------------------------------------------------------------
-
-
-class ArrivalWeek(_Frozen):
-    seed: int
-    week: int = Field(ge=0)
-    week_start: datetime = Field(description="Business instant the week starts at")
-    rate_per_week: float = Field(gt=0)
-    first_n: int = Field(ge=1, description="Number of this week's first application (numbers run over the weeks)")
-    offset_seconds: float
-
-
-class StartSimCase(_Frozen):
-    seed: int
-    n: int
-    arrived_at: datetime = Field(description="Business instant of the arrival")
-    offset_seconds: float
-
-
-class StartedSimCase(_Frozen):
-    case_id: str
-    archetype: str
-    started: bool = Field(description="False if the case already existed (an activity retry)")
-
-
-class ArrivalWeekResult(_Frozen):
-    week: int
-    arrivals: int
-    next_n: int
-    max_late_seconds: float = Field(
-        default=0.0, description="How far behind its planned instant an arrival started (the clock ran ahead)"
-    )
-
-
-def sim_case_id(seed: int, n: int) -> str:
-    """Deterministic per (seed, n): a rerun creates the same cases (and a retried start finds its own)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sagsflow-sim:{seed}:{n}"))
-
-
-@workflow.defn(name=ARRIVALS_WORKFLOW)
-class ArrivalsWorkflow:
-    @workflow.run
-    async def run(self, inp: ArrivalWeek) -> ArrivalWeekResult:
-        offset = timedelta(seconds=inp.offset_seconds)
-        end = inp.week_start + WEEK
-        # A Poisson process restarted at each week's start is still Poisson (memoryless), and weeks stay independent
-        # of each other's draws.
-        rng = rng_for(inp.seed, "arrivals", str(inp.week))
-        mean_gap = WEEK.total_seconds() / inp.rate_per_week
-        at, n = inp.week_start, inp.first_n
-        late = timedelta()
-        while True:
-            at += timedelta(seconds=rng.expovariate(1.0 / mean_gap))
-            if at >= end:
-                break
-            await _sleep_until(at, offset)
-            late = max(late, workflow.now() + offset - at)
-            await workflow.execute_local_activity(
-                START_SIM_CASE,
-                StartSimCase(seed=inp.seed, n=n, arrived_at=at, offset_seconds=inp.offset_seconds),
-                result_type=StartedSimCase,
-                start_to_close_timeout=CALL_TIMEOUT,
-                retry_policy=CALL_RETRY,
-            )
-            n += 1
-        return ArrivalWeekResult(
-            week=inp.week, arrivals=n - inp.first_n, next_n=n, max_late_seconds=late.total_seconds()
-        )
-
-
-async def _sleep_until(instant: datetime, offset: timedelta) -> None:
-    wait = instant - (workflow.now() + offset)
-    if wait > timedelta():
-        await workflow.sleep(wait)
-
-
-# -- one task: the kommune and Seniorpension ---------------------------------------------------------------------
+# A call the server could not take (busy, restarting) is tried again; a refusal is an answer, never an error.
+CALL_ATTEMPTS = 5
+TRANSIENT = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.DEADLINE_EXCEEDED)
 
 UpdateName = Literal[
     "submit_part", "request_extension", "ask_question", "answer_question", "decide_extension", "return_task", "decide"
 ]
-CallRequest = (
-    SubmitPartRequest | ExtensionRequest | QuestionRequest | AnswerRequest | ExtensionDecision | ReturnRequest
-) | DecisionRequest
+DecisionOutcome = Literal["granted", "rejected", "supplementary"]
 
 
-class SimCall(_Frozen):
-    workflow_id: str
-    update: UpdateName
-    request: CallRequest
+def sim_case_id(seed: int, n: int) -> str:
+    """Deterministic per (seed, n): a rerun creates the same cases, and a retried start finds its own."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sagsflow-sim:{seed}:{n}"))
 
 
-class SimCallResult(_Frozen):
+def on_grid(instant: datetime) -> datetime:
+    """The first whole hour at or after `instant`."""
+    return _EPOCH + math.ceil((instant - _EPOCH) / GRID) * GRID
+
+
+class SimulationError(RuntimeError):
+    """A simulated party failed in a way the model does not foresee (not a refusal): the run stops."""
+
+
+class VirtualClock:
+    """Business time for the simulator's coroutines; see the module docstring."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._due: list[tuple[datetime, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._busy = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._errors: list[BaseException] = []
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._mark_busy()
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._ended)
+
+    async def at(self, instant: datetime) -> None:
+        """Return once the clock has reached `instant` (at once if it already has)."""
+        if instant <= self.now:
+            return
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._due, (instant, next(self._order), woken))
+        self._mark_idle()
+        await woken
+
+    def next_instant(self) -> datetime | None:
+        return self._due[0][0] if self._due else None
+
+    def advance(self, instant: datetime) -> None:
+        """Move to `instant` and wake every coroutine due by then, in the order they asked."""
+        self.now = max(self.now, instant)
+        while self._due and self._due[0][0] <= self.now:
+            _, _, woken = heapq.heappop(self._due)
+            if not woken.cancelled():
+                self._mark_busy()
+                woken.set_result(None)
+
+    async def settle(self) -> None:
+        """Wait until every coroutine waits on the clock or has ended; raise the first failure."""
+        await self._quiet.wait()
+        if self._errors:
+            raise SimulationError("a simulated party failed") from self._errors[0]
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _mark_busy(self) -> None:
+        self._busy += 1
+        self._quiet.clear()
+
+    def _mark_idle(self) -> None:
+        self._busy -= 1
+        if self._busy == 0:
+            self._quiet.set()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._errors.append(task.exception())  # type: ignore[arg-type]
+            self._quiet.set()  # settle() reports it now rather than after everyone else
+        self._mark_idle()
+
+
+class SimCallResult(BaseModel):
     ok: bool
     recorded: tuple[str, ...] = ()
     extension: Literal["granted", "pending", "refused"] | None = None
-    refusal_code: str | None = Field(default=None, description="'gone' when the workflow had already closed")
+    refusal_code: str | None = None
     refusal: str | None = None
 
 
-class KommuneSimInput(_Frozen):
-    delivery: KommuneMessage
-    profile: KommuneProfile
+@dataclass
+class DriverStats:
+    arrivals: int = 0
+    tasks_received: int = 0
+    notices: Counter[str] = field(default_factory=Counter)
+    calls: Counter[str] = field(default_factory=Counter)
+    max_arrival_late_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Arrivals:
     seed: int
-    offset_seconds: float
+    start: datetime
+    weeks: int
+    rate_per_week: float
+    shard: int = 0
+    shards: int = 1
 
 
-class KommuneSimResult(_Frozen):
-    task_id: str
-    outcome: Literal["completed", "returned", "stopped"]
-    actions: dict[str, int] = {}
-    decision: Literal["granted", "rejected", "supplementary"] | None = None
+class SimulatedWorld:
+    """The parties outside Sagsflow: citizens applying, 98 kommune systems, Seniorpension's caseworkers."""
 
+    def __init__(
+        self,
+        client: Client,
+        clock: VirtualClock,
+        *,
+        task_queue: str,
+        profiles: dict[str, KommuneProfile],
+        seed: int,
+        offset_seconds: float,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.task_queue = task_queue
+        self.profiles = profiles
+        self.seed = seed
+        self.offset_seconds = offset_seconds
+        self.factory = ApplicationFactory(seed)
+        self.stats = DriverStats()
+        self._tasks_seen: set[str] = set()
 
-class _Step(_Frozen):
-    """One thing to do on the task at `after` (model time since the kommune received it)."""
+    # -- citizens ------------------------------------------------------------------------------------------------
 
-    after: timedelta
-    order: int = Field(description="Ties: Seniorpension's answers before the kommune's next action")
-    kind: Literal["kommune", "answer_question", "decide_extension"]
-    index: int = 0
-    action: PlannedAction | None = None
-    ref: str = ""
-    grant: bool = False
+    async def arrivals(self, plan: Arrivals, server_now: Callable[[], Awaitable[datetime]]) -> None:
+        """A Poisson process restarted at each week's start (still Poisson: memoryless), so weeks draw
+        independently of each other. Application n belongs to shard n mod shards."""
+        n = 1
+        for week in range(plan.weeks):
+            week_start = plan.start + week * WEEK
+            rng = rng_for(plan.seed, "arrivals", str(week))
+            mean_gap = WEEK.total_seconds() / plan.rate_per_week
+            at = week_start
+            while True:
+                at += timedelta(seconds=rng.expovariate(1.0 / mean_gap))
+                if at >= week_start + WEEK:
+                    break
+                n += 1
+                if (n - 1) % plan.shards != plan.shard:
+                    continue  # another shard's application: every shard draws the same process
+                await self.clock.at(at)
+                late = (await server_now() - at).total_seconds()
+                self.stats.max_arrival_late_seconds = max(self.stats.max_arrival_late_seconds, late)
+                await self._apply(n - 1, at)
 
-
-@workflow.defn(name=KOMMUNE_WORKFLOW)
-class KommuneSimWorkflow:
-    def __init__(self) -> None:
-        self.actions: dict[str, int] = {}
-
-    @workflow.run
-    async def run(self, inp: KommuneSimInput) -> KommuneSimResult:
-        d = inp.delivery
-        offset = timedelta(seconds=inp.offset_seconds)
-        received = workflow.now()
-        task = SimTask(
-            task_id=d.task_id,
-            case_id=d.case_id,
-            kommune_kode=d.kommune_kode,
-            deadline_in=max((d.deadline_at or received + offset) - (received + offset), timedelta()),
-            requested_documents=d.requested_documents,
+    async def _apply(self, n: int, at: datetime) -> None:
+        generated = self.factory.generate(n, local_date(at))
+        case_id = sim_case_id(self.seed, n)
+        inp = CaseInput(
+            case_id=case_id,
+            subject_id=f"sim-{self.seed}-{n}",
+            application=generated.application,
+            business_clock_offset_seconds=self.offset_seconds,
         )
-        plan = plan_kommune_response(task, inp.profile, rng_for(inp.seed, "plan", d.task_id))
+        try:
+            await start_case(self.client, inp, task_queue=self.task_queue)
+        except WorkflowAlreadyStartedError:
+            return
+        self.stats.arrivals += 1
+
+    # -- kommune systems -----------------------------------------------------------------------------------------
+
+    async def deliver(self, message: KommuneMessage) -> DeliveryReceipt:
+        """The simulation's kommune channel (the `deliver_task` activity calls it): a new task gets the kommune's
+        plan; reminders and notices are only counted (the kommune's plan already runs to its own clock, as in
+        `sim.behaviour`). A retried delivery starts nothing twice."""
+        if message.kind != "task":
+            self.stats.notices[message.notice or message.kind] += 1
+        elif message.task_id not in self._tasks_seen:
+            self._tasks_seen.add(message.task_id)
+            self.stats.tasks_received += 1
+            received = max(self.clock.now, activity.info().started_time + timedelta(seconds=self.offset_seconds))
+            self.clock.spawn(self.play_task(message, received=received))
+        return DeliveryReceipt(channel=Channel.INBOX)
+
+    async def play_task(self, message: KommuneMessage, *, received: datetime) -> None:
+        """One task from the kommune's side (its plan) and Seniorpension's (answers, extension decisions, the
+        caseworker's decision once the task is complete)."""
+        task = SimTask(
+            task_id=message.task_id,
+            case_id=message.case_id,
+            kommune_kode=message.kommune_kode,
+            deadline_in=max((message.deadline_at or received) - received, timedelta()),
+            requested_documents=message.requested_documents,
+        )
+        plan = plan_kommune_response(
+            task, self.profiles[message.kommune_kode], rng_for(self.seed, "plan", task.task_id)
+        )
         # Seniorpension's draws, all up front and in a fixed order (see sim.behaviour).
-        rng = rng_for(inp.seed, "seniorpension", d.task_id)
+        rng = rng_for(self.seed, "seniorpension", task.task_id)
         answer_after = timedelta(days=rng.uniform(0.5, 3.0))
         extension_after = timedelta(days=rng.uniform(1.0, 3.0))
         grant_extension = rng.random() < P_GRANT_EXTENSION
@@ -235,22 +313,21 @@ class KommuneSimWorkflow:
 
         final_at = next((p.after for p in plan if isinstance(p.action, SubmitPartAction) and p.action.final), None)
         steps = [_Step(after=p.after, order=1, kind="kommune", index=i, action=p) for i, p in enumerate(plan)]
-        outcome: Literal["completed", "returned", "stopped"] = "stopped"
+        completed = False
         while steps:
             steps.sort(key=lambda s: (s.after, s.order, s.index))
             step = steps.pop(0)
-            await _sleep_until(received + step.after, timedelta())
+            await self.clock.at(on_grid(received + step.after))
             if step.kind == "answer_question":
-                await self._call(d.task_id, "answer_question", AnswerRequest(question_id=step.ref, text=_ANSWER))
+                await self._task_call(task, "answer_question", AnswerRequest(question_id=step.ref, text=_ANSWER))
                 continue
             if step.kind == "decide_extension":
-                await self._call(
-                    d.task_id, "decide_extension", ExtensionDecision(request_id=step.ref, grant=step.grant)
-                )
+                decision = ExtensionDecision(request_id=step.ref, grant=step.grant)
+                await self._task_call(task, "decide_extension", decision)
                 continue
             assert step.action is not None
-            key = f"sim:{d.task_id}:{step.index}:{step.action.action.kind}"
-            result = await self._kommune(d, step.action, key)
+            key = f"sim:{task.task_id}:{step.index}:{step.action.action.kind}"
+            result = await self._kommune(task, step.action, key)
             action = step.action.action
             if isinstance(action, AskQuestionAction) and result.ok:
                 # Answered before the kommune's final submission, which is refused while a question is open.
@@ -269,91 +346,142 @@ class KommuneSimWorkflow:
                     )
                 )
             elif isinstance(action, SubmitPartAction | ReturnTaskAction) and not result.ok:
-                break  # the task no longer takes answers (closed, or the case was withdrawn or moved)
+                return  # the task no longer takes answers (closed, or the case was withdrawn or moved)
             elif isinstance(action, SubmitPartAction) and "OplysningCompleted" in result.recorded:
-                outcome = "completed"
+                completed = True
                 break
             elif isinstance(action, ReturnTaskAction):
-                outcome = "returned"
-                break
-        decision = None
-        if outcome == "completed":
-            await workflow.sleep(caseworker_after)
-            decision = await self._decide(d, u_outcome)
-        return KommuneSimResult(task_id=d.task_id, outcome=outcome, actions=self.actions, decision=decision)
+                return
+        if completed:
+            await self.clock.at(on_grid(self.clock.now + caseworker_after))
+            await self._decide(task, u_outcome)
 
-    async def _kommune(self, d: KommuneMessage, planned: PlannedAction, key: str) -> SimCallResult:
+    async def _kommune(self, task: SimTask, planned: PlannedAction, key: str) -> SimCallResult:
         action = planned.action
-        kode = d.kommune_kode
+        kode = task.kommune_kode
         if isinstance(action, SubmitPartAction):
-            return await self._call(
-                d.task_id,
-                "submit_part",
-                SubmitPartRequest(
-                    kommune_kode=kode,
-                    submission_id=key,
-                    document_ids=tuple(f"{d.task_id}:{doc}" for doc in action.documents),
-                    final=action.final,
-                ),
+            documents = tuple(f"{task.task_id}:{doc}" for doc in action.documents)
+            request: BaseModel = SubmitPartRequest(
+                kommune_kode=kode, submission_id=key, document_ids=documents, final=action.final
             )
+            return await self._task_call(task, "submit_part", request)
         if isinstance(action, RequestExtensionAction):
-            return await self._call(
-                d.task_id,
-                "request_extension",
-                ExtensionRequest(
-                    kommune_kode=kode,
-                    request_id=key,
-                    extend_by=Duration(quantity=action.extend_by_days, unit=Unit.DAYS),
-                    reason=action.reason,
-                ),
-            )
+            extend_by = Duration(quantity=action.extend_by_days, unit=Unit.DAYS)
+            request = ExtensionRequest(kommune_kode=kode, request_id=key, extend_by=extend_by, reason=action.reason)
+            return await self._task_call(task, "request_extension", request)
         if isinstance(action, AskQuestionAction):
-            return await self._call(
-                d.task_id,
-                "ask_question",
-                QuestionRequest(question_id=key, asked_by=Party.KOMMUNE, kommune_kode=kode, text=action.text),
-            )
-        return await self._call(
-            d.task_id,
-            "return_task",
-            ReturnRequest(kommune_kode=kode, correct_kommune_kode=action.correct_kommune_kode, reason=action.reason),
+            request = QuestionRequest(question_id=key, asked_by=Party.KOMMUNE, kommune_kode=kode, text=action.text)
+            return await self._task_call(task, "ask_question", request)
+        request = ReturnRequest(
+            kommune_kode=kode, correct_kommune_kode=action.correct_kommune_kode, reason=action.reason
         )
+        return await self._task_call(task, "return_task", request)
 
-    async def _decide(self, d: KommuneMessage, u: float) -> Literal["granted", "rejected", "supplementary"]:
-        outcome: Literal["granted", "rejected", "supplementary"] = (
+    # -- Seniorpension -------------------------------------------------------------------------------------------
+
+    async def _decide(self, task: SimTask, u: float) -> None:
+        outcome: DecisionOutcome = (
             "granted" if u < P_GRANTED else "supplementary" if u < P_GRANTED + P_SUPPLEMENTARY else "rejected"
         )
         request = DecisionRequest(
-            request_id=f"sim:{d.task_id}",
+            request_id=f"sim:{task.task_id}",
             outcome=outcome,
             decided_by="sim-caseworker",
             reason_codes=("arbejdsevne",) if outcome == "rejected" else (),
             requested_documents=SUPPLEMENTARY_DOCUMENTS if outcome == "supplementary" else (),
         )
         for _ in range(DECIDE_ATTEMPTS):
-            result = await self._call_workflow(case_workflow_id(d.case_id), "decide", request)
+            result = await self._call(case_workflow_id(task.case_id), "decide", request)
             # Refused while the case is still taking the finished task's stream back: the worklist tries again.
             if result.ok or "cannot decide: the case is" not in (result.refusal or ""):
-                break
-            await workflow.sleep(DECIDE_RETRY_EVERY)
-        return outcome
+                return
+            await self.clock.at(on_grid(self.clock.now + DECIDE_RETRY_EVERY))
 
-    async def _call(self, task_id: str, update: UpdateName, request: CallRequest) -> SimCallResult:
-        return await self._call_workflow(task_workflow_id(task_id), update, request)
+    # -- calls, as the API makes them -----------------------------------------------------------------------------
 
-    async def _call_workflow(self, workflow_id: str, update: UpdateName, request: CallRequest) -> SimCallResult:
-        # A regular activity, not a local one: a local activity keeps this workflow's task open while the update
-        # waits for the other workflow, which stalled both until the workflow task heartbeat (seen at 8 s).
-        result: SimCallResult = await workflow.execute_activity(
-            SIM_CALL,
-            SimCall(workflow_id=workflow_id, update=update, request=request),
-            result_type=SimCallResult,
-            start_to_close_timeout=CALL_TIMEOUT,
-            retry_policy=CALL_RETRY,
+    async def _task_call(self, task: SimTask, update: UpdateName, request: BaseModel) -> SimCallResult:
+        return await self._call(task_workflow_id(task.task_id), update, request)
+
+    async def _call(self, workflow_id: str, update: UpdateName, request: BaseModel) -> SimCallResult:
+        handle = self.client.get_workflow_handle(workflow_id)
+        result_type: type[TaskUpdateResult | CaseUpdateResult] = (
+            CaseUpdateResult if update == "decide" else TaskUpdateResult
         )
-        label = f"{update}:{'ok' if result.ok else result.refusal_code}"
-        self.actions[label] = self.actions.get(label, 0) + 1
+        for attempt in range(1, CALL_ATTEMPTS + 1):
+            try:
+                result = await handle.execute_update(update, request, result_type=result_type)
+                break
+            except WorkflowUpdateFailedError as exc:
+                cause = exc.cause
+                if not isinstance(cause, ApplicationError):
+                    raise
+                # Refusal messages name rules and fields only (DomainError's contract), never personal data.
+                return self._count(
+                    update, SimCallResult(ok=False, refusal_code=cause.type or "refused", refusal=cause.message)
+                )
+            except RPCError as exc:
+                if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                    return self._count(
+                        update, SimCallResult(ok=False, refusal_code="gone", refusal="the workflow has closed")
+                    )
+                if exc.status not in TRANSIENT or attempt == CALL_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.2 * attempt)
+        if isinstance(result, TaskUpdateResult):
+            return self._count(update, SimCallResult(ok=True, recorded=result.recorded, extension=result.extension))
+        return self._count(update, SimCallResult(ok=True, recorded=result.recorded))
+
+    def _count(self, update: UpdateName, result: SimCallResult) -> SimCallResult:
+        self.stats.calls[f"{update}:{'ok' if result.ok else result.refusal_code}"] += 1
         return result
 
 
-_ANSWER = "Ja, helbredsoplysninger fra egen læge skal indhentes; samtykke foreligger."
+@dataclass(frozen=True)
+class _Step:
+    """One thing to do on the task at `after` (model time since the kommune received it)."""
+
+    after: timedelta
+    order: int  # ties: Seniorpension's answers before the kommune's next action
+    kind: Literal["kommune", "answer_question", "decide_extension"]
+    index: int = 0
+    action: PlannedAction | None = None
+    ref: str = ""
+    grant: bool = False
+
+
+async def drive(
+    env: WorkflowEnvironment,
+    clock: VirtualClock,
+    *,
+    offset: timedelta,
+    end: datetime,
+    progress: Callable[[datetime], None] | None = None,
+) -> None:
+    """Move the test server's clock from instant to instant until `end`; see the module docstring."""
+
+    async def business_now() -> datetime:
+        return await env.get_current_time() + offset
+
+    async def sleep_until(instant: datetime) -> None:
+        gap = instant - await business_now()
+        if gap > timedelta():
+            await env.sleep(gap)
+
+    while True:
+        # The server holds its clock while work is in flight, so a short sleep returns once everything the last
+        # instant set off has run, including deliveries that give the kommuner new tasks to plan.
+        await env.sleep(QUIESCE)
+        await clock.settle()
+        instant = clock.next_instant()
+        if instant is None or instant >= end:
+            break
+        await sleep_until(instant)
+        clock.advance(instant)
+        await clock.settle()
+        if progress:
+            progress(instant)
+    # The workflows' own timers up to the end (reminders, escalations) still fire; nothing after it.
+    await sleep_until(end)
+    clock.advance(end)
+    if progress:
+        progress(end)

@@ -21,12 +21,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner
 from sagsflow.crypto import KeyRing
 from sagsflow.embedded import venv_binary
 from sagsflow.temporal import data_converter
-from sim.load import ApplicationFactory
 from sim.profiles import default_profiles
 from sim.simulation import (
     ProgressFn,
-    SimActivities,
-    SimKommuneChannel,
     SimulationOptions,
     SimulationSummary,
     event_log,
@@ -34,7 +31,7 @@ from sim.simulation import (
     register_search_attributes,
     summarise,
 )
-from sim.temporal_driver import WEEK, ArrivalsWorkflow, ArrivalWeek, KommuneSimWorkflow
+from sim.temporal_driver import Arrivals, SimulatedWorld, VirtualClock, drive
 from workers.worker import build_worker
 
 # The simulation runs the real workflow code without the sandbox. The sandbox re-imports every workflow module for
@@ -45,6 +42,7 @@ SIM_WORKER_OPTIONS: dict[str, Any] = {
     "workflow_runner": UnsandboxedWorkflowRunner(),
     "max_cached_workflows": 100_000,
 }
+DAY = timedelta(days=1)
 
 
 async def run_simulation(
@@ -52,89 +50,160 @@ async def run_simulation(
     *,
     database_url: str | None = None,
     progress: ProgressFn | None = None,
-    env: WorkflowEnvironment | None = None,
-    key_ring: KeyRing | None = None,
 ) -> SimulationSummary:
-    """Run the simulation; `env` reuses a running time-skipping environment (tests), else one is started."""
+    """Run the simulation's shards, `options.job_count` at a time, each on a test server of its own, into one event
+    log (the given database, else an embedded one for the run), then count the result from the log."""
     began = time.perf_counter()
     async with event_log(database_url) as dsn:
         await refuse_reused_database(dsn, options.seed)
-        if env is not None:
-            summary = await simulate_on(env, dsn, options, progress)
+        shards = options.shard_count
+        if options.job_count == 1:
+            parts = []
+            for shard in range(shards):
+                done = shard * options.weeks * 7.0
+
+                def shard_progress(days: float, done: float = done) -> None:
+                    if progress:
+                        progress((done + days) / shards)
+
+                parts.append(await simulate_shard(options, dsn, shard=shard, progress=shard_progress))
         else:
-            own = await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=venv_binary("temporal-test-server"),
-                data_converter=data_converter(key_ring or KeyRing.generate("simulate")),
-            )
-            try:
-                summary = await simulate_on(own, dsn, options, progress)
-            finally:
-                await own.shutdown()
+            parts = await _in_processes(options, dsn, progress)
+        summary = SimulationSummary(
+            start=options.start.isoformat(),
+            weeks=options.weeks,
+            rate_per_week=options.rate_per_week,
+            seed=options.seed,
+            shards=shards,
+        )
+        for part in parts:
+            summary.tasks_delivered += part.tasks_delivered
+            summary.kommune_notices += part.kommune_notices
+            summary.max_arrival_late_seconds = max(summary.max_arrival_late_seconds, part.max_arrival_late_seconds)
         await summarise(dsn, options, summary)
     summary.wall_seconds = round(time.perf_counter() - began, 2)
     return summary
 
 
-async def simulate_on(
-    env: WorkflowEnvironment, dsn: str, options: SimulationOptions, progress: ProgressFn | None = None
+async def simulate_shard(
+    options: SimulationOptions,
+    dsn: str,
+    *,
+    shard: int = 0,
+    progress: ProgressFn | None = None,
+    env: WorkflowEnvironment | None = None,
 ) -> SimulationSummary:
-    """The run itself on a time-skipping environment and a migrated database (no summary counts yet)."""
+    """One shard on a time-skipping server of its own (or `env`, which must be fresh: its clock moves by weeks)."""
+    if env is not None:
+        return await _simulate_on(env, dsn, options, shard, progress)
+    own = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_binary("temporal-test-server"),
+        # Payloads never leave the run: a key for this server's lifetime only.
+        data_converter=data_converter(KeyRing.generate(f"simulate-{shard}")),
+    )
+    try:
+        return await _simulate_on(own, dsn, options, shard, progress)
+    finally:
+        await own.shutdown()
+
+
+async def _simulate_on(
+    env: WorkflowEnvironment, dsn: str, options: SimulationOptions, shard: int, progress: ProgressFn | None
+) -> SimulationSummary:
     from eventlog.store import create_pool
 
     client = env.client
     await register_search_attributes(client)
-    offset = (options.business_start - await env.get_current_time()).total_seconds()
-    task_queue = f"simulate-{uuid.uuid4().hex[:8]}"
-    channel = SimKommuneChannel(
-        client, task_queue, default_profiles(speed=options.kommune_speed), seed=options.seed, offset_seconds=offset
+    offset = options.business_start - await env.get_current_time()
+    task_queue = f"simulate-{shard}-{uuid.uuid4().hex[:8]}"
+    clock = VirtualClock(options.business_start)
+    world = SimulatedWorld(
+        client,
+        clock,
+        task_queue=task_queue,
+        profiles=default_profiles(speed=options.kommune_speed),
+        seed=options.seed,
+        offset_seconds=offset.total_seconds(),
     )
-    acts = SimActivities(client, task_queue, ApplicationFactory(options.seed))
-    summary = SimulationSummary(
-        start=options.start.isoformat(), weeks=options.weeks, rate_per_week=options.rate_per_week, seed=options.seed
+    arrivals = Arrivals(
+        seed=options.seed,
+        start=options.business_start,
+        weeks=options.weeks,
+        rate_per_week=options.rate_per_week,
+        shard=shard,
+        shards=options.shard_count,
     )
+
+    async def server_now() -> datetime:
+        return await env.get_current_time() + offset
+
+    reported = [0.0]
+
+    def days_done(instant: datetime) -> None:
+        days = (instant - options.business_start) / DAY
+        if progress and (days - reported[0] >= 0.5 or instant >= options.business_end):
+            reported[0] = days
+            progress(days)
+
     pool = await create_pool(dsn, max_size=10)
     try:
-        worker = build_worker(
-            client,
-            pool,
-            task_queue=task_queue,
-            kommune=channel,
-            activities=[acts.start_sim_case, acts.sim_call],
-            workflows=[ArrivalsWorkflow, KommuneSimWorkflow],
-            **SIM_WORKER_OPTIONS,
-        )
-        async with worker:
-            n = 1
-            for week in range(options.weeks):
-                handle = await client.start_workflow(
-                    ArrivalsWorkflow.run,
-                    ArrivalWeek(
-                        seed=options.seed,
-                        week=week,
-                        week_start=options.business_start + week * WEEK,
-                        rate_per_week=options.rate_per_week,
-                        first_n=n,
-                        offset_seconds=offset,
-                    ),
-                    id=f"sim-arrivals-{options.seed}-{week}-{task_queue}",
-                    task_queue=task_queue,
-                )
-                # The clock: the test server skips exactly this much time, firing every timer on the way
-                # (arrivals, kommune actions, reminders, deadlines, decisions), then locks again. A workflow that
-                # ended each week instead let the clock run on between its completion and the client's re-lock.
-                for day in range(7):
-                    await env.sleep(timedelta(days=1))
-                    if progress:
-                        progress(week * 7.0 + day + 1)
-                with env.auto_time_skipping_disabled():
-                    result = await handle.result()
-                n = result.next_n
-                summary.max_arrival_late_seconds = max(summary.max_arrival_late_seconds, result.max_late_seconds)
+        async with build_worker(client, pool, task_queue=task_queue, kommune=world, **SIM_WORKER_OPTIONS):
+            clock.spawn(world.arrivals(arrivals, server_now))
+            try:
+                await drive(env, clock, offset=offset, end=options.business_end, progress=days_done)
+            finally:
+                await clock.close()
     finally:
         await pool.close()
-    summary.tasks_delivered = len(channel.delivered)
-    summary.kommune_notices = sum(channel.notices.values())
-    return summary
+    stats = world.stats
+    return SimulationSummary(
+        start=options.start.isoformat(),
+        weeks=options.weeks,
+        rate_per_week=options.rate_per_week,
+        seed=options.seed,
+        tasks_delivered=stats.tasks_received,
+        kommune_notices=sum(stats.notices.values()),
+        max_arrival_late_seconds=round(stats.max_arrival_late_seconds, 3),
+    )
+
+
+async def _in_processes(options: SimulationOptions, dsn: str, progress: ProgressFn | None) -> list[SimulationSummary]:
+    """Shards in `options.job_count` processes; progress comes back over a queue as (shard, days done)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from eventlog.personal import SubjectCipher
+    from sagsflow.config import get_settings
+
+    SubjectCipher.from_settings(get_settings())  # the embedded default creates its key file once, here
+    shards = options.shard_count
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(options.job_count, mp_context=context) as pool:
+        updates = manager.Queue()
+        loop = asyncio.get_running_loop()
+        futures = [loop.run_in_executor(pool, _shard_process, options, dsn, shard, updates) for shard in range(shards)]
+        days = [0.0] * shards
+        pending = asyncio.gather(*futures)
+        while not pending.done():
+            await asyncio.wait([pending], timeout=0.5)
+            while not updates.empty():
+                shard, done = updates.get_nowait()
+                days[shard] = done
+            if progress:
+                progress(sum(days) / shards)
+        return list(pending.result())
+
+
+def _shard_process(options: SimulationOptions, dsn: str, shard: int, updates: Any) -> SimulationSummary:
+    from sagsflow.config import get_settings
+    from sagsflow.logs import configure_logging
+
+    configure_logging("WARNING", get_settings().log_format)
+
+    def report(days: float) -> None:
+        updates.put((shard, days))
+
+    return asyncio.run(simulate_shard(options, dsn, shard=shard, progress=report))
 
 
 def quarters_covered(options: SimulationOptions) -> list[str]:
@@ -220,6 +289,10 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path | None = typer.Option(None, "--out", help="Write summary.json and the quarterly reports here"),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object"),
+        shards: int = typer.Option(
+            0, "--shards", min=0, help="Test servers, one per share of the applications (0: one per 600)"
+        ),
+        jobs: int = typer.Option(0, "--jobs", min=0, help="Shards run at once, in processes (0: one per core)"),
     ) -> None:
         """Simulate applications through the real workflows in Temporal time, writing the real event log."""
         from sagsflow.config import get_settings
@@ -228,7 +301,12 @@ def register(app: typer.Typer) -> None:
         configure_logging("WARNING", get_settings().log_format)
         try:
             options = SimulationOptions(
-                start=date.fromordinal(start.toordinal()), weeks=weeks, rate_per_week=rate, seed=seed
+                start=date.fromordinal(start.toordinal()),
+                weeks=weeks,
+                rate_per_week=rate,
+                seed=seed,
+                shards=shards,
+                jobs=jobs,
             )
         except ValueError as exc:
             typer.echo(str(exc), err=True)

@@ -45,8 +45,9 @@ from sagsflow.search_attributes import REGISTRATION
 from sim.temporal_driver import WEEK, sim_case_id
 
 ProgressFn = Callable[[float], None]  # simulated days done
-# A shard's share of the test server's quadratic cost stays small up to about this many applications (bench/).
-APPLICATIONS_PER_SHARD = 600
+# Measured per case over a year (server + worker CPU): 208 ms in shards of 600, 165 ms of 300, 143 ms of 150,
+# 141 ms of 75, 160 ms of 37 (a shard's start-up then shows).
+APPLICATIONS_PER_SHARD = 150
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class SimulationOptions:
     rate_per_week: float = 300.0
     seed: int = 1
     kommune_speed: float = 1.0  # > 1: every kommune answers faster (sim.behaviour.default_profile's what-if knob)
-    shards: int = 0  # test servers, one per share of the applications (see above); 0: one per 600 applications
+    shards: int = 0  # test servers, one per share of the applications (see above); 0: one per 150 applications
     jobs: int = 0  # shards run at once, each in a process of its own; 0: one per CPU core
 
     def __post_init__(self) -> None:

@@ -12,11 +12,10 @@ again (or has ended) before it moves on. The clock never moves while a call is i
 `occurred_at` is the instant the model meant (plus the seconds the work took).
 
 - Arrivals: Poisson at the configured rate, each started as a real CaseWorkflow at its instant.
-- Kommune systems: the real delivery activity writes tasks, reminders and notices to the real inbox
-  (`kommune_inbox`); each kommune's system polls it on the hour and plans its response to a new task with the ONE
-  behaviour model (`sim.behaviour`). Its actions run on whole hours too, as a system's job runs do: an hour's
-  actions then run side by side instead of one random instant after another (the workflows' own timers for
-  reminders and deadlines already fall on whole hours).
+- Kommune systems: the task workflows deliver through the real `deliver_task` activity to this simulation's channel
+  (`SimulatedWorld.deliver`); a new task gets the kommune's plan from the ONE behaviour model (`sim.behaviour`).
+  Its actions run at half past the hour, as a system's job runs do: an hour's actions then run side by side instead
+  of one random instant after another.
 - Seniorpension: answers the kommune's questions, decides extension requests beyond the policy, and once the task
   is complete, makes the caseworker's decision after a drawn delay.
 
@@ -46,6 +45,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.calendar import Duration, Unit, local_date
 from domain.events import Channel, Party
+from sagsflow.logs import get_logger
 from sim.behaviour import (
     AskQuestionAction,
     KommuneProfile,
@@ -76,11 +76,17 @@ from workflows.models import (
     task_workflow_id,
 )
 
+log = get_logger(__name__)
+
 WEEK = timedelta(days=7)
 QUIESCE = timedelta(milliseconds=1)
-# Kommune systems poll their inbox and act on whole business hours.
+STALL_WARNING_SECONDS = 60.0
+# Kommune systems act on the half hour, every hour. Not on the whole hour: the workflows' own timers (reminders,
+# escalations) fire on whole hours, and an update landing in the same workflow task as a timer made the
+# time-skipping server refuse the task's completion ("invalid history builder state for action"), which stalled
+# the run for good.
 GRID = timedelta(hours=1)
-_EPOCH = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+_EPOCH = datetime.fromisoformat("2000-01-01T00:30:00+00:00")
 
 # Seniorpension's side (no source data on these; plausible figures, documented in the report's notes).
 P_GRANTED = 0.65
@@ -109,7 +115,7 @@ def sim_case_id(seed: int, n: int) -> str:
 
 
 def on_grid(instant: datetime) -> datetime:
-    """The first whole hour at or after `instant`."""
+    """The first half past the hour at or after `instant`."""
     return _EPOCH + math.ceil((instant - _EPOCH) / GRID) * GRID
 
 
@@ -159,7 +165,13 @@ class VirtualClock:
 
     async def settle(self) -> None:
         """Wait until every coroutine waits on the clock or has ended; raise the first failure."""
-        await self._quiet.wait()
+        while True:
+            try:
+                await asyncio.wait_for(self._quiet.wait(), STALL_WARNING_SECONDS)
+                break
+            except TimeoutError:
+                # Calls are in flight for a long time: say so, so a stuck run is seen (the calls may still end).
+                log.warning("simulation waiting on its parties' calls", busy=self._busy, at=self.now.isoformat())
         if self._errors:
             raise SimulationError("a simulated party failed") from self._errors[0]
 

@@ -1,6 +1,7 @@
 """A short simulation through the real workflows on a time-skipping server of its own, into a fresh event log: the
 business timeline lands on the simulated dates, every stream folds, the kommuner did what the behaviour model
-planned (on the first whole hour after the planned instants), and the quarterly report builds from the result."""
+planned (at the first half past the hour after the planned instants), and the quarterly report builds from the
+result."""
 
 from __future__ import annotations
 
@@ -27,10 +28,13 @@ from sim.behaviour import (
 )
 from sim.profiles import default_profiles
 from sim.simulation import SimulationOptions, SimulationSummary
-from sim.temporal_driver import GRID
+from sim.temporal_driver import GRID, sim_case_id
 from workers.simulate_cmd import run_simulation
 
-OPTIONS = SimulationOptions(start=date(2021, 1, 1), weeks=3, rate_per_week=70, seed=7, kommune_speed=3.0)
+# Two shards in two processes: the way a year runs (sim/simulation.py), on a small scale.
+OPTIONS = SimulationOptions(
+    start=date(2021, 1, 1), weeks=3, rate_per_week=70, seed=7, kommune_speed=3.0, shards=2, jobs=2
+)
 
 
 async def _events(db_url: str) -> dict[str, list[Event]]:
@@ -63,13 +67,18 @@ def _field(event: Event, name: str) -> Any:
 
 
 async def test_three_weeks_through_the_real_workflows(db_url: str) -> None:
-    summary: SimulationSummary = await run_simulation(OPTIONS, database_url=db_url)
+    days_done: list[float] = []
+    summary: SimulationSummary = await run_simulation(OPTIONS, database_url=db_url, progress=days_done.append)
+    assert summary.shards == 2
+    assert days_done[-1] == OPTIONS.weeks * 7
     streams = await _events(db_url)
 
     # Business time: every application arrived in the three simulated weeks, not on the test server's real date.
     start, end = OPTIONS.business_start, OPTIONS.business_end
     received = [e for events in streams.values() for e in events if e.type == "ApplicationReceived"]
     assert len(received) == summary.cases_started > 140  # Poisson around 210
+    # Both shards started all of their applications: numbers 1..N, none missing.
+    assert {e.case_id for e in received} == {sim_case_id(OPTIONS.seed, n) for n in range(1, len(received) + 1)}
     assert all(start <= e.occurred_at < end for e in received)
     assert summary.max_arrival_late_seconds < 60
     # Nothing happened after the last simulated instant (the clock stops at the end).
@@ -117,7 +126,7 @@ async def test_three_weeks_through_the_real_workflows(db_url: str) -> None:
                     case ReturnTaskAction():
                         hit = [e for e in events if e.type == "OplysningReturned" and _field(e, "task_id") == task_id]
                 assert len(hit) == 1, f"planned {action.kind} of task {task_id} missing"
-                # On the first whole hour after the planned instant: kommune systems act on the hour.
+                # At the first half past the hour after the planned instant: kommune systems act once an hour.
                 assert timedelta(minutes=-5) < hit[0].occurred_at - due < GRID + timedelta(minutes=5)
                 by_kind[action.kind] += 1
                 checked += 1

@@ -45,9 +45,6 @@ from workers.worker import build_worker
 SIM_WORKER_OPTIONS: dict[str, Any] = {
     "workflow_runner": UnsandboxedWorkflowRunner(),
     "max_cached_workflows": 100_000,
-    # Seen on the time-skipping server: an activity handed out eagerly with a workflow task's completion, never
-    # started (SCHEDULED, attempt 0), held the server's clock for good and stalled the run.
-    "disable_eager_activity_execution": True,
 }
 DAY = timedelta(days=1)
 

@@ -26,6 +26,7 @@ applications, and a task's plan and decisions follow from its id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import math
@@ -207,10 +208,8 @@ class SimCallResult(BaseModel):
 
 @dataclass
 class DriverStats:
-    arrivals: int = 0
     tasks_received: int = 0
     notices: Counter[str] = field(default_factory=Counter)
-    calls: Counter[str] = field(default_factory=Counter)
     max_arrival_late_seconds: float = 0.0
 
 
@@ -279,11 +278,9 @@ class SimulatedWorld:
             application=generated.application,
             business_clock_offset_seconds=self.offset_seconds,
         )
-        try:
+        # A rerun on the same log finds its own case already started: nothing to do.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
             await start_case(self.client, inp, task_queue=self.task_queue)
-        except WorkflowAlreadyStartedError:
-            return
-        self.stats.arrivals += 1
 
     # -- kommune systems -----------------------------------------------------------------------------------------
 
@@ -428,24 +425,16 @@ class SimulatedWorld:
                 if not isinstance(cause, ApplicationError):
                     raise
                 # Refusal messages name rules and fields only (DomainError's contract), never personal data.
-                return self._count(
-                    update, SimCallResult(ok=False, refusal_code=cause.type or "refused", refusal=cause.message)
-                )
+                return SimCallResult(ok=False, refusal_code=cause.type or "refused", refusal=cause.message)
             except RPCError as exc:
                 if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-                    return self._count(
-                        update, SimCallResult(ok=False, refusal_code="gone", refusal="the workflow has closed")
-                    )
+                    return SimCallResult(ok=False, refusal_code="gone", refusal="the workflow has closed")
                 if exc.status not in TRANSIENT or attempt == CALL_ATTEMPTS:
                     raise
                 await asyncio.sleep(0.2 * attempt)
         if isinstance(result, TaskUpdateResult):
-            return self._count(update, SimCallResult(ok=True, recorded=result.recorded, extension=result.extension))
-        return self._count(update, SimCallResult(ok=True, recorded=result.recorded))
-
-    def _count(self, update: UpdateName, result: SimCallResult) -> SimCallResult:
-        self.stats.calls[f"{update}:{'ok' if result.ok else result.refusal_code}"] += 1
-        return result
+            return SimCallResult(ok=True, recorded=result.recorded, extension=result.extension)
+        return SimCallResult(ok=True, recorded=result.recorded)
 
 
 @dataclass(frozen=True)

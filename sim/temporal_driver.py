@@ -19,8 +19,9 @@ again (or has ended) before it moves on. The clock never moves while a call is i
 - Seniorpension: answers the kommune's questions, decides extension requests beyond the policy, and once the task
   is complete, makes the caseworker's decision after a drawn delay.
 
-Everything draws from `rng_for(seed, ..., task_id)` in a fixed order, so the same seed gives the same arrivals and
-applications, and a task's plan and decisions follow from its id.
+Everything draws from `rng_for(seed, ...)` in a fixed order, so the same seed gives the same run: a task's plan and
+Seniorpension's draws follow from its case and its place among the case's tasks, never from the task id (the
+workflow draws that at random per run).
 """
 
 from __future__ import annotations
@@ -245,6 +246,7 @@ class SimulatedWorld:
         self.factory = ApplicationFactory(seed)
         self.stats = DriverStats()
         self._tasks_seen: set[str] = set()
+        self._tasks_per_case: Counter[str] = Counter()
 
     # -- citizens ------------------------------------------------------------------------------------------------
 
@@ -292,14 +294,16 @@ class SimulatedWorld:
             self.stats.notices[message.notice or message.kind] += 1
         elif message.task_id not in self._tasks_seen:
             self._tasks_seen.add(message.task_id)
+            self._tasks_per_case[message.case_id] += 1
             self.stats.tasks_received += 1
             received = max(self.clock.now, activity.info().started_time + timedelta(seconds=self.offset_seconds))
-            self.clock.spawn(self.play_task(message, received=received))
+            draws = f"{message.case_id}:{self._tasks_per_case[message.case_id]}"
+            self.clock.spawn(self.play_task(message, received=received, draws=draws))
         return DeliveryReceipt(channel=Channel.INBOX)
 
-    async def play_task(self, message: KommuneMessage, *, received: datetime) -> None:
+    async def play_task(self, message: KommuneMessage, *, received: datetime, draws: str) -> None:
         """One task from the kommune's side (its plan) and Seniorpension's (answers, extension decisions, the
-        caseworker's decision once the task is complete)."""
+        caseworker's decision once the task is complete). `draws` names the task's random streams."""
         task = SimTask(
             task_id=message.task_id,
             case_id=message.case_id,
@@ -308,10 +312,10 @@ class SimulatedWorld:
             requested_documents=message.requested_documents,
         )
         plan = plan_kommune_response(
-            task, self.profiles[message.kommune_kode], rng_for(self.seed, "plan", task.task_id)
+            task, self.profiles[message.kommune_kode], rng_for(self.seed, "plan", draws)
         )
         # Seniorpension's draws, all up front and in a fixed order (see sim.behaviour).
-        rng = rng_for(self.seed, "seniorpension", task.task_id)
+        rng = rng_for(self.seed, "seniorpension", draws)
         answer_after = timedelta(days=rng.uniform(0.5, 3.0))
         extension_after = timedelta(days=rng.uniform(1.0, 3.0))
         grant_extension = rng.random() < P_GRANT_EXTENSION

@@ -116,6 +116,11 @@ def sim_case_id(seed: int, n: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sagsflow-sim:{seed}:{n}"))
 
 
+def task_draws(case_id: str, ordinal: int) -> str:
+    """The name of a task's random streams: the case's `ordinal`-th task (from 1) delivered to the simulation."""
+    return f"{case_id}:{ordinal}"
+
+
 def on_grid(instant: datetime) -> datetime:
     """The first half past the hour at or after `instant`."""
     return _EPOCH + math.ceil((instant - _EPOCH) / GRID) * GRID
@@ -297,7 +302,7 @@ class SimulatedWorld:
             self._tasks_per_case[message.case_id] += 1
             self.stats.tasks_received += 1
             received = max(self.clock.now, activity.info().started_time + timedelta(seconds=self.offset_seconds))
-            draws = f"{message.case_id}:{self._tasks_per_case[message.case_id]}"
+            draws = task_draws(message.case_id, self._tasks_per_case[message.case_id])
             self.clock.spawn(self.play_task(message, received=received, draws=draws))
         return DeliveryReceipt(channel=Channel.INBOX)
 
@@ -311,9 +316,7 @@ class SimulatedWorld:
             deadline_in=max((message.deadline_at or received) - received, timedelta()),
             requested_documents=message.requested_documents,
         )
-        plan = plan_kommune_response(
-            task, self.profiles[message.kommune_kode], rng_for(self.seed, "plan", draws)
-        )
+        plan = plan_kommune_response(task, self.profiles[message.kommune_kode], rng_for(self.seed, "plan", draws))
         # Seniorpension's draws, all up front and in a fixed order (see sim.behaviour).
         rng = rng_for(self.seed, "seniorpension", draws)
         answer_after = timedelta(days=rng.uniform(0.5, 3.0))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 from temporalio.runtime import Runtime
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -53,6 +53,27 @@ class EncryptionCodec(PayloadCodec):
         return out
 
 
+class SharedPydanticPayloadConverter(PydanticPayloadConverter):
+    """The pydantic payload converter, one instance per process.
+
+    The SDK builds a new data converter, and with it a new payload converter, for every workflow activation it
+    encodes or decodes. A new pydantic converter starts with an empty type-adapter cache and costs more to build
+    than the activation's own work. It holds no per-context state, so all of them can be the same one.
+    """
+
+    _shared: SharedPydanticPayloadConverter | None = None
+
+    def __new__(cls) -> SharedPydanticPayloadConverter:
+        if cls._shared is None:
+            shared = super().__new__(cls)
+            PydanticPayloadConverter.__init__(shared)
+            cls._shared = shared
+        return cls._shared
+
+    def __init__(self) -> None:
+        pass  # built once, in __new__
+
+
 # Modules the workflow sandbox shares with the host instead of re-importing per run: our pure domain (deterministic,
 # no I/O) and libraries that are either native (re-importing breaks them) or slow to import.
 PASSTHROUGH_MODULES = (
@@ -77,6 +98,7 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 def data_converter(ring: KeyRing) -> DataConverter:
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=SharedPydanticPayloadConverter,
         payload_codec=EncryptionCodec(ring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -42,9 +42,13 @@ from workers.worker import build_worker
 # each workflow run and guards determinism; it cost half the worker's CPU here. Determinism is what the replay tests
 # (tests/workflows/test_replay.py, under the sandbox) and production workers guard. A year keeps thousands of
 # workflows waiting at once: all stay cached, since an evicted one is replayed from its history when it wakes.
+# `debug_mode` runs each activation on the event loop's thread instead of handing it to a thread and back (about 6%
+# of a shard's CPU); what it gives up is the deadlock detector, which watches for workflow code that blocks, and
+# that is the tests' and production workers' job too.
 SIM_WORKER_OPTIONS: dict[str, Any] = {
     "workflow_runner": UnsandboxedWorkflowRunner(),
     "max_cached_workflows": 100_000,
+    "debug_mode": True,
 }
 DAY = timedelta(days=1)
 

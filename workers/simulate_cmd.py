@@ -14,9 +14,10 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from temporalio.testing import WorkflowEnvironment
@@ -51,6 +52,7 @@ SIM_WORKER_OPTIONS: dict[str, Any] = {
     "debug_mode": True,
 }
 DAY = timedelta(days=1)
+T = TypeVar("T")
 
 
 async def run_simulation(
@@ -211,7 +213,17 @@ def _shard_process(options: SimulationOptions, dsn: str, shard: int, updates: An
     def report(days: float) -> None:
         updates.put((shard, days))
 
-    return asyncio.run(simulate_shard(options, dsn, shard=shard, progress=report))
+    return run_fast(simulate_shard(options, dsn, shard=shard, progress=report))
+
+
+def run_fast(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on uvloop's event loop where it exists: a shard spends much of its worker's time in the event
+    loop (the SDK's futures and its core's thread-safe callbacks), and uvloop's took 10% less CPU (paired runs)."""
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform (Windows)
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _exit_with_parent() -> None:
@@ -337,7 +349,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
         try:
-            summary = asyncio.run(_run_cli(options, database_url, out))
+            summary = run_fast(_run_cli(options, database_url, out))
         except ValueError as exc:
             typer.echo(f"simulate: {exc}", err=True)
             raise typer.Exit(1) from None

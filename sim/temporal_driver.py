@@ -9,7 +9,9 @@ How the clock works (`VirtualClock`): a coroutine awaits `clock.at(instant)`. Th
 the earliest awaited instant (`env.sleep`; the server fires every workflow timer on the way and holds its clock while
 workflow or activity work is in flight), wakes every coroutine due, and waits until each of them waits on the clock
 again (or has ended) before it moves on. The clock never moves while a call is in flight, so every event's
-`occurred_at` is the instant the model meant (plus the seconds the work took).
+`occurred_at` is the instant the model meant (plus the seconds the work took). After a step that can bring new
+parties (a case started, a task returned, a decision that may ask for more), the driver first lets the server run
+everything the step set off, so a new task's kommune has made its plan before the next instant is chosen.
 
 - Arrivals: Poisson at the configured rate, each started as a real CaseWorkflow at its instant.
 - Kommune systems: the task workflows deliver through the real `deliver_task` activity to this simulation's channel

@@ -6,12 +6,12 @@ through an activity. That was a third of the history events and of the worker's 
 system under test. Here the simulator acts as the API does: one update call per kommune or caseworker action.
 
 How the clock works (`VirtualClock`): a coroutine awaits `clock.at(instant)`. The driver moves the test server to
-the earliest awaited instant (`env.sleep`; the server fires every workflow timer on the way and holds its clock while
-workflow or activity work is in flight), wakes every coroutine due, and waits until each of them waits on the clock
-again (or has ended) before it moves on. The clock never moves while a call is in flight, so every event's
-`occurred_at` is the instant the model meant (plus the seconds the work took). After a step that can bring new
+the earliest awaited instant (`env.sleep`; the server fires every workflow timer on the way), wakes every coroutine
+due, and waits until each of them waits on the clock again (or has ended) before it moves on. While workflow or
+activity work is in flight the server does not skip time, its clock runs at the speed of the wall clock, so every
+event's `occurred_at` is the instant the model meant plus the seconds the work took. After a step that can bring new
 parties (a case started, a task returned, a decision that may ask for more), the driver first lets the server run
-everything the step set off, so a new task's kommune has made its plan before the next instant is chosen.
+everything the step set off (`QUIESCE`), so a new task's kommune has made its plan before the next instant is chosen.
 
 - Arrivals: Poisson at the configured rate, each started as a real CaseWorkflow at its instant.
 - Kommune systems: the task workflows deliver through the real `deliver_task` activity to this simulation's channel
@@ -83,7 +83,11 @@ from workflows.models import (
 log = get_logger(__name__)
 
 WEEK = timedelta(days=7)
-QUIESCE = timedelta(milliseconds=1)
+# How long the follow-up work of a step may take, in wall-clock time, before the driver picks the next instant: the
+# server's clock runs at wall-clock speed while that work is in flight and skips the rest of the sleep at once when
+# it is done. (A 1 ms sleep here returned before most new tasks were delivered, so a task whose kommune acted before
+# the next instant the driver knew of acted up to days late.)
+QUIESCE = timedelta(seconds=60)
 STALL_WARNING_SECONDS = 60.0
 RESYNC_EVERY = timedelta(days=7)
 # Kommune systems act on the half hour, every hour. Not on the whole hour: the workflows' own timers (reminders,
@@ -499,13 +503,19 @@ async def drive(
             await env.sleep(gap)
             known = instant
 
+    followers = False
     while True:
-        if clock.take_followers():
-            # The server holds its clock while work is in flight, so a short sleep returns once everything the last
-            # instant set off has run, including the deliveries that give the kommuner new tasks to plan. Only then
-            # is the next instant known. (Other steps skip this: the next sleep runs their follow-up work first.)
-            await env.sleep(QUIESCE)
-            known += QUIESCE
+        followers = clock.take_followers() or followers
+        if followers:
+            # Let everything the last instant set off run, including the deliveries that give the kommuner new tasks
+            # to plan: only then is the next instant known. Never past an instant already known: a sleep cut short
+            # is made up after that instant. (Other steps skip this: the next sleep runs their follow-up work.)
+            known_next = clock.next_instant()
+            quiet = QUIESCE if known_next is None else min(QUIESCE, known_next - known)
+            if quiet > timedelta():
+                await env.sleep(quiet)
+                known += quiet
+            followers = quiet < QUIESCE
         await clock.settle()
         instant = clock.next_instant()
         if instant is None or instant >= end:

@@ -23,6 +23,7 @@ import typer
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner
 
+from sagsflow import payload_visits
 from sagsflow.crypto import KeyRing
 from sagsflow.embedded import venv_binary
 from sagsflow.temporal import data_converter
@@ -207,6 +208,7 @@ def _shard_process(options: SimulationOptions, dsn: str, shard: int, updates: An
 
     configure_logging("WARNING", get_settings().log_format)
     _exit_with_parent()
+    payload_visits.install()  # this process runs one shard's worker, nothing else: see sagsflow/payload_visits.py
     # The worker keeps thousands of workflow objects alive; collecting less often saved 9% of its CPU.
     gc.set_threshold(50_000, 50, 1000)
 

@@ -13,10 +13,11 @@ SDK version: with any other version `install` leaves the SDK alone and says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import temporalio
 import temporalio.bridge.worker as bridge_worker
+from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
@@ -33,6 +34,21 @@ _sdk_decode = bridge_worker.decode_activation
 _sdk_encode = bridge_worker.encode_completion
 
 
+Step = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
+
+
+async def _walk(message: Message, steps: tuple[Step, ...], headers: bool) -> StorageOperationMetrics:
+    async def each(payloads: Sequence[Payload]) -> list[Payload]:
+        out = list(payloads)
+        for step in steps:
+            out = await step(out)
+        return out
+
+    visitor = CommandAwarePayloadVisitor(skip_search_attributes=True, skip_headers=not headers)
+    await visitor.visit(bridge_worker._Visitor(each), message)
+    return StorageOperationMetrics()  # nothing went to or came from external storage
+
+
 async def decode_activation(
     activation: WorkflowActivation,
     data_converter: DataConverter,
@@ -41,15 +57,12 @@ async def decode_activation(
 ) -> StorageOperationMetrics:
     if data_converter.external_storage is not None:
         return await _sdk_decode(activation, data_converter, decode_headers, storage_concurrency_limit)
-
-    async def decode(payloads: Sequence[Payload]) -> list[Payload]:
-        out = await data_converter._decode_reference_payload_sequence(payloads)
-        out = await data_converter._external_retrieve_payload_sequence(out)
-        return await data_converter._decode_payload_sequence(out)
-
-    visitor = CommandAwarePayloadVisitor(skip_search_attributes=True, skip_headers=not decode_headers)
-    await visitor.visit(bridge_worker._Visitor(decode), activation)
-    return StorageOperationMetrics()
+    steps = (
+        data_converter._decode_reference_payload_sequence,
+        data_converter._external_retrieve_payload_sequence,
+        data_converter._decode_payload_sequence,
+    )
+    return await _walk(activation, steps, decode_headers)
 
 
 async def encode_completion(
@@ -60,15 +73,12 @@ async def encode_completion(
 ) -> StorageOperationMetrics:
     if data_converter.external_storage is not None:
         return await _sdk_encode(completion, data_converter, encode_headers, storage_concurrency_limit)
-
-    async def encode(payloads: Sequence[Payload]) -> list[Payload]:
-        out = await data_converter._encode_payload_sequence(payloads)
-        out = await data_converter._external_store_payload_sequence(out)
-        return await data_converter._encode_reference_payload_sequence(out)
-
-    visitor = CommandAwarePayloadVisitor(skip_search_attributes=True, skip_headers=not encode_headers)
-    await visitor.visit(bridge_worker._Visitor(encode), completion)
-    return StorageOperationMetrics()
+    steps = (
+        data_converter._encode_payload_sequence,
+        data_converter._external_store_payload_sequence,
+        data_converter._encode_reference_payload_sequence,
+    )
+    return await _walk(completion, steps, encode_headers)
 
 
 def install() -> bool:

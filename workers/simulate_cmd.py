@@ -331,9 +331,7 @@ def register(app: typer.Typer) -> None:
         shards: int = typer.Option(
             0, "--shards", min=0, help="Test servers, one per share of the applications (0: one per 150)"
         ),
-        jobs: int = typer.Option(
-            0, "--jobs", min=0, help="Shards run at once, in processes (0: one more than the cores)"
-        ),
+        jobs: int = typer.Option(0, "--jobs", min=0, help="Shards run at once, in processes (0: one per core)"),
     ) -> None:
         """Simulate applications through the real workflows in Temporal time, writing the real event log."""
         from sagsflow.config import get_settings

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from fastapi import HTTPException
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -100,10 +100,24 @@ async def _after_rpc_error(
 ) -> R:
     if _transient(exc):
         raise refusal(503, "unavailable", "the case is busy; retry with the same idempotency key") from None
-    if exc.status == RPCStatusCode.NOT_FOUND and "completed" not in exc.message.lower():
+    # A call that lands while the workflow is completing is aborted with other words than "completed" (the test of
+    # a late duplicate decision saw a 404 once): then ask whether the workflow exists and has closed.
+    if (
+        exc.status == RPCStatusCode.NOT_FOUND
+        and "completed" not in exc.message.lower()
+        and not await _has_closed(client, workflow_id)
+    ):
         raise not_found(what) from None
     # The workflow has finished: a retry of a call it already answered gets that first answer again.
     return await _answer_after_close(client, workflow_id, name, key, arg, result_type, what, closed_result_type)
+
+
+async def _has_closed(client: Client, workflow_id: str) -> bool:
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError:
+        return False
+    return description.status not in (None, WorkflowExecutionStatus.RUNNING)
 
 
 async def _answer_after_close(

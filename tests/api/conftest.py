@@ -125,6 +125,13 @@ class Stack:
             return r.status_code == 200 and r.json()["status"] == "delivered"
 
         await eventually(delivered, f"task of case {case_id} delivered")
+
+        # The task answers from its workflow's state, which knows of the delivery a moment before the append
+        # activity has put it in the log; tests that compare the log before and after must start from a settled one.
+        async def logged() -> bool:
+            return "OplysningTaskDelivered" in await self.types(case_id)
+
+        await eventually(logged, f"delivery of case {case_id}'s task in the event log")
         return task_id
 
     async def task(self, kode: str, task_id: str) -> dict[str, Any]:

@@ -421,6 +421,8 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
             return events
         case AskQuestion():
             task = _open_task(state, command.task_id, kommune_kode=command.kommune_kode, action="ask a question")
+            if (command.asked_by is Party.KOMMUNE) != (command.kommune_kode is not None):
+                raise _refuse("kommune_kode: set exactly when the kommune asks", "invalid")
             if command.question_id in task.open_questions or command.question_id in task.answered_questions:
                 raise _refuse(f"question id {command.question_id!r} is already used")
             return [
@@ -436,6 +438,10 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
             task = _open_task(state, command.task_id, kommune_kode=command.kommune_kode, action="answer a question")
             if command.question_id not in task.open_questions:
                 raise _refuse(f"question {command.question_id!r} is not open on this task", "not_found")
+            asked_by_kommune = command.question_id in task.kommune_questions
+            if asked_by_kommune == (command.kommune_kode is not None):
+                asker, answerer = ("kommune", "caseworker") if asked_by_kommune else ("caseworker", "kommune")
+                raise _refuse(f"question {command.question_id!r} was asked by the {asker}: the {answerer} answers it")
             return [
                 ev(
                     QuestionAnswered,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,6 +40,7 @@ from domain.events import (
     OplysningReturned,
     OplysningTaskDelivered,
     Outcome,
+    Party,
     PreScreeningCompleted,
     QuestionAnswered,
     QuestionAsked,
@@ -102,6 +104,8 @@ class TaskState(Frozen):
     documents: tuple[str, ...] = ()
     open_questions: tuple[str, ...] = ()
     answered_questions: tuple[str, ...] = ()
+    # Each side answers the other's questions, so who asked must outlive the event that says so.
+    kommune_questions: tuple[str, ...] = ()  # of the ids above, those the kommune asked
     closed_at: datetime | None = None
 
     @property
@@ -302,7 +306,10 @@ def evolve(state: CaseState, event: Event) -> CaseState:
             s = state.model_copy(update={"kommune_kode": event.to_kommune_kode})
         case QuestionAsked():
             task = _open_task_of(state, event, event.task_id)
-            s = _with_task(state, task.model_copy(update={"open_questions": (*task.open_questions, event.question_id)}))
+            asked: dict[str, Any] = {"open_questions": (*task.open_questions, event.question_id)}
+            if event.asked_by is Party.KOMMUNE:
+                asked["kommune_questions"] = (*task.kommune_questions, event.question_id)
+            s = _with_task(state, task.model_copy(update=asked))
         case QuestionAnswered():
             task = _open_task_of(state, event, event.task_id)
             if event.question_id not in task.open_questions:

@@ -175,6 +175,9 @@ class TaskSummary(Frozen):
     refused_extensions: tuple[str, ...]
     open_questions: tuple[str, ...]
     answered_questions: tuple[str, ...]
+    kommune_questions: tuple[str, ...] = Field(
+        default=(), description="Of the questions, those the kommune asked: the caseworker answers them, it the rest"
+    )
     submissions: tuple[str, ...]
     documents: tuple[str, ...]
     closing: bool = Field(default=False, description="The case took the task back (withdrawal or move)")
@@ -204,6 +207,7 @@ class TaskSummary(Frozen):
             refused_extensions=task.refused_extensions,
             open_questions=task.open_questions,
             answered_questions=task.answered_questions,
+            kommune_questions=task.kommune_questions,
             submissions=task.submissions,
             documents=task.documents,
             closing=closing,

@@ -167,6 +167,27 @@ async def test_what_the_state_does_not_allow_is_a_conflict(stack: Stack, task: t
     assert (r.status_code, r.json()["detail"]["code"]) == (409, "conflict"), r.text
     r = await stack.kpost("461", task_id, "answers", {"question_id": "never-asked", "text": "Svar."})
     assert r.status_code in (404, 409), r.text
+    asked = await stack.kpost("461", task_id, "questions", {"idempotency_key": "q-own", "text": "Hvilken periode?"})
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["task"]["kommune_questions"] == ["q-own"]
+    before = await unchanged(stack, case_id, task_id)
+    r = await stack.kpost("461", task_id, "answers", {"question_id": "q-own", "text": "Den selv."})
+    assert (r.status_code, r.json()["detail"]["code"]) == (409, "conflict"), r.text
+    assert r.json()["detail"]["message"] == "question 'q-own' was asked by the kommune: the caseworker answers it"
+    ops_asked = await stack.http.post(
+        f"/v1/ops/tasks/{task_id}/questions", json={"idempotency_key": "q-cw", "text": "?"}, headers=stack.ops_headers
+    )
+    assert ops_asked.status_code == 200, ops_asked.text
+    r = await stack.http.post(
+        f"/v1/ops/tasks/{task_id}/answers", json={"question_id": "q-cw", "text": "!"}, headers=stack.ops_headers
+    )
+    assert (r.status_code, r.json()["detail"]["code"]) == (409, "conflict"), r.text
+    assert (await stack.types(case_id))[len(before[0]) :] == ["QuestionAsked"]
+    for who, path in (("ops", f"/v1/ops/tasks/{task_id}/answers"), ("kommune", f"/v1/kommune/tasks/{task_id}/answers")):
+        question = "q-own" if who == "ops" else "q-cw"
+        headers = stack.ops_headers if who == "ops" else stack.kommune("461")
+        r = await stack.http.post(path, json={"question_id": question, "text": "Svar."}, headers=headers)
+        assert r.status_code == 200, (who, r.text)
     r = await stack.kpost("461", task_id, "returns", {"idempotency_key": "r-x", "correct_kommune_kode": "9999"})
     assert (r.status_code, r.json()["detail"]["code"]) == (422, "invalid"), r.text
     assert "correct_kommune_kode" in r.json()["detail"]["message"]

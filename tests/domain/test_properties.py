@@ -457,3 +457,33 @@ def test_kommune_codes_in_events_are_canonical_whatever_the_caller_wrote() -> No
         case.do(TransferCase(to_kommune_kode="0101"))
     case.do(TransferCase(to_kommune_kode="0766"))
     assert case.state.kommune_kode == "766"
+
+
+def test_each_side_answers_the_others_questions_and_never_its_own() -> None:
+    case = _requested()
+    case.do(MarkDelivered(task_id="t-1", channel=Channel.INBOX))
+    case.do(AskQuestion(task_id="t-1", question_id="from-k", asked_by=Party.KOMMUNE, kommune_kode="329", text="?"))
+    case.do(AskQuestion(task_id="t-1", question_id="from-cw", asked_by=Party.CASEWORKER, text="?"))
+    with pytest.raises(DomainError, match="'from-k' was asked by the kommune: the caseworker answers it") as own:
+        case.do(AnswerQuestion(task_id="t-1", question_id="from-k", kommune_kode="329", text="!"))
+    assert own.value.code == "conflict"
+    with pytest.raises(DomainError, match="'from-cw' was asked by the caseworker: the kommune answers it"):
+        case.do(AnswerQuestion(task_id="t-1", question_id="from-cw", text="!"))
+    assert case.state.tasks["t-1"].open_questions == ("from-k", "from-cw")
+    case.do(AnswerQuestion(task_id="t-1", question_id="from-k", text="!"))
+    case.do(AnswerQuestion(task_id="t-1", question_id="from-cw", kommune_kode="0329", text="!"))
+    task = case.state.tasks["t-1"]
+    assert (task.open_questions, task.answered_questions, task.kommune_questions) == (
+        (),
+        ("from-k", "from-cw"),
+        ("from-k",),
+    )
+
+
+def test_who_asks_a_question_and_the_kommune_it_names_agree() -> None:
+    case = _requested()
+    with pytest.raises(DomainError, match="kommune_kode: set exactly when the kommune asks"):
+        case.do(AskQuestion(task_id="t-1", question_id="q", asked_by=Party.KOMMUNE, text="?"))
+    with pytest.raises(DomainError, match="kommune_kode: set exactly when the kommune asks"):
+        case.do(AskQuestion(task_id="t-1", question_id="q", asked_by=Party.CASEWORKER, kommune_kode="329", text="?"))
+    assert case.state.tasks["t-1"].open_questions == ()

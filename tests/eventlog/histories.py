@@ -86,7 +86,15 @@ def _candidates(state: CaseState, n: int, at: datetime) -> dict[str, list[tuple[
         if task.pending_extension is not None:
             rid = task.pending_extension.request_id
             task_cmds += [(DecideExtension(task_id=tid, request_id=rid, grant=g), at) for g in (True, False)]
-        task_cmds += [(AnswerQuestion(task_id=tid, question_id=q, text="Her."), at) for q in task.open_questions]
+        task_cmds += [
+            (
+                AnswerQuestion(
+                    task_id=tid, question_id=q, kommune_kode=None if q in task.kommune_questions else k, text="Her."
+                ),
+                at,
+            )
+            for q in task.open_questions
+        ]
     other = next(x for x in KOMMUNER[::-1] if x != state.kommune_kode)
     disrupt: list[tuple[Command, datetime]] = [
         (TransferCase(to_kommune_kode=other), at),

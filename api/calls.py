@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFai
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.models import Answer, fingerprint
+from workflows.models import Answer, fingerprint, reused_key_message
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -140,7 +140,7 @@ async def _answer_after_close(
     if answer is None:
         raise refusal(409, "conflict", f"the {what} is closed")
     if answer.fingerprint != fingerprint(arg):
-        raise refusal(409, "conflict", f"idempotency key {key!r} was already used for another request")
+        raise refusal(409, "conflict", reused_key_message(f"{name}:{key}"))
     if answer.refusal is not None:
         code = answer.refusal.code
         raise refusal(STATUS_BY_CODE.get(code, 409), code, answer.refusal.message)

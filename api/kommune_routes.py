@@ -189,7 +189,10 @@ async def answer_question(task_id: str, body: AnswerBody, request: Request, komm
 async def return_task(task_id: str, body: ReturnBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
     arg = ReturnRequest(
-        kommune_kode=kommune.kommune_kode, correct_kommune_kode=body.correct_kommune_kode, reason=body.reason
+        kommune_kode=kommune.kommune_kode,
+        correct_kommune_kode=body.correct_kommune_kode,
+        reason=body.reason,
+        request_id=body.idempotency_key,
     )
     return await _task_update(request, task_id, "return_task", arg, task_id)
 

@@ -407,7 +407,7 @@ class SimulatedWorld:
             request = QuestionRequest(question_id=key, asked_by=Party.KOMMUNE, kommune_kode=kode, text=action.text)
             return await self._task_call(task, "ask_question", request)
         request = ReturnRequest(
-            kommune_kode=kode, correct_kommune_kode=action.correct_kommune_kode, reason=action.reason
+            kommune_kode=kode, correct_kommune_kode=action.correct_kommune_kode, reason=action.reason, request_id=key
         )
         return await self._task_call(task, "return_task", request)
 

@@ -28,7 +28,15 @@ from domain.errors import DomainError
 from domain.events import Event
 from domain.state import CaseState, evolve
 from sagsflow import search_attributes as sa
-from workflows.models import APPEND_EVENTS, Answer, AppendRequest, AppendResult, Refusal, fingerprint
+from workflows.models import (
+    APPEND_EVENTS,
+    Answer,
+    AppendRequest,
+    AppendResult,
+    Refusal,
+    fingerprint,
+    reused_key_message,
+)
 
 # Programming and data errors fail the workflow (visible in the UI, alertable) instead of retrying the workflow task
 # forever. Non-determinism is deliberately absent: after a bad deploy the cases wait for the fix, none is lost.
@@ -206,7 +214,7 @@ class EventSourcedWorkflow:
         if answer is None:
             return False
         if answer.fingerprint != fingerprint(request):
-            refuse("conflict", f"idempotency key {key.split(':', 1)[1]!r} was already used for another request")
+            refuse("conflict", reused_key_message(key))
         return True
 
     def remember(

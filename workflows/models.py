@@ -59,6 +59,14 @@ def fingerprint(request: BaseModel) -> str:
     return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
 
+def reused_key_message(key: str) -> str:
+    """The refusal of `key` ("update:key id") reused for a request with other content."""
+    name, _, key_id = key.partition(":")
+    if name == "return_task":
+        return "the task was already returned by another request"
+    return f"idempotency key {key_id!r} was already used for another request"
+
+
 def case_workflow_id(case_id: str) -> str:
     return f"case-{case_id}"
 
@@ -147,6 +155,9 @@ class ReturnRequest(Frozen):
     kommune_kode: str
     correct_kommune_kode: str
     reason: str | None = Field(default=None, max_length=2000)  # personal: free text
+    # The caller's idempotency key. A task is returned at most once, so the task id keys the answer; the caller's
+    # key is part of the request, so a retry gets the first answer and a second return under another key a conflict.
+    request_id: Id | None = Field(default=None, min_length=1, max_length=100)
 
     _k = field_validator("kommune_kode")(_kommune)
     # correct_kommune_kode is checked by domain.decide (clear message, code "invalid"), not here.

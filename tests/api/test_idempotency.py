@@ -125,14 +125,21 @@ async def test_a_return_replays_its_first_answer(stack: Stack) -> None:
     body = {"idempotency_key": "r-1", "correct_kommune_kode": "461", "reason": "Ikke vores borger."}
     returned = await twice(lambda: stack.kpost("751", task_id, "returns", body))
     assert returned["task"]["status"] == "returned"
-    other = await stack.kpost("751", task_id, "returns", {**body, "correct_kommune_kode": "851"})
-    assert other.status_code == 409, other.text
+    for change in ({"correct_kommune_kode": "851"}, {"idempotency_key": "r-2"}):
+        other = await stack.kpost("751", task_id, "returns", {**body, **change})
+        assert other.status_code == 409, (change, other.text)
+        assert other.json()["detail"]["message"] == "the task was already returned by another request"
 
     # The case goes on to the kommune named; the returned task is closed, and a retry still gets its answer.
     new_task = await stack.open_task(case_id)
     assert new_task != task_id
     assert (await stack.task("461", new_task))["kommune_kode"] == "461"
     assert (await stack.kpost("751", task_id, "returns", body)).json() == returned
+    late = await stack.kpost("751", task_id, "returns", {**body, "idempotency_key": "r-2"})
+    assert (late.status_code, late.json()["detail"]["message"]) == (
+        409,
+        "the task was already returned by another request",
+    )
     assert (await counts(stack, case_id))["OplysningReturned"] == 1
 
 

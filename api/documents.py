@@ -54,6 +54,11 @@ class DocumentNotFound(DocumentError):
     code = "not_found"
 
 
+class DocumentConflict(DocumentError):
+    status_code = 409
+    code = "conflict"
+
+
 class DocumentRef(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -136,29 +141,31 @@ async def store_document(
     data: bytes,
     *,
     document_id: uuid.UUID | None = None,
+    only_existing: bool = False,
 ) -> DocumentRef:
     """Store one document. With a caller-chosen `document_id` a retried upload stores nothing new and returns the
-    first one (the same id under another kommune or task is refused as not found)."""
+    first one, if it is the same document; other content, name or type under that id is a conflict (the same id
+    under another kommune or task is not found). With `only_existing` the id must already be stored: the caller
+    knows the upload happened and only checks that the retry carries the same document."""
     name, ctype = check_document(filename, content_type, data)
     kode = normalize_kode(kommune_kode)
     if document_id is not None:
-        existing = await pool.fetchrow(
-            "SELECT document_id, kommune_kode, task_id, content_type, size_bytes FROM documents WHERE document_id = $1",
-            document_id,
-        )
+        existing = await _same_document(pool, ring, document_id, kode, task_id, name, ctype, data)
         if existing is not None:
-            if existing["kommune_kode"] != kode or existing["task_id"] != task_id:
-                raise DocumentNotFound("no such document")
-            return DocumentRef(**dict(existing))
+            return existing
+        if only_existing:
+            raise DocumentConflict("is not among the documents first sent under this idempotency key")
     document_id = document_id or uuid.uuid4()
     key_id, content_enc = ring.encrypt(data, _aad(document_id, kode, task_id, "content"))
     # The ring is immutable, so both parts use the same active key and one key id column suffices.
     _, filename_enc = ring.encrypt(name.encode(), _aad(document_id, kode, task_id, "filename"))
-    await pool.execute(
+    inserted = await pool.fetchval(
         """
         INSERT INTO documents (document_id, kommune_kode, task_id, content_type, size_bytes, key_id,
                                filename_enc, content_enc)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (document_id) DO NOTHING
+        RETURNING true
         """,
         document_id,
         kode,
@@ -169,9 +176,36 @@ async def store_document(
         filename_enc,
         content_enc,
     )
+    if not inserted:
+        # A concurrent retry of the same upload stored it first.
+        existing = await _same_document(pool, ring, document_id, kode, task_id, name, ctype, data)
+        assert existing is not None, "a stored document row vanished"
+        return existing
     return DocumentRef(
         document_id=document_id, kommune_kode=kode, task_id=task_id, content_type=ctype, size_bytes=len(data)
     )
+
+
+async def _same_document(
+    pool: asyncpg.Pool,
+    ring: KeyRing,
+    document_id: uuid.UUID,
+    kommune_kode: str,
+    task_id: str,
+    filename: str,
+    content_type: str,
+    data: bytes,
+) -> DocumentRef | None:
+    """The stored document under `document_id` if it is this one; None if the id is not stored."""
+    row = await pool.fetchrow("SELECT kommune_kode, task_id FROM documents WHERE document_id = $1", document_id)
+    if row is None:
+        return None
+    if row["kommune_kode"] != kommune_kode or row["task_id"] != task_id:
+        raise DocumentNotFound("no such document")
+    stored = await read_document(pool, ring, document_id)
+    if (stored.filename, stored.ref.content_type, stored.data) != (filename, content_type, data):
+        raise DocumentConflict("differs from the document first sent under this idempotency key")
+    return stored.ref
 
 
 def _parse_id(document_id: uuid.UUID | str) -> uuid.UUID:

@@ -106,10 +106,12 @@ async def submit(task_id: str, body: SubmissionRequest, request: Request, kommun
             raise refusal(exc.status_code, exc.code, f"documents[{i}]: {exc}") from None
     # A closed task refuses the submission (409 from the workflow): store nothing for it.
     accepts = summary.status in OPEN_TASK_STATUSES and not summary.closing
-    if accepts and body.idempotency_key not in summary.submissions:
+    recorded = body.idempotency_key in summary.submissions
+    if accepts or recorded:
         for i, doc in enumerate(body.documents):
             # Deterministic ids: a retried submission names the same documents, so the workflow sees the same
-            # request and answers with its first answer instead of refusing a changed one.
+            # request and answers with its first answer instead of refusing a changed one. The ids alone would
+            # let a retry with other content pass as the first: the stored documents are compared as well.
             doc_id = uuid.uuid5(DOCUMENT_IDS, f"{task_id}/{body.idempotency_key}/{i}")
             try:
                 ref = await store_document(
@@ -121,6 +123,7 @@ async def submit(task_id: str, body: SubmissionRequest, request: Request, kommun
                     doc.content_type,
                     doc.content(),
                     document_id=doc_id,
+                    only_existing=recorded,
                 )
             except DocumentError as exc:
                 raise refusal(exc.status_code, exc.code, f"documents[{i}]: {exc}") from None

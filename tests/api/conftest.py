@@ -81,6 +81,7 @@ class Stack:
     keys: dict[str, str]
     sim: KommuneSimulator
     env: WorkflowEnvironment
+    documents: KeyRing
     ops_headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {OPS_TOKEN}"})
 
     def kommune(self, kode: str) -> dict[str, str]:
@@ -176,6 +177,7 @@ async def fresh_database(pg_server_url: str) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 async def stack(dev_env: WorkflowEnvironment, pg_server_url: str, key_ring: KeyRing) -> AsyncIterator[Stack]:
     task_queue = f"api-{uuid.uuid4().hex[:8]}"
+    documents_ring = KeyRing.generate("docs-1")
     async with fresh_database(pg_server_url) as db_url:
         pool = await create_pool(db_url, max_size=10)
         keys = {k: await create_key(pool, k, label="test") for k in (*PUSH_KOMMUNER, *INBOX_KOMMUNER)}
@@ -185,7 +187,7 @@ async def stack(dev_env: WorkflowEnvironment, pg_server_url: str, key_ring: KeyR
             payload_ring=key_ring,
             ops_token=OPS_TOKEN,
             task_queue=task_queue,
-            documents_ring=KeyRing.generate("docs-1"),
+            documents_ring=documents_ring,
             subject_pepper=b"test-pepper-0123456789abcdef",
             sla_policy="demo-1",
         )
@@ -208,6 +210,6 @@ async def stack(dev_env: WorkflowEnvironment, pg_server_url: str, key_ring: KeyR
                         dev_env.client, pool, task_queue=task_queue, activities=[delivery.deliver_task]
                     )
                     async with worker, httpx.AsyncClient(base_url=api_url, timeout=30) as http:
-                        yield Stack(api_url, http, pool, EventStore(pool), keys, sim, dev_env)
+                        yield Stack(api_url, http, pool, EventStore(pool), keys, sim, dev_env, documents_ring)
         finally:
             await pool.close()

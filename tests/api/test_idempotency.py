@@ -4,11 +4,14 @@ closed; the same key with other content is refused and changes nothing."""
 from __future__ import annotations
 
 import base64
+import uuid
 from collections import Counter
 from typing import Any
 
 import httpx
 
+from api.documents import store_document
+from api.kommune_routes import DOCUMENT_IDS
 from tests.api.conftest import Stack, application
 
 PDF = base64.b64encode(b"%PDF-1.4 work history").decode()
@@ -165,3 +168,48 @@ async def test_an_extension_beyond_the_policy_waits_for_operations_once(stack: S
     assert (await grant(False)).status_code == 409
     types = await counts(stack, case_id)
     assert (types["ExtensionRequested"], types["OplysningDeadlineExtended"]) == (1, 1)
+
+
+async def test_a_retried_submission_must_carry_the_documents_it_first_carried(stack: Stack) -> None:
+    case_id = (await stack.apply("461"))["case_id"]
+    task_id = await stack.open_task(case_id)
+    part = {"idempotency_key": "part-1", "final": False, "documents": [document()]}
+    first = await twice(lambda: stack.kpost("461", task_id, "submissions", part))
+    other_pdf = base64.b64encode(b"%PDF-1.4 another work history").decode()
+    changes: list[tuple[dict[str, Any], str]] = [
+        ({"documents": [{**document(), "content_base64": other_pdf}]}, "documents[0]: differs from the document"),
+        ({"documents": [{**document(), "filename": "other.pdf"}]}, "documents[0]: differs from the document"),
+        ({"documents": [document(), document("pension")]}, "documents[1]: is not among the documents first sent"),
+    ]
+    for change, message in changes:
+        r = await stack.kpost("461", task_id, "submissions", {**part, **change})
+        assert (r.status_code, r.json()["detail"]["code"]) == (409, "conflict"), r.text
+        assert r.json()["detail"]["message"].startswith(message), r.text
+    assert (await stack.kpost("461", task_id, "submissions", part)).json() == first
+    assert await stack.pool.fetchval("SELECT count(*) FROM documents WHERE task_id = $1", task_id) == 1
+    assert (await counts(stack, case_id))["OplysningPartReceived"] == 1
+
+
+async def test_a_submission_whose_documents_were_stored_but_not_recorded_is_checked_against_them(stack: Stack) -> None:
+    # The state a lost reply leaves: the API stored the documents, then the update never reached the workflow.
+    case_id = (await stack.apply("461"))["case_id"]
+    task_id = await stack.open_task(case_id)
+    part = {"idempotency_key": "part-lost", "final": False, "documents": [document()]}
+    doc_id = uuid.uuid5(DOCUMENT_IDS, f"{task_id}/part-lost/0")
+    await store_document(
+        stack.pool,
+        stack.documents,
+        "461",
+        task_id,
+        "work_history.pdf",
+        "application/pdf",
+        b"%PDF-1.4 first",
+        document_id=doc_id,
+    )
+    r = await stack.kpost("461", task_id, "submissions", part)
+    assert (r.status_code, r.json()["detail"]["code"]) == (409, "conflict"), r.text
+    assert (await stack.task("461", task_id))["submissions"] == []
+    same = {**part, "documents": [{**document(), "content_base64": base64.b64encode(b"%PDF-1.4 first").decode()}]}
+    accepted = await stack.kpost("461", task_id, "submissions", same)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["task"]["documents"] == [str(doc_id)]

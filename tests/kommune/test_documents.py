@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -10,6 +11,7 @@ from cryptography.exceptions import InvalidTag
 
 from api.documents import (
     MAX_DOCUMENT_BYTES,
+    DocumentConflict,
     DocumentNotFound,
     DocumentTooLarge,
     InvalidDocument,
@@ -120,3 +122,34 @@ async def test_accepted_types_and_file_name_cleaning(pool: asyncpg.Pool, key_rin
     listed = await document_refs(pool, [r.document_id for r in reversed(refs)], kommune_kode="329")
     assert listed == list(reversed(refs))
     assert refs[-1].size_bytes == MAX_DOCUMENT_BYTES
+
+
+async def test_a_chosen_id_stores_one_document_however_many_retries_race(pool: asyncpg.Pool, key_ring: KeyRing) -> None:
+    doc_id = uuid.uuid4()
+    refs = await asyncio.gather(
+        *(
+            store_document(pool, key_ring, "329", "task-r", "a.pdf", "application/pdf", PDF, document_id=doc_id)
+            for _ in range(8)
+        )
+    )
+    assert {r.document_id for r in refs} == {doc_id}
+    assert await pool.fetchval("SELECT count(*) FROM documents WHERE document_id = $1", doc_id) == 1
+    with pytest.raises(DocumentConflict, match="differs from the document first sent"):
+        await store_document(
+            pool, key_ring, "329", "task-r", "a.pdf", "application/pdf", PDF + b"x", document_id=doc_id
+        )
+    with pytest.raises(DocumentNotFound):
+        await store_document(pool, key_ring, "101", "task-r", "a.pdf", "application/pdf", PDF, document_id=doc_id)
+    with pytest.raises(DocumentConflict, match="is not among the documents first sent"):
+        await store_document(
+            pool,
+            key_ring,
+            "329",
+            "task-r",
+            "a.pdf",
+            "application/pdf",
+            PDF,
+            document_id=uuid.uuid4(),
+            only_existing=True,
+        )
+    assert (await read_document(pool, key_ring, doc_id)).data == PDF

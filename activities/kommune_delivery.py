@@ -7,7 +7,7 @@ Register the bound method with the worker::
 
 Outcome contract for the workflow:
 
-- returns `DeliveryResult` when the kommune's system accepted the message (2xx) or it is in the inbox;
+- returns `DeliveryReceipt` when the kommune's system accepted the message (2xx) or it is in the inbox;
 - raises a retryable `ApplicationError` (type `DeliveryTemporarilyFailed`) on 5xx, 408, 429, timeouts and
   connection errors: Temporal retries with the workflow's backoff (429/503 `Retry-After` sets the next delay);
 - raises `ApplicationError(non_retryable=True, type="DeliveryRejected")` when retrying cannot help (another 4xx,
@@ -20,7 +20,7 @@ activity on its own task queue with `Worker(max_task_queue_activities_per_second
 across all workers of that queue. Set the activity's start-to-close timeout above the push timeout plus a bucket
 wait (e.g. 60 s).
 
-The models at the top are importable without side effects (no I/O, no clients), so workflows can use them.
+Its input and result are the workflows' own models (workflows/models.py: KommuneMessage, DeliveryReceipt).
 """
 
 from __future__ import annotations
@@ -29,14 +29,15 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sagsflow.kommune_protocol import MessageKind, TaskMessage, idempotency_key, signed_headers
+from domain.events import Channel
+from sagsflow.kommune_protocol import TaskMessage, idempotency_key, signed_headers
+from workflows.models import DELIVER_TASK, DeliveryReceipt, KommuneMessage
 
 if TYPE_CHECKING:
     import asyncpg
@@ -45,33 +46,10 @@ if TYPE_CHECKING:
     from sagsflow.config import Settings
     from sagsflow.kommune_config import ChannelSource, PushChannel
 
-ACTIVITY_NAME = "deliver_task"
 REJECTED = "DeliveryRejected"
 TEMPORARY = "DeliveryTemporarilyFailed"
 RETRYABLE_4XX = frozenset({408, 429})
 MAX_RETRY_AFTER = timedelta(hours=1)
-
-
-class DeliverTaskInput(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    task_id: str
-    case_id: str
-    kommune_kode: str
-    kind: MessageKind
-    deadline_at: datetime | None = None
-    requested_documents: tuple[str, ...] = ()
-    notice: str | None = None
-    # Part of the Idempotency-Key `<task id>:<kind>:<seq>`. Pass the reminder number for reminders. None: 1 for a
-    # task, the notice name for a notice, else derived from the activity's identity (stable over its retries).
-    seq: int | None = Field(default=None, ge=0)
-
-
-class DeliveryResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    channel: Literal["push", "inbox"]
-    status_code: int | None = None
 
 
 # --- rate limiting ---------------------------------------------------------------------------------------------------
@@ -150,7 +128,7 @@ def _retry_after(value: str | None) -> timedelta | None:
     return min(timedelta(seconds=int(value.strip())), MAX_RETRY_AFTER)
 
 
-def _default_seq(inp: DeliverTaskInput) -> str:
+def _default_seq(inp: KommuneMessage) -> str:
     if inp.seq is not None:
         return str(inp.seq)
     if inp.kind == "task":
@@ -194,7 +172,7 @@ class KommuneDelivery:
         )
         return cls(pool, channels, http_client)
 
-    def message_for(self, inp: DeliverTaskInput) -> TaskMessage:
+    def message_for(self, inp: KommuneMessage) -> TaskMessage:
         return TaskMessage(
             message_id=idempotency_key(inp.task_id, inp.kind, _default_seq(inp)),
             task_id=inp.task_id,
@@ -206,8 +184,8 @@ class KommuneDelivery:
             notice=inp.notice,
         )
 
-    @activity.defn(name=ACTIVITY_NAME)
-    async def deliver_task(self, inp: DeliverTaskInput) -> DeliveryResult:
+    @activity.defn(name=DELIVER_TASK)
+    async def deliver_task(self, inp: KommuneMessage) -> DeliveryReceipt:
         from sagsflow.kommune_config import PushChannel
 
         channel = await self.channels.channel_for(inp.kommune_kode)
@@ -218,7 +196,7 @@ class KommuneDelivery:
             return await self._push(channel, message)
         return await self._to_inbox(message)
 
-    async def _to_inbox(self, message: TaskMessage) -> DeliveryResult:
+    async def _to_inbox(self, message: TaskMessage) -> DeliveryReceipt:
         from sagsflow.kommune_inbox import InboxConflict, append_inbox
 
         if self.pool is None:
@@ -228,9 +206,9 @@ class KommuneDelivery:
         except InboxConflict:
             raise _rejected(message.kommune_kode, "inbox already holds a different message under this key") from None
         activity.logger.info("task message stored in inbox", extra={"kommune_kode": message.kommune_kode, "seq": seq})
-        return DeliveryResult(channel="inbox", status_code=None)
+        return DeliveryReceipt(channel=Channel.INBOX)
 
-    async def _push(self, channel: PushChannel, message: TaskMessage) -> DeliveryResult:
+    async def _push(self, channel: PushChannel, message: TaskMessage) -> DeliveryReceipt:
         import httpx
 
         kode = message.kommune_kode
@@ -251,7 +229,7 @@ class KommuneDelivery:
             raise _temporary(kode, f"push failed to connect ({type(exc).__name__})") from None
         status = response.status_code
         if 200 <= status < 300:
-            return DeliveryResult(channel="push", status_code=status)
+            return DeliveryReceipt(channel=Channel.PUSH, status_code=status)
         if status >= 500 or status in RETRYABLE_4XX:
             retry_after = _retry_after(response.headers.get("retry-after"))
             raise _temporary(kode, f"push answered HTTP {status}", status, retry_after)

@@ -408,9 +408,8 @@ class PrescreenResult(Frozen):
 
 class KommuneMessage(Frozen):
     """What the `deliver_task` activity takes: a task, a reminder or a notice for one kommune's system, by its
-    channel (push or inbox). Field for field the real activity's input (activities/kommune_delivery.py,
-    `DeliverTaskInput`). Ids, codes and instants only: the kommune fetches the citizen's identity over its
-    authenticated API."""
+    channel (push or inbox); the real activity (activities/kommune_delivery.py) takes it as it is. Ids, codes and
+    instants only: the kommune fetches the citizen's identity over its authenticated API."""
 
     task_id: str
     case_id: str

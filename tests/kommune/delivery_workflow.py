@@ -9,17 +9,17 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.kommune_delivery import DeliverTaskInput, DeliveryResult
+    from workflows.models import DELIVER_TASK, DeliveryReceipt, KommuneMessage
 
 
 @workflow.defn
 class DeliverOnce:
     @workflow.run
-    async def run(self, inp: DeliverTaskInput) -> DeliveryResult:
-        result: DeliveryResult = await workflow.execute_activity(
-            "deliver_task",
+    async def run(self, inp: KommuneMessage) -> DeliveryReceipt:
+        result: DeliveryReceipt = await workflow.execute_activity(
+            DELIVER_TASK,
             inp,
-            result_type=DeliveryResult,
+            result_type=DeliveryReceipt,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0),
         )

@@ -18,11 +18,10 @@ from temporalio.worker import Worker
 from activities.kommune_delivery import (
     REJECTED,
     TEMPORARY,
-    DeliverTaskInput,
-    DeliveryResult,
     KommuneDelivery,
     KommuneRateLimiter,
 )
+from domain.events import Channel
 from sagsflow.kommune_config import (
     ChannelConfig,
     InboxChannel,
@@ -36,12 +35,13 @@ from sagsflow.temporal import sandbox_runner
 from sim.server import SimSettings
 from tests.kommune.delivery_workflow import DeliverOnce
 from tests.kommune.helpers import MASTER, quiet_profiles, receive_only, served
+from workflows.models import DeliveryReceipt, KommuneMessage
 
 DEADLINE = datetime(2021, 6, 2, 22, 0, tzinfo=UTC)
 
 
-def task_input(kode: str = "329", kind: str = "task", **kw: object) -> DeliverTaskInput:
-    return DeliverTaskInput.model_validate(
+def task_input(kode: str = "329", kind: str = "task", **kw: object) -> KommuneMessage:
+    return KommuneMessage.model_validate(
         {
             "task_id": f"task-{uuid.uuid4().hex[:8]}",
             "case_id": "case-1",
@@ -64,8 +64,8 @@ def push(url: str, kode: str, *, secret: str | None = None, timeout: float = 5.0
     )
 
 
-async def run_activity(delivery: KommuneDelivery, inp: DeliverTaskInput) -> DeliveryResult:
-    result: DeliveryResult = await ActivityEnvironment().run(delivery.deliver_task, inp)
+async def run_activity(delivery: KommuneDelivery, inp: KommuneMessage) -> DeliveryReceipt:
+    result: DeliveryReceipt = await ActivityEnvironment().run(delivery.deliver_task, inp)
     return result
 
 
@@ -77,7 +77,7 @@ async def test_push_is_signed_and_accepted_without_personal_data() -> None:
         inp = task_input()
         result = await run_activity(delivery, inp)
 
-    assert result == DeliveryResult(channel="push", status_code=200)
+    assert result == DeliveryReceipt(channel=Channel.PUSH, status_code=200)
     (received,) = sim.received.values()
     assert received.message.message_id == f"{inp.task_id}:task:1"
     assert received.message.task_id == inp.task_id
@@ -145,7 +145,7 @@ async def test_timeout_is_retryable_and_the_retry_is_deduplicated_by_idempotency
         # The kommune's system processed the message although its answer came too late; the retry must not
         # create a second task there.
         sim.profiles["561"] = profiles["561"].model_copy(update={"push_timeout_rate": 0.0})
-        assert await run_activity(delivery, inp) == DeliveryResult(channel="push", status_code=200)
+        assert await run_activity(delivery, inp) == DeliveryReceipt(channel=Channel.PUSH, status_code=200)
     assert list(sim.received) == [f"{inp.task_id}:task:1"]
     assert sim.stats.duplicates == 1
     assert sim.attempts[f"{inp.task_id}:task:1"] == 2
@@ -190,9 +190,9 @@ async def test_inbox_delivery_is_stored_once_in_postgres(pool: asyncpg.Pool) -> 
     async with httpx.AsyncClient() as http:
         delivery = KommuneDelivery(pool, channels, http)
         inp = task_input("101")
-        assert await run_activity(delivery, inp) == DeliveryResult(channel="inbox", status_code=None)
+        assert await run_activity(delivery, inp) == DeliveryReceipt(channel=Channel.INBOX)
         # A retry after a lost completion stores nothing new.
-        assert await run_activity(delivery, inp) == DeliveryResult(channel="inbox", status_code=None)
+        assert await run_activity(delivery, inp) == DeliveryReceipt(channel=Channel.INBOX)
         reminder = task_input("101", kind="reminder", seq=1, task_id=inp.task_id)
         await run_activity(delivery, reminder)
 
@@ -282,7 +282,7 @@ async def test_through_a_worker_5xx_retries_until_accepted_and_4xx_fails_at_once
             result = await client.execute_workflow(
                 DeliverOnce.run, ok, id=f"wf-{ok.task_id}", task_queue=queue, execution_timeout=timedelta(minutes=5)
             )
-            assert result == DeliveryResult(channel="push", status_code=200)
+            assert result == DeliveryReceipt(channel=Channel.PUSH, status_code=200)
             assert sim.attempts[f"{ok.task_id}:task:1"] == 3
 
             refused = task_input("101")

@@ -21,7 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel
 from temporalio.testing import ActivityEnvironment
 
-from activities.kommune_delivery import DeliverTaskInput, DeliveryResult, KommuneDelivery
+from activities.kommune_delivery import KommuneDelivery
 from api.auth import KommunePrincipal, require_kommune
 from api.documents import read_document, store_document
 from api.kommune_schemas import ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
@@ -36,6 +36,7 @@ from sim.client import SagsflowApiClient
 from sim.keys import provision_sim_keys
 from sim.server import KommuneSimulator, SimSettings, dev_secrets
 from tests.kommune.helpers import MASTER, quiet_profiles, served
+from workflows.models import DeliveryReceipt, KommuneMessage
 
 DAY = 86400.0
 
@@ -110,8 +111,8 @@ async def wait_until(check: Callable[[], bool]) -> None:
     raise AssertionError("condition not reached")
 
 
-def task_input(kode: str, deadline_in_real_seconds: float = 1.0) -> DeliverTaskInput:
-    return DeliverTaskInput(
+def task_input(kode: str, deadline_in_real_seconds: float = 1.0) -> KommuneMessage:
+    return KommuneMessage(
         task_id=f"task-{uuid.uuid4().hex[:8]}",
         case_id="case-1",
         kommune_kode=kode,
@@ -121,8 +122,8 @@ def task_input(kode: str, deadline_in_real_seconds: float = 1.0) -> DeliverTaskI
     )
 
 
-async def deliver(delivery: KommuneDelivery, inp: DeliverTaskInput) -> DeliveryResult:
-    result: DeliveryResult = await ActivityEnvironment().run(delivery.deliver_task, inp)
+async def deliver(delivery: KommuneDelivery, inp: KommuneMessage) -> DeliveryReceipt:
+    result: DeliveryReceipt = await ActivityEnvironment().run(delivery.deliver_task, inp)
     return result
 
 

@@ -13,7 +13,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from activities.kommune_delivery import DeliverTaskInput, DeliveryResult
 from domain.application import CaseType
 from domain.events import ApplicationReceived, Channel
 from domain.state import CaseStatus
@@ -24,7 +23,7 @@ from workers.cli import app as cli
 from workers.worker import serve
 from workflows.case import CaseWorkflow
 from workflows.client import start_case
-from workflows.models import CaseInput, DeliveryReceipt, KommuneMessage, WithdrawRequest, task_workflow_id
+from workflows.models import CaseInput, WithdrawRequest, task_workflow_id
 from workflows.task import OplysningTaskWorkflow
 
 
@@ -108,20 +107,3 @@ async def test_worker_process_runs_cases_and_stops_gracefully(
     assert (await handle.result()).status is CaseStatus.WITHDRAWN
     stop.set()
     await asyncio.wait_for(server, timeout=30)
-
-
-def test_kommune_messages_fit_the_real_delivery_activity() -> None:
-    """The workflows call `deliver_task` with KommuneMessage; the real activity takes DeliverTaskInput."""
-    message = KommuneMessage(
-        task_id="t",
-        case_id="c",
-        kommune_kode="329",
-        kind="reminder",
-        deadline_at=utc(2021, 12, 27, 23, 0),
-        requested_documents=("LÆ 145",),
-        seq=7,
-    )
-    wire = DeliverTaskInput.model_validate(message.model_dump(mode="json"))
-    assert wire.model_dump(mode="json") == message.model_dump(mode="json")
-    receipt = DeliveryReceipt.model_validate(DeliveryResult(channel="push", status_code=202).model_dump(mode="json"))
-    assert receipt.channel.value == "push"

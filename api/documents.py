@@ -179,7 +179,8 @@ async def store_document(
     if not inserted:
         # A concurrent retry of the same upload stored it first.
         existing = await _same_document(pool, ring, document_id, kode, task_id, name, ctype, data)
-        assert existing is not None, "a stored document row vanished"
+        if existing is None:
+            raise RuntimeError("a document row vanished between its insert and its read")
         return existing
     return DocumentRef(
         document_id=document_id, kommune_kode=kode, task_id=task_id, content_type=ctype, size_bytes=len(data)

@@ -104,8 +104,9 @@ class TaskState(Frozen):
     documents: tuple[str, ...] = ()
     open_questions: tuple[str, ...] = ()
     answered_questions: tuple[str, ...] = ()
-    # Each side answers the other's questions, so who asked must outlive the event that says so.
-    kommune_questions: tuple[str, ...] = ()  # of the ids above, those the kommune asked
+    # Each side answers the other's questions, so who asked must outlive the event that says so. Of the ids above,
+    # those the kommune asked; None in a state carried over (continue-as-new) from code that did not keep them.
+    kommune_questions: tuple[str, ...] | None = None
     closed_at: datetime | None = None
 
     @property
@@ -221,6 +222,7 @@ def evolve(state: CaseState, event: Event) -> CaseState:
                 original_deadline_at=event.deadline_at,
                 deadline_at=event.deadline_at,
                 reminder_ats=event.reminder_ats,
+                kommune_questions=(),
             )
             s = _with_task(state, task, open_task_id=task.task_id, status=CaseStatus.AWAITING_KOMMUNE)
         case OplysningTaskDelivered():
@@ -307,7 +309,7 @@ def evolve(state: CaseState, event: Event) -> CaseState:
         case QuestionAsked():
             task = _open_task_of(state, event, event.task_id)
             asked: dict[str, Any] = {"open_questions": (*task.open_questions, event.question_id)}
-            if event.asked_by is Party.KOMMUNE:
+            if event.asked_by is Party.KOMMUNE and task.kommune_questions is not None:
                 asked["kommune_questions"] = (*task.kommune_questions, event.question_id)
             s = _with_task(state, task.model_copy(update=asked))
         case QuestionAnswered():

@@ -63,7 +63,7 @@ def reused_key_message(key: str) -> str:
     """The refusal of `key` ("update:key id") reused for a request with other content."""
     name, _, key_id = key.partition(":")
     if name == "return_task":
-        return "the task was already returned by another request"
+        return "another request already asked to return the task"
     return f"idempotency key {key_id!r} was already used for another request"
 
 
@@ -218,7 +218,7 @@ class TaskSummary(Frozen):
             refused_extensions=task.refused_extensions,
             open_questions=task.open_questions,
             answered_questions=task.answered_questions,
-            kommune_questions=task.kommune_questions,
+            kommune_questions=task.kommune_questions or (),
             submissions=task.submissions,
             documents=task.documents,
             closing=closing,

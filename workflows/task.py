@@ -95,6 +95,7 @@ with workflow.unsafe.imports_passed_through():
         TaskSummary,
         TaskUpdateResult,
         fingerprint,
+        reused_key_message,
     )
 
 Due = tuple[Literal["reminder", "overdue"], datetime]
@@ -371,7 +372,7 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             return
         if key in self._in_flight:
             if self._in_flight[key] != fingerprint(request):
-                refuse("conflict", f"idempotency key {key_id!r} was already used for another request")
+                refuse("conflict", reused_key_message(key))
             return
         if self._hand_back is not None:
             refuse("conflict", f"task {self.task_id!r} is being closed: the case was {self._hand_back.reason}")

@@ -27,7 +27,7 @@ from activities.kommune_delivery import KommuneDelivery
 from api.app import create_app
 from api.auth import create_key
 from api.state import ApiDeps
-from domain.events import Event
+from domain.events import Event, OplysningTaskDelivered
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import ProjectionRunner
 from eventlog.store import EventStore, create_pool
@@ -130,7 +130,8 @@ class Stack:
         # The task answers from its workflow's state, which knows of the delivery a moment before the append
         # activity has put it in the log; tests that compare the log before and after must start from a settled one.
         async def logged() -> bool:
-            return "OplysningTaskDelivered" in await self.types(case_id)
+            events = await self.events(case_id)
+            return any(isinstance(e, OplysningTaskDelivered) and e.task_id == task_id for e in events)
 
         await eventually(logged, f"delivery of case {case_id}'s task in the event log")
         return task_id

@@ -487,3 +487,15 @@ def test_who_asks_a_question_and_the_kommune_it_names_agree() -> None:
     with pytest.raises(DomainError, match="kommune_kode: set exactly when the kommune asks"):
         case.do(AskQuestion(task_id="t-1", question_id="q", asked_by=Party.CASEWORKER, kommune_kode="329", text="?"))
     assert case.state.tasks["t-1"].open_questions == ()
+
+
+def test_answers_are_not_checked_where_the_asker_is_unknown() -> None:
+    # A task state from code that did not keep the askers (a running task's input or carry-over): its history's
+    # answers were accepted then, so they are accepted again on replay.
+    case = _requested()
+    task = case.state.tasks["t-1"]
+    case.state = case.state.model_copy(update={"tasks": {"t-1": task.model_copy(update={"kommune_questions": None})}})
+    case.do(AskQuestion(task_id="t-1", question_id="k1", asked_by=Party.KOMMUNE, kommune_kode="329", text="?"))
+    case.do(AnswerQuestion(task_id="t-1", question_id="k1", kommune_kode="329", text="!"))
+    assert case.state.tasks["t-1"].answered_questions == ("k1",)
+    assert case.state.tasks["t-1"].kommune_questions is None

@@ -81,6 +81,7 @@ def _candidates(state: CaseState, n: int, at: datetime) -> dict[str, list[tuple[
             (SubmitPart(task_id=tid, kommune_kode=k, submission_id=f"s{n}", final=True), at),
             (SubmitPart(task_id=tid, kommune_kode=k, submission_id=f"s{n}", final=True), at),
             (AskQuestion(task_id=tid, question_id=f"q{n}", asked_by=Party.CASEWORKER, text="Hvor?"), at),
+            (AskQuestion(task_id=tid, question_id=f"kq{n}", asked_by=Party.KOMMUNE, kommune_kode=k, text="Hvem?"), at),
             (ReturnTask(task_id=tid, kommune_kode=k, correct_kommune_kode=next(x for x in KOMMUNER if x != k)), at),
         ]
         if task.pending_extension is not None:
@@ -89,7 +90,10 @@ def _candidates(state: CaseState, n: int, at: datetime) -> dict[str, list[tuple[
         task_cmds += [
             (
                 AnswerQuestion(
-                    task_id=tid, question_id=q, kommune_kode=None if q in task.kommune_questions else k, text="Her."
+                    task_id=tid,
+                    question_id=q,
+                    kommune_kode=None if q in (task.kommune_questions or ()) else k,
+                    text="Her.",
                 ),
                 at,
             )

@@ -27,6 +27,9 @@ SCENARIOS = (
     "formal_rejection",
     "delivery_failed",
     "continue_as_new",
+    # Recorded by code from before each side had to answer the other's questions: each answered its own. Its task
+    # state has no askers, so the rule is not applied to it (domain.commands, AnswerQuestion).
+    "answers_before_the_rule",
 )
 
 

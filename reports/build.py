@@ -70,10 +70,17 @@ async def load_timelines(conn: asyncpg.Connection, up_to: int) -> tuple[list[Cas
     return timelines, count, LogSpan(first, last)
 
 
+class PositionBeyondLog(ValueError):
+    """A report named after a position the log has not reached would change as the log grows: refused."""
+
+
 async def build_quarterly(dsn: str, quarter: Quarter, *, position: int | None = None) -> QuarterlyReport:
     conn = await asyncpg.connect(dsn)
     try:
-        at = position if position is not None else await head_position(conn)
+        head = await head_position(conn)
+        if position is not None and position > head:
+            raise PositionBeyondLog(f"the event log ends at position {head}")
+        at = position if position is not None else head
         timelines, count, span = await load_timelines(conn, at)
     finally:
         await conn.close()

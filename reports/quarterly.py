@@ -317,7 +317,5 @@ def compute(cases: Sequence[CaseTimeline], quarter: Quarter, span: LogSpan) -> Q
         deadline=deadline,
         six_months=six_months,
         next_deadline_at=min((t.deadline_at for t in all_tasks if t.deadline_at >= cov.end), default=None),
-        next_six_month_point=min(
-            (p for p in map(figures.six_month_point, cases) if p >= cov.end and p >= quarter.start), default=None
-        ),
+        next_six_month_point=min((p for p in map(figures.six_month_point, cases) if p >= cov.end), default=None),
     )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 
 from domain.events import Event, event_from_record
-from reports.quarterly import Quarter, compute
+from reports.quarterly import LogSpan, Quarter, compute
 from reports.render import QuarterlyReport, write_report
 from reports.timeline import CaseTimeline, case_timeline
 
@@ -52,29 +53,43 @@ async def _case_streams(conn: asyncpg.Connection, up_to: int) -> AsyncIterator[l
         yield batch
 
 
-async def load_timelines(conn: asyncpg.Connection, up_to: int) -> tuple[list[CaseTimeline], int]:
+async def load_timelines(conn: asyncpg.Connection, up_to: int) -> tuple[list[CaseTimeline], int, LogSpan]:
+    """Every case's timeline at the position, the number of events, and the business time they span."""
     timelines: list[CaseTimeline] = []
     count = 0
+    first: datetime | None = None
+    last: datetime | None = None
     async for events in _case_streams(conn, up_to):
         count += len(events)
+        stamps = [e.occurred_at for e in events]
+        first = min(stamps) if first is None else min(first, *stamps)
+        last = max(stamps) if last is None else max(last, *stamps)
         tl = case_timeline(events)
         if tl is not None:
             timelines.append(tl)
-    return timelines, count
+    return timelines, count, LogSpan(first, last)
+
+
+class PositionBeyondLog(ValueError):
+    """A report named after a position the log has not reached would change as the log grows: refused."""
 
 
 async def build_quarterly(dsn: str, quarter: Quarter, *, position: int | None = None) -> QuarterlyReport:
     conn = await asyncpg.connect(dsn)
     try:
-        at = position if position is not None else await head_position(conn)
-        timelines, count = await load_timelines(conn, at)
+        head = await head_position(conn)
+        if position is not None and position > head:
+            raise PositionBeyondLog(f"the event log ends at position {head}")
+        at = position if position is not None else head
+        timelines, count, span = await load_timelines(conn, at)
     finally:
         await conn.close()
     return QuarterlyReport(
-        current=compute(timelines, quarter),
-        previous=compute(timelines, quarter.previous()),
+        current=compute(timelines, quarter, span),
+        previous=compute(timelines, quarter.previous(), span),
         log_position=at,
         event_count=count,
+        span=span,
     )
 
 

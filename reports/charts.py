@@ -1,19 +1,31 @@
-"""Inline SVG charts, byte-for-byte reproducible (fixed hash salt, no dates in metadata)."""
+"""Inline SVG charts, byte-for-byte reproducible (fixed hash salt, no dates in metadata), in Danish number format.
+
+Colours say which group a bar belongs to, never whether it is good or bad: the forum kommuner get a neutral dark
+blue (with a legend), the others a light grey-blue. A missing value gets no bar but a written "ingen data", so it
+cannot be read as a zero.
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display here; must precede the pyplot import
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-FORUM_COLOUR = "#c8102e"
-OTHER_COLOUR = "#7f8c9a"
+from reports import dansk
+
+FORUM_COLOUR = "#1f4e79"
+OTHER_COLOUR = "#a9b8c6"
+BAR_COLOUR = "#4f7aa3"
 ACCENT = "#1f4e79"
+PARTIAL_HATCH = "////"
 
 plt.rcParams.update(
     {
@@ -22,6 +34,8 @@ plt.rcParams.update(
         "font.size": 10,
         "axes.spines.top": False,
         "axes.spines.right": False,
+        "hatch.color": "white",
+        "hatch.linewidth": 1.2,
     }
 )
 
@@ -34,50 +48,118 @@ def _svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
+def _axis_number(v: float, _pos: int | None = None) -> str:
+    return dansk.number(v, 0 if float(v).is_integer() else 1)
+
+
 def bar_chart(
     labels: Sequence[str],
-    values: Sequence[float],
+    values: Sequence[float | None],
     *,
     title: str,
     ylabel: str,
-    colour: str = ACCENT,
-    every_nth_label: int = 1,
+    partial: Sequence[bool] | None = None,
+    partial_label: str = "",
+    value_text: Callable[[float], str] = _axis_number,
 ) -> str:
-    fig, ax = plt.subplots(figsize=(8, 2.8))
-    ax.bar(range(len(values)), values, color=colour)
+    """Vertical bars; a None value is drawn as "ingen data", a partial one hatched and lighter, with a legend."""
+    partial = partial or [False] * len(values)
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    present = [v for v in values if v is not None]
+    top = max(present, default=0) or 1  # an all-zero chart still has an axis from 0, not from -0.04 to 0.04
+    for i, (v, part) in enumerate(zip(values, partial, strict=True)):
+        if v is None:
+            ax.annotate("ingen\ndata", (i, 0), ha="center", va="bottom", fontsize=7, color="#666")
+            continue
+        ax.bar(i, v, color=BAR_COLOUR, alpha=0.55 if part else 1.0, hatch=PARTIAL_HATCH if part else None)
+        ax.annotate(
+            value_text(v), (i, v), ha="center", va="bottom", fontsize=8, xytext=(0, 1), textcoords="offset points"
+        )
+    ax.set_xlim(-0.6, len(values) - 0.4)
+    ax.set_ylim(0, top * 1.18)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(_axis_number))
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(
-        [lbl if i % every_nth_label == 0 else "" for i, lbl in enumerate(labels)], rotation=45, ha="right"
-    )
+    ax.set_xticklabels(labels, fontsize=7.5)
     ax.set_title(title, loc="left", fontweight="bold")
     ax.set_ylabel(ylabel)
-    for i, v in enumerate(values):
-        if v:
-            ax.annotate(f"{v:g}", (i, v), ha="center", va="bottom", fontsize=8)
+    if any(partial):
+        ax.legend(
+            handles=[
+                Patch(facecolor=BAR_COLOUR, label="hel uge"),
+                Patch(facecolor=BAR_COLOUR, alpha=0.55, hatch=PARTIAL_HATCH, label=partial_label),
+            ],
+            loc="upper left",
+            bbox_to_anchor=(0, -0.2),
+            ncol=2,
+            frameon=False,
+            fontsize=8,
+        )
     return _svg(fig)
 
 
 def horizontal_bars(
     labels: Sequence[str],
-    values: Sequence[float],
+    values: Sequence[float | None],
     highlight: Sequence[bool],
     *,
     title: str,
     xlabel: str,
+    value_text: Callable[[float], str] = _axis_number,
+    missing_text: str = "ingen data",
     reference: float | None = None,
     reference_label: str = "",
+    xmax: float | None = None,
 ) -> str:
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(labels) + 1.2))
-    colours = [FORUM_COLOUR if h else OTHER_COLOUR for h in highlight]
-    ax.barh(range(len(values)), values, color=colours)
+    """One bar per row, forum kommuner in the highlight colour (with a legend); a None value gets no bar but
+    `missing_text`, and `reference` a dashed vertical line explained in the legend."""
+    fig, ax = plt.subplots(figsize=(9, 0.38 * len(labels) + 1.5))
+    present = [v for v in values if v is not None]
+    right = xmax if xmax is not None else max([*present, reference or 0], default=0) * 1.15 or 1
+    for i, (v, forum) in enumerate(zip(values, highlight, strict=True)):
+        if v is None:
+            ax.annotate(
+                missing_text,
+                (0, i),
+                va="center",
+                fontsize=8,
+                color="#555",
+                style="italic",
+                xytext=(4, 0),
+                textcoords="offset points",
+            )
+            continue
+        ax.barh(i, v, color=FORUM_COLOUR if forum else OTHER_COLOUR)
+        # White behind the value so a reference line running through it does not cut the digits.
+        ax.annotate(
+            value_text(v),
+            (v, i),
+            va="center",
+            fontsize=8,
+            xytext=(3, 0),
+            textcoords="offset points",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6},
+        )
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels)
-    ax.invert_yaxis()
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_xlim(0, right)
+    ax.xaxis.set_major_formatter(FuncFormatter(_axis_number))
     ax.set_title(title, loc="left", fontweight="bold")
     ax.set_xlabel(xlabel)
-    for i, v in enumerate(values):
-        ax.annotate(f" {v:g}", (v, i), va="center", fontsize=8)
+    handles: list[Patch | Line2D] = [
+        Patch(facecolor=FORUM_COLOUR, label="forumkommune(r)"),
+        Patch(facecolor=OTHER_COLOUR, label="øvrige kommuner"),
+    ]
     if reference is not None:
-        ax.axvline(reference, color="black", linestyle="--", linewidth=1)
-        ax.annotate(reference_label, (reference, -0.6), fontsize=8, ha="left")
+        ax.axvline(reference, color="#333", linestyle="--", linewidth=1)
+        handles.append(Line2D([0], [0], color="#333", linestyle="--", linewidth=1, label=reference_label))
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(0, -0.1 - 0.6 / (len(labels) + 3)),
+        ncol=3,
+        frameon=False,
+        fontsize=8,
+    )
     return _svg(fig)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
+from domain.calendar import local_date
 from domain.events import Event, KommuneReminderSent, OplysningOverdue
 from domain.state import CaseState, TaskStatus, evolve
 
@@ -37,16 +38,27 @@ class TaskTimeline:
 @dataclass
 class CaseTimeline:
     case_id: str
-    kommune_kode: str
+    kommune_kode: str  # the kommune that has the case at the log position
     received_at: datetime
+    received_on: date  # the application date, from which the citizen's 6 months run
     decided_at: datetime | None = None
     outcome: str | None = None
     closed_at: datetime | None = None
     withdrawn_at: datetime | None = None
     tasks: list[TaskTimeline] = field(default_factory=list)
+    # (from when, kommune kode): the first entry is the receiving kommune, then one per move.
+    kommuner: list[tuple[datetime, str]] = field(default_factory=list)
 
     def open_at(self, t: datetime) -> bool:
         return self.received_at < t and (self.closed_at is None or self.closed_at >= t)
+
+    def kommune_at(self, t: datetime) -> str:
+        """The kommune that had the case at `t` (a case moved later still counts for the kommune it was in)."""
+        kode = self.kommuner[0][1] if self.kommuner else self.kommune_kode
+        for since, k in self.kommuner:
+            if since <= t:
+                kode = k
+        return kode
 
     def waiting_on_kommune_at(self, t: datetime) -> bool:
         return any(task.open_at(t) for task in self.tasks)
@@ -63,7 +75,13 @@ def case_timeline(events: Iterable[Event]) -> CaseTimeline | None:
         at = event.occurred_at
         if timeline is None:
             assert state.kommune_kode is not None
-            timeline = CaseTimeline(case_id=state.case_id, kommune_kode=state.kommune_kode, received_at=at)
+            timeline = CaseTimeline(
+                case_id=state.case_id,
+                kommune_kode=state.kommune_kode,
+                received_at=at,
+                received_on=state.received_on or local_date(at),
+                kommuner=[(at, state.kommune_kode)],
+            )
         for task_id, task in state.tasks.items():
             tl = tasks.get(task_id)
             if tl is None:
@@ -91,5 +109,7 @@ def case_timeline(events: Iterable[Event]) -> CaseTimeline | None:
             timeline.withdrawn_at = at
         if before.closed_at is None and state.closed_at is not None:
             timeline.closed_at = at
-        timeline.kommune_kode = state.kommune_kode or timeline.kommune_kode
+        if state.kommune_kode is not None and state.kommune_kode != timeline.kommune_kode:
+            timeline.kommuner.append((at, state.kommune_kode))
+            timeline.kommune_kode = state.kommune_kode
     return timeline

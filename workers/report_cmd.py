@@ -33,8 +33,9 @@ def register(app: typer.Typer) -> None:
         position: int | None = typer.Option(None, "--position", help="Build at this event-log position"),
     ) -> None:
         """Write the quarterly HTML report (inline charts) and one CSV per table."""
-        from reports.build import build_and_write
+        from reports.build import PositionBeyondLog, build_quarterly
         from reports.quarterly import parse_quarter
+        from reports.render import write_report
 
         try:
             q = parse_quarter(quarter)
@@ -46,11 +47,24 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         dsn = database_url_or_exit()
         try:
-            written = asyncio.run(build_and_write(dsn, q, out, position=position))
+            report = asyncio.run(build_quarterly(dsn, q, position=position))
+            written = write_report(report, out)
+        except PositionBeyondLog as exc:
+            typer.echo(f"--position: {exc}", err=True)
+            raise typer.Exit(2) from None
         except OSError as exc:
             typer.echo(f"could not build the report: {exc.strerror or type(exc).__name__}", err=True)
             raise typer.Exit(1) from None
         for path in written:
             typer.echo(str(path))
+        # On stderr, so that stdout stays the list of files written.
+        coverage = report.current.coverage.state
+        note = {"none": "no events in the quarter: the report says 'ingen data'", "partial": "partly covered"}
+        typer.echo(
+            f"{q.label} at event-log position {report.log_position}"
+            + (f" ({note[coverage]})" if coverage in note else "")
+            + f"; rebuild it with --position {report.log_position}",
+            err=True,
+        )
 
     app.add_typer(report, name="report")

@@ -8,19 +8,12 @@ from pathlib import Path
 import typer
 
 from sagsflow.config import get_settings
+from workers import services
 
 
 def database_url_or_exit() -> str:
-    settings = get_settings()
-    if settings.database_url:
-        return settings.database_url
-    # The embedded default: the dev stack's PostgreSQL, if it is running.
-    from sagsflow.embedded import port_open
-
-    if port_open(settings.postgres_port):
-        return f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
-    typer.echo("no database: set DATABASE_URL or start the embedded stack with `sagsflow dev up`", err=True)
-    raise typer.Exit(1)
+    # An unreachable database is reported by `workers.cli`, in the same words as for every other command.
+    return services.database_url(get_settings())
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +41,8 @@ def register(app: typer.Typer) -> None:
         try:
             written = asyncio.run(build_and_write(dsn, q, out, position=position))
         except OSError as exc:
+            if services.unreachable_message(exc) is not None:
+                raise
             typer.echo(f"could not build the report: {exc.strerror or type(exc).__name__}", err=True)
             raise typer.Exit(1) from None
         for path in written:

@@ -11,11 +11,6 @@ from sagsflow.config import get_settings
 from workers import services
 
 
-def database_url_or_exit() -> str:
-    # An unreachable database is reported by `workers.cli`, in the same words as for every other command.
-    return services.database_url(get_settings())
-
-
 def register(app: typer.Typer) -> None:
     report = typer.Typer(help="Reports built from the event log.", no_args_is_help=True)
 
@@ -37,7 +32,8 @@ def register(app: typer.Typer) -> None:
         if position is not None and position < 0:
             typer.echo("--position: must be 0 or more", err=True)
             raise typer.Exit(2)
-        dsn = database_url_or_exit()
+        # An unreachable database is reported by `workers.cli`, in the same words as for every other command.
+        dsn = services.database_url(get_settings())
         try:
             written = asyncio.run(build_and_write(dsn, q, out, position=position))
         except OSError as exc:

@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from api import intake, kommune_routes, metrics, ops
 from api.codec import DecodeAudit, codec_router
+from api.docs import mount_docs
 from api.state import ApiDeps
 from sagsflow.logs import get_logger
 from sagsflow.temporal import EncryptionCodec
@@ -47,8 +48,11 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
         title="Sagsflow API",
         version="1",
         description="Intake of seniorpension applications, the kommune task API, operations, and the codec server.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.deps = deps
+    mount_docs(app)
 
     @app.middleware("http")
     async def limit_body_size(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

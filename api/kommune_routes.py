@@ -12,6 +12,7 @@ from api.auth import KommunePrincipal, require_kommune
 from api.calls import not_found, query, refusal, update
 from api.documents import DocumentError, check_document, store_document
 from api.kommune_schemas import ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
+from api.params import TaskId
 from api.responses import errors
 from api.state import deps_of
 from domain.events import Party
@@ -82,7 +83,7 @@ async def poll_inbox(
     summary="One of the kommune's own tasks",
     responses=errors(404, body=False),
 )
-async def get_task(task_id: str, request: Request, kommune: Kommune) -> TaskSummary:
+async def get_task(task_id: TaskId, request: Request, kommune: Kommune) -> TaskSummary:
     return await _own_task(request, task_id, kommune)
 
 
@@ -92,7 +93,7 @@ async def get_task(task_id: str, request: Request, kommune: Kommune) -> TaskSumm
     summary="Send documents; `final` completes the task",
     responses=errors(404, 409, 413, 415, 422),
 )
-async def submit(task_id: str, body: SubmissionRequest, request: Request, kommune: Kommune) -> TaskUpdateResult:
+async def submit(task_id: TaskId, body: SubmissionRequest, request: Request, kommune: Kommune) -> TaskUpdateResult:
     summary = await _own_task(request, task_id, kommune)
     if not body.final and not body.documents:
         raise refusal(422, "invalid", "documents: a partial submission needs at least one document")
@@ -148,7 +149,7 @@ async def submit(task_id: str, body: SubmissionRequest, request: Request, kommun
     responses=errors(404, 409, 422),
 )
 async def request_extension(
-    task_id: str, body: ExtensionRequestBody, request: Request, kommune: Kommune
+    task_id: TaskId, body: ExtensionRequestBody, request: Request, kommune: Kommune
 ) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
     arg = ExtensionRequest(
@@ -163,7 +164,7 @@ async def request_extension(
     summary="Ask Seniorpension a question",
     responses=errors(404, 409, 422),
 )
-async def ask_question(task_id: str, body: QuestionBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
+async def ask_question(task_id: TaskId, body: QuestionBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
     arg = QuestionRequest(
         question_id=body.idempotency_key, asked_by=Party.KOMMUNE, kommune_kode=kommune.kommune_kode, text=body.text
@@ -177,7 +178,7 @@ async def ask_question(task_id: str, body: QuestionBody, request: Request, kommu
     summary="Answer a question the caseworker asked on this task",
     responses=errors(404, 409, 422),
 )
-async def answer_question(task_id: str, body: AnswerBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
+async def answer_question(task_id: TaskId, body: AnswerBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
     arg = AnswerRequest(question_id=body.question_id, kommune_kode=kommune.kommune_kode, text=body.text)
     return await _task_update(request, task_id, "answer_question", arg, body.question_id)
@@ -189,7 +190,7 @@ async def answer_question(task_id: str, body: AnswerBody, request: Request, komm
     summary="Not our citizen: return the task, naming the kommune the citizen lives in",
     responses=errors(404, 409, 422),
 )
-async def return_task(task_id: str, body: ReturnBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
+async def return_task(task_id: TaskId, body: ReturnBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
     arg = ReturnRequest(
         kommune_kode=kommune.kommune_kode,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import OpsPrincipal, require_ops
 from api.calls import query, refusal, update
+from api.params import INSTANT_EXAMPLE, CaseId, OptionalInstant, TaskId
 from api.responses import errors
 from api.state import deps_of
 from domain.events import Party
@@ -85,7 +86,18 @@ class Backlog(BaseModel):
     summary="Open tasks and cases per kommune and status, now or as of",
     responses=errors(422, body=False),
 )
-async def backlog(request: Request, _ops: Ops, as_of: datetime | None = None) -> Backlog:
+async def backlog(
+    request: Request,
+    _ops: Ops,
+    as_of: Annotated[
+        OptionalInstant,
+        Query(
+            description="The backlog as it stood at this instant (ISO 8601 with an offset or Z; a `+` that arrived"
+            " as a space is read as `+`). Leave out for now.",
+            examples=[INSTANT_EXAMPLE],
+        ),
+    ] = None,
+) -> Backlog:
     db = deps_of(request).db
     return Backlog(as_of=as_of, tasks=await task_backlog(db, as_of), cases=await case_backlog(db, as_of))
 
@@ -97,7 +109,7 @@ async def backlog(request: Request, _ops: Ops, as_of: datetime | None = None) ->
     responses=errors(404, 422, body=False),
 )
 async def get_case(
-    case_id: str,
+    case_id: CaseId,
     request: Request,
     ops: Ops,
     purpose: Annotated[str, Query(min_length=3, max_length=200, description="Why you read this case (access log)")],
@@ -131,7 +143,7 @@ async def _case_update(request: Request, case_id: str, name: str, arg: BaseModel
     summary="Decide (granted / rejected with reasons), or ask the kommune for supplementary information",
     responses=errors(404, 409, 422),
 )
-async def decide(case_id: str, body: DecisionBody, request: Request, ops: Ops) -> CaseUpdateResult:
+async def decide(case_id: CaseId, body: DecisionBody, request: Request, ops: Ops) -> CaseUpdateResult:
     arg = DecisionRequest(
         request_id=body.idempotency_key,
         outcome=body.outcome,
@@ -149,7 +161,7 @@ async def decide(case_id: str, body: DecisionBody, request: Request, ops: Ops) -
     summary="The citizen withdraws",
     responses=errors(404, 409, 422),
 )
-async def withdraw(case_id: str, body: WithdrawBody, request: Request, _ops: Ops) -> CaseUpdateResult:
+async def withdraw(case_id: CaseId, body: WithdrawBody, request: Request, _ops: Ops) -> CaseUpdateResult:
     arg = WithdrawRequest(request_id=body.idempotency_key, reason=body.reason)
     return await _case_update(request, case_id, "withdraw", arg, body.idempotency_key)
 
@@ -160,7 +172,7 @@ async def withdraw(case_id: str, body: WithdrawBody, request: Request, _ops: Ops
     summary="The citizen moved: the case goes to the new kommune",
     responses=errors(404, 409, 422),
 )
-async def transfer(case_id: str, body: TransferBody, request: Request, _ops: Ops) -> CaseUpdateResult:
+async def transfer(case_id: CaseId, body: TransferBody, request: Request, _ops: Ops) -> CaseUpdateResult:
     arg = TransferRequest(request_id=body.idempotency_key, to_kommune_kode=body.to_kommune_kode)
     return await _case_update(request, case_id, "transfer", arg, body.idempotency_key)
 
@@ -172,7 +184,7 @@ async def transfer(case_id: str, body: TransferBody, request: Request, _ops: Ops
     responses=errors(404, 409, 422),
 )
 async def extension_decision(
-    task_id: str, body: ExtensionDecisionBody, request: Request, _ops: Ops
+    task_id: TaskId, body: ExtensionDecisionBody, request: Request, _ops: Ops
 ) -> TaskUpdateResult:
     arg = ExtensionDecision(request_id=body.request_id, grant=body.grant)
     return await update(
@@ -206,7 +218,7 @@ async def _task_update(request: Request, task_id: str, name: str, arg: BaseModel
     summary="The caseworker asks the kommune a question on its task (the kommune answers via its API)",
     responses=errors(404, 409, 422),
 )
-async def ask_kommune(task_id: str, body: QuestionBody, request: Request, _ops: Ops) -> TaskUpdateResult:
+async def ask_kommune(task_id: TaskId, body: QuestionBody, request: Request, _ops: Ops) -> TaskUpdateResult:
     arg = QuestionRequest(question_id=body.idempotency_key, asked_by=Party.CASEWORKER, text=body.text)
     return await _task_update(request, task_id, "ask_question", arg, body.idempotency_key)
 
@@ -217,6 +229,6 @@ async def ask_kommune(task_id: str, body: QuestionBody, request: Request, _ops: 
     summary="The caseworker answers a question the kommune asked (the task cannot complete while one is open)",
     responses=errors(404, 409, 422),
 )
-async def answer_kommune(task_id: str, body: AnswerBody, request: Request, _ops: Ops) -> TaskUpdateResult:
+async def answer_kommune(task_id: TaskId, body: AnswerBody, request: Request, _ops: Ops) -> TaskUpdateResult:
     arg = AnswerRequest(question_id=body.question_id, text=body.text)
     return await _task_update(request, task_id, "answer_question", arg, body.question_id)

@@ -109,13 +109,18 @@ def key_ring(settings: Settings) -> KeyRing:
     return load_or_create_key_ring(settings.key_file, create=settings.codec_key_file is None)
 
 
+def temporal_address(settings: Settings) -> str:
+    """TEMPORAL_ADDRESS, else the embedded dev stack's server on loopback."""
+    return settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+
+
 async def connect(
     settings: Settings,
     *,
     address: str | None = None,
     runtime: Runtime | None = None,
 ) -> Client:
-    target = address or settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+    target = address or temporal_address(settings)
     return await Client.connect(
         target,
         namespace=settings.temporal_namespace,

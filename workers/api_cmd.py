@@ -12,10 +12,11 @@ from fastapi import FastAPI
 
 from sagsflow.config import Settings, get_settings
 from sagsflow.logs import configure_logging
+from workers import services
 
 
 def database_url(settings: Settings) -> str:
-    return settings.database_url or f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
+    return services.database_url(settings)
 
 
 def ui_origins(settings: Settings) -> list[str]:
@@ -92,4 +93,21 @@ def register(app: typer.Typer) -> None:
             access_log=False,
             proxy_headers=True,
         )
-        asyncio.run(uvicorn.Server(config).serve())
+
+        async def serve() -> None:
+            await reach_services(settings)
+            await uvicorn.Server(config).serve()
+
+        asyncio.run(serve())
+
+
+async def reach_services(settings: Settings) -> None:
+    """Connect once to PostgreSQL and Temporal before serving. uvicorn logs a failing start-up as a traceback and
+    goes on to exit; this way an unreachable service is the CLI's one line instead (workers/cli.py)."""
+    import asyncpg
+
+    from sagsflow.temporal import connect
+
+    conn = await asyncpg.connect(database_url(settings), timeout=10)
+    await conn.close()
+    await connect(settings)

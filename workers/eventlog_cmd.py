@@ -15,7 +15,8 @@ from eventlog.access import AccessLogError, AccessRecord, access_log
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import ProjectionRunner, rebuild
 from eventlog.store import EventStore, create_pool
-from sagsflow.config import Settings
+from sagsflow.ids import parse_case_id
+from workers import services
 
 T = TypeVar("T")
 
@@ -23,10 +24,7 @@ DATABASE_URL_HELP = "PostgreSQL URL; default DATABASE_URL, else the embedded dev
 
 
 def database_url(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    settings = Settings()
-    return settings.database_url or f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
+    return services.database_url(explicit=explicit)
 
 
 def _with_pool(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -61,7 +59,7 @@ def _render(records: list[AccessRecord], as_json: bool) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("access-log")
     def access_log_cmd(
-        case: str | None = typer.Option(None, "--case", help="Case id"),
+        case: str | None = typer.Option(None, "--case", help="Case id: its uuid, or case-<uuid> as the Web UI shows"),
         subject: str | None = typer.Option(None, "--subject", help="Data subject id (all their cases)"),
         json_output: bool = typer.Option(False, "--json", help="JSON instead of a table"),
         url: str | None = typer.Option(None, "--database-url", help=DATABASE_URL_HELP),
@@ -70,6 +68,12 @@ def register(app: typer.Typer) -> None:
         if (case is None) == (subject is None):
             typer.echo("give exactly one of --case and --subject", err=True)
             raise typer.Exit(2)
+        if case is not None:
+            try:
+                case = parse_case_id(case)
+            except ValueError as exc:
+                typer.echo(f"--case: {exc}", err=True)
+                raise typer.Exit(2) from None
         try:
             records = _with_pool(database_url(url), lambda pool: access_log(pool, case_id=case, subject_id=subject))
         except AccessLogError as exc:

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import typer
@@ -33,22 +32,10 @@ from sagsflow.kommune_config import (
     set_channel,
     sim_master_secret_path,
 )
+from workers import services
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
-
-
-def database_url(settings: Settings) -> str:
-    return settings.database_url or f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _fail(message: str) -> typer.Exit:
@@ -57,8 +44,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    """Run `work` with a migrated pool; an unreachable database is a clear message and exit code 1."""
-    url = database_url(settings)
+    """Run `work` with a migrated pool (an unreachable database is reported by `workers.cli`)."""
+    url = services.database_url(settings)
 
     async def run() -> T:
         pool = await asyncpg.create_pool(url, min_size=1, max_size=2, timeout=CONNECT_TIMEOUT)
@@ -69,14 +56,7 @@ def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]]) 
         finally:
             await pool.close()
 
-    try:
-        return asyncio.run(run())
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        where = _redacted(url)
-        hint = (
-            "" if settings.database_url else " (DATABASE_URL is unset: start the embedded stack with `sagsflow dev up`)"
-        )
-        raise _fail(f"No database reachable at {where}{hint}: {type(exc).__name__}") from None
+    return asyncio.run(run())
 
 
 def register(app: typer.Typer) -> None:
@@ -225,11 +205,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"no keys file at {path}: run `sagsflow sim keys` first, or pass --no-act", err=True)
             raise typer.Exit(1)
         master = load_or_create_secret_file(sim_master_secret_path(settings))
+        base = services.api_url(settings, api_url)
+        if act:
+            asyncio.run(services.require_api(base))
         asyncio.run(
             run_simulator(
                 port=port or settings.sim_port,
                 host="127.0.0.1",
-                api_url=api_url or f"http://{settings.api_host}:{settings.api_port}",
+                api_url=base,
                 api_keys=api_keys,
                 master_secret=master,
                 inbox_kommuner=ksettings.inbox_set,
@@ -256,7 +239,8 @@ def register(app: typer.Typer) -> None:
         settings = Settings()
 
         async def go() -> None:
-            base = api_url or f"http://{settings.api_host}:{settings.api_port}"
+            base = services.api_url(settings, api_url)
+            await services.require_api(base)
             async with SagsflowApiClient(base, intake_token=intake_token) as client:
                 stats = await run_load(
                     client, ApplicationFactory(seed), rate_per_week=rate, compression=compression, count=count
@@ -286,10 +270,11 @@ def _register_caseworker(sim: typer.Typer) -> None:
         from sim.caseworker import run_caseworkers
 
         settings = Settings()
-        url = api_url or f"http://{settings.api_host}:{settings.api_port}"
+        url = services.api_url(settings, api_url)
 
         async def main() -> None:
             client = await connect(settings)
+            await services.require_api(url)
             await run_caseworkers(client, url, ops_token, seed=seed, interval_seconds=interval)
 
         with contextlib.suppress(KeyboardInterrupt):

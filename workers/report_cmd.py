@@ -8,19 +8,7 @@ from pathlib import Path
 import typer
 
 from sagsflow.config import get_settings
-
-
-def database_url_or_exit() -> str:
-    settings = get_settings()
-    if settings.database_url:
-        return settings.database_url
-    # The embedded default: the dev stack's PostgreSQL, if it is running.
-    from sagsflow.embedded import port_open
-
-    if port_open(settings.postgres_port):
-        return f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
-    typer.echo("no database: set DATABASE_URL or start the embedded stack with `sagsflow dev up`", err=True)
-    raise typer.Exit(1)
+from workers import services
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +33,8 @@ def register(app: typer.Typer) -> None:
         if position is not None and position < 0:
             typer.echo("--position: must be 0 or more", err=True)
             raise typer.Exit(2)
-        dsn = database_url_or_exit()
+        # An unreachable database is reported by `workers.cli`, in the same words as for every other command.
+        dsn = services.database_url(get_settings())
         try:
             report = asyncio.run(build_quarterly(dsn, q, position=position))
             written = write_report(report, out)
@@ -53,6 +42,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"--position: {exc}", err=True)
             raise typer.Exit(2) from None
         except OSError as exc:
+            if services.unreachable_message(exc) is not None:
+                raise
             typer.echo(f"could not build the report: {exc.strerror or type(exc).__name__}", err=True)
             raise typer.Exit(1) from None
         for path in written:

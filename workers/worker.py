@@ -35,6 +35,7 @@ from eventlog.store import EventStore, create_pool
 from sagsflow.config import Settings, get_settings
 from sagsflow.logs import configure_logging, get_logger
 from sagsflow.temporal import connect, sandbox_runner
+from workers import services
 from workflows.case import CaseWorkflow
 from workflows.common import FAILURE_TYPES
 from workflows.report import QuarterlyReportWorkflow
@@ -104,7 +105,7 @@ def build_worker(
 
 def database_url(settings: Settings) -> str:
     # Unset → the embedded PostgreSQL that `sagsflow dev up` runs.
-    return settings.database_url or f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
+    return services.database_url(settings)
 
 
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from api.auth import create_ops_token, key_id_of
 from eventlog.access import access_log
 from tests.api.conftest import Stack
@@ -50,6 +52,8 @@ async def test_refused_reads_log_nothing(stack: Stack) -> None:
     assert r.json()["detail"]["message"].startswith("purpose: ")
     assert "010357" not in r.text  # the refusal does not echo the personal data back
     assert await get(url, {"purpose": "peek"}, stack.kommune("561")) == 401
-    assert await get("/v1/ops/cases/no-such-case", {"purpose": "peek"}, stack.ops_headers) == 404
+    unknown = str(uuid.uuid4())
+    assert await get(f"/v1/ops/cases/{unknown}", {"purpose": "peek"}, stack.ops_headers) == 404
+    assert await get("/v1/ops/cases/no-such-case", {"purpose": "peek"}, stack.ops_headers) == 422
     assert await access_log(stack.pool, case_id=case_id) == before
-    assert await access_log(stack.pool, case_id="no-such-case") == []
+    assert await access_log(stack.pool, case_id=unknown) == []

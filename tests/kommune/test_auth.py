@@ -182,7 +182,8 @@ async def test_cli_without_a_database_says_so(tmp_path: Path) -> None:
     nowhere = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/postgres"
     done = await asyncio.to_thread(_cli, ["kommune", "add-key", "329"], _env(tmp_path, nowhere), tmp_path)
     assert done.returncode == 1
-    assert "No database reachable" in done.stderr
+    assert done.stderr.startswith("cannot reach PostgreSQL at 127.0.0.1:")
+    assert "set DATABASE_URL" in done.stderr
     assert "hunter2" not in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""

@@ -30,6 +30,9 @@ SCENARIOS = (
     # Recorded by code from before each side had to answer the other's questions: each answered its own. Its task
     # state has no askers, so the rule is not applied to it (domain.commands, AnswerQuestion).
     "answers_before_the_rule",
+    # Recorded by the code that gives a task its own search attributes (TaskStatus, no CaseStatus) and reads a
+    # taken-back task as cancelled: a withdrawal while the task is open, with a question and a part received.
+    "withdrawal_task_open",
 )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from temporalio.client import Client
 
 from api.auth import OpsPrincipal, require_ops
 from api.calls import query, refusal, update
@@ -14,6 +15,7 @@ from api.params import INSTANT_EXAMPLE, CaseId, OptionalInstant, TaskId
 from api.responses import errors
 from api.state import deps_of
 from domain.events import Party
+from domain.state import OPEN_TASK_STATUSES
 from eventlog.access import AccessLogError, record_access
 from eventlog.queries import BacklogRow, CaseBacklogRow, case_backlog, task_backlog
 from workflows.models import (
@@ -25,6 +27,7 @@ from workflows.models import (
     ExtensionDecision,
     QuestionRequest,
     TaskResult,
+    TaskSummary,
     TaskUpdateResult,
     TransferRequest,
     WithdrawRequest,
@@ -102,6 +105,28 @@ async def backlog(
     return Backlog(as_of=as_of, tasks=await task_backlog(db, as_of), cases=await case_backlog(db, as_of))
 
 
+async def case_summary(client: Client, case_id: str) -> CaseSummary:
+    """The case's own summary, with its open task's real status from the task workflow (the case knows an open
+    task only as requested: the task workflow records its progress)."""
+    summary = await query(client, case_workflow_id(case_id), "status", CaseSummary, "case")
+    if summary.open_task_id is None:
+        return summary
+    try:
+        task = await query(client, task_workflow_id(summary.open_task_id), "status", TaskSummary, "task")
+    except HTTPException as exc:
+        if exc.status_code == 404:  # recorded as requested, its workflow not started yet: the case's view is right
+            return summary
+        raise
+    if task.status not in OPEN_TASK_STATUSES or task.closing:
+        # The task closed (or is being taken back) after the case answered: ask the case again, so its status
+        # and open task agree with the task's end. If it has not taken the task's result in yet, the task's own
+        # report is still the newer one.
+        summary = await query(client, case_workflow_id(case_id), "status", CaseSummary, "case")
+        if summary.open_task_id != task.task_id:
+            return summary
+    return summary.with_task(task)
+
+
 @router.get(
     "/cases/{case_id}",
     response_model=CaseSummary,
@@ -115,7 +140,7 @@ async def get_case(
     purpose: Annotated[str, Query(min_length=3, max_length=200, description="Why you read this case (access log)")],
 ) -> CaseSummary:
     deps = deps_of(request)
-    summary = await query(deps.temporal, case_workflow_id(case_id), "status", CaseSummary, "case")
+    summary = await case_summary(deps.temporal, case_id)
     try:
         await record_access(deps.db, actor=ops.actor, purpose=purpose, what="case summary", case_id=case_id)
     except AccessLogError as exc:

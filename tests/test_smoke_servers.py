@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
+from pathlib import Path
+
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
 from sagsflow import search_attributes
+from sagsflow.embedded import TemporalDevServer, free_port, stop_process, venv_binary, wait_for_port
 
 
 async def test_postgres_answers_and_is_migrated(db_url: str) -> None:
@@ -26,3 +32,60 @@ async def test_dev_server_has_our_search_attributes(dev_env: WorkflowEnvironment
         ListSearchAttributesRequest(namespace=dev_env.client.namespace)
     )
     assert set(search_attributes.REGISTRATION) <= set(resp.custom_attributes)
+
+
+def test_dev_server_registers_new_search_attributes_on_an_existing_database(tmp_path: Path) -> None:
+    """The demo keeps Temporal's SQLite file across restarts; `start-dev --search-attribute` registers only when it
+    creates the file, so a file from a version without an attribute must get it at the next start."""
+    db_file = tmp_path / "temporal.db"
+    port = free_port()
+    older = subprocess.Popen(
+        [
+            *(venv_binary("temporal"), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port)),
+            *("--db-filename", str(db_file), "--log-level", "error", "--search-attribute", "CaseStatus=Keyword"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, older, "the older dev server")
+        listed = _custom_attributes(port)
+        assert "CaseStatus" in listed and "TaskStatus" not in listed
+    finally:
+        stop_process(older)
+
+    server = TemporalDevServer(port=port, db_file=db_file, log_file=tmp_path / "temporal.log")
+    server.start()
+    try:
+        listed = _custom_attributes(port)
+        assert {name: listed.get(name) for name in search_attributes.REGISTRATION} == {
+            name: f"INDEXED_VALUE_TYPE_{kind.upper()}" for name, kind in search_attributes.REGISTRATION.items()
+        }
+        assert server.register_search_attributes() == []  # and nothing twice
+    finally:
+        server.stop()
+
+
+def _custom_attributes(port: int) -> dict[str, str]:
+    # Retried: the port opens a moment before the frontend answers.
+    for _ in range(100):
+        done = subprocess.run(
+            [
+                venv_binary("temporal"),
+                "operator",
+                "search-attribute",
+                "list",
+                "--address",
+                f"127.0.0.1:{port}",
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode == 0:
+            custom: dict[str, str] = json.loads(done.stdout)["customAttributes"]
+            return custom
+        time.sleep(0.2)
+    raise AssertionError(f"the dev server on port {port} did not list its search attributes")

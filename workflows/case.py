@@ -57,11 +57,13 @@ with workflow.unsafe.imports_passed_through():
         EXTERNAL_TIMEOUT,
         FAILURE_TYPES,
         LOCAL_TIMEOUT,
+        TASK_OWN_SEARCH_ATTRIBUTES,
         EventSourcedWorkflow,
         deadline_day,
         local_day,
         refuse,
         search_attribute_values,
+        task_search_attribute_values,
         typed_search_attributes,
     )
     from workflows.models import (
@@ -201,6 +203,11 @@ class CaseWorkflow(EventSourcedWorkflow):
         self._last_documents = documents
         await self.flush()  # the stream goes to the task at exactly this version
         task = self.state.tasks[task_id]
+        # The task's own attributes from its first moment (older cases gave it theirs; the task corrects that).
+        if workflow.patched(TASK_OWN_SEARCH_ATTRIBUTES):
+            attributes = task_search_attribute_values(self.state, task)
+        else:
+            attributes = search_attribute_values(self.state)
         self._child = await workflow.start_child_workflow(
             TASK_WORKFLOW,  # by name: the task's module stays out of this workflow's sandbox (cheaper runs)
             TaskInput(
@@ -212,7 +219,7 @@ class CaseWorkflow(EventSourcedWorkflow):
             ),
             id=task_workflow_id(task_id),
             result_type=TaskResult,
-            search_attributes=typed_search_attributes(search_attribute_values(self.state)),
+            search_attributes=typed_search_attributes(attributes),
             static_summary=f"Oplysning task ({reason.value}) for kommune {task.kommune_kode}",
             # The case takes a task back by hand-over, never by closing: if the case itself is terminated, the
             # task is asked to cancel rather than cut off.

@@ -26,7 +26,7 @@ from domain.calendar import COPENHAGEN
 from domain.commands import Command, decide
 from domain.errors import DomainError
 from domain.events import Event
-from domain.state import CaseState, evolve
+from domain.state import CaseState, TaskState, TaskStatus, evolve
 from sagsflow import search_attributes as sa
 from workflows.models import (
     APPEND_EVENTS,
@@ -106,6 +106,31 @@ def search_attribute_values(state: CaseState, *, policy_id: str | None = None) -
     values[sa.SLA_DUE_AT.name] = task.deadline_at if task else None
     values[sa.SLA_OVERDUE.name] = bool(task and task.overdue)
     return values
+
+
+# Patch ids (workflow.patched). Running cases live for months, so what a workflow upserts only changes behind these.
+# A task workflow (and a case, when it starts one) carries the task's own attributes, not its case's status.
+TASK_OWN_SEARCH_ATTRIBUTES = "task-own-search-attributes"
+# A task started by older code still ends with its final status and no SLA values (asked only at its end, so a
+# task running when this was deployed takes it too).
+TASK_FINAL_SEARCH_ATTRIBUTES = "task-final-search-attributes"
+
+
+def task_search_attribute_values(state: CaseState, task: TaskState, *, handed_back: bool = False) -> dict[str, Any]:
+    """The search attributes of a task workflow: its own status, and SLA values only while it is open. A task the
+    case took back reads `cancelled` (the case records the cancellation once it has the stream back)."""
+    cancelled = handed_back and task.is_open
+    is_open = task.is_open and not cancelled
+    return {
+        # Unset, not just absent: tasks started by older code were given their case's status.
+        sa.CASE_STATUS.name: None,
+        sa.TASK_STATUS.name: (TaskStatus.CANCELLED if cancelled else task.status).value,
+        sa.KOMMUNE_KODE.name: task.kommune_kode,
+        sa.CASE_TYPE.name: state.case_type.value if state.case_type else None,
+        sa.POLICY_VERSION.name: task.policy_id,
+        sa.SLA_DUE_AT.name: task.deadline_at if is_open else None,
+        sa.SLA_OVERDUE.name: task.overdue and is_open,
+    }
 
 
 _KEYS = {key.name: key for key in sa.ALL}

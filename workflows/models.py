@@ -163,6 +163,17 @@ class ReturnRequest(Frozen):
     # correct_kommune_kode is checked by domain.decide (clear message, code "invalid"), not here.
 
 
+class HandBack(Frozen):
+    """Case → task signal: stop and return the stream (withdrawal or move); the case records the cancellation."""
+
+    reason: Literal["withdrawn", "transferred"]
+
+
+# What a kommune reads about a task the case took back (HandBack.reason in the kommune's words).
+CancelledBecause = Literal["withdrawn", "moved"]
+CANCELLED_BECAUSE: dict[str, CancelledBecause] = {"withdrawn": "withdrawn", "transferred": "moved"}
+
+
 class TaskSummary(Frozen):
     """A task as the kommune and operations may see it: no personal data."""
 
@@ -192,10 +203,18 @@ class TaskSummary(Frozen):
     submissions: tuple[str, ...]
     documents: tuple[str, ...]
     closing: bool = Field(default=False, description="The case took the task back (withdrawal or move)")
+    cancelled_because: CancelledBecause | None = Field(
+        default=None,
+        description="Set when the case took the task back: the citizen withdrew, or moved to another kommune. "
+        "The task is then `cancelled`: it has no next reminder and no open questions, and accepts nothing more",
+    )
     version: int = Field(description="Case stream version after this state")
 
     @classmethod
-    def of(cls, state: CaseState, task: TaskState, *, closing: bool = False) -> TaskSummary:
+    def of(cls, state: CaseState, task: TaskState, *, hand_back: HandBack | None = None) -> TaskSummary:
+        # The case records the cancellation once it has the stream back, so the task's own state still reads open:
+        # from the hand-back on, the kommune must read what it is (a cancelled task), not what was last recorded.
+        cancelled = hand_back is not None and task.is_open
         next_reminder = task.reminder_ats[task.reminders_sent] if task.reminders_sent < len(task.reminder_ats) else None
         return cls(
             case_id=state.case_id,
@@ -203,26 +222,37 @@ class TaskSummary(Frozen):
             kommune_kode=task.kommune_kode,
             reason=task.reason,
             policy_id=task.policy_id,
-            status=task.status,
+            status=TaskStatus.CANCELLED if cancelled else task.status,
             requested_at=task.requested_at,
             original_deadline_at=task.original_deadline_at,
             deadline_at=task.deadline_at,
-            next_reminder_at=next_reminder if task.is_open else None,
+            next_reminder_at=next_reminder if task.is_open and not cancelled else None,
             reminders_sent=task.reminders_sent,
             escalations=task.escalations,
-            overdue=task.overdue,
+            overdue=task.overdue and not cancelled,
             channel=task.channel,
             delivery_failed=task.delivery_failed,
-            pending_extension=task.pending_extension.request_id if task.pending_extension else None,
+            pending_extension=task.pending_extension.request_id if task.pending_extension and not cancelled else None,
             extensions=task.extensions,
             refused_extensions=task.refused_extensions,
-            open_questions=task.open_questions,
+            open_questions=() if cancelled else task.open_questions,
             answered_questions=task.answered_questions,
             kommune_questions=task.kommune_questions or (),
             submissions=task.submissions,
             documents=task.documents,
-            closing=closing,
+            closing=hand_back is not None,
+            cancelled_because=CANCELLED_BECAUSE[hand_back.reason] if cancelled and hand_back else None,
             version=state.version,
+        )
+
+    def brief(self) -> TaskBrief:
+        return TaskBrief(
+            task_id=self.task_id,
+            kommune_kode=self.kommune_kode,
+            reason=self.reason,
+            status=self.status,
+            deadline_at=self.deadline_at,
+            overdue=self.overdue,
         )
 
 
@@ -242,12 +272,6 @@ class TaskProgress(Frozen):
     deadline_at: datetime
     overdue: bool
     escalations: int
-
-
-class HandBack(Frozen):
-    """Case → task signal: stop and return the stream (withdrawal or move); the case records the cancellation."""
-
-    reason: Literal["withdrawn", "transferred"]
 
 
 class TaskInput(Frozen):
@@ -363,6 +387,16 @@ class CaseSummary(Frozen):
     decided_at: datetime | None
     closed_at: datetime | None
     version: int
+
+    def with_task(self, task: TaskSummary) -> CaseSummary:
+        """This summary with `task` as its task workflow reports it. While a task is open the task workflow owns the
+        stream, so the case's own state knows the task only as it was requested (see workflows/task.py); a signal
+        per change would cost the case a workflow task each, so readers ask the task instead. A report older than
+        what the case knows is ignored."""
+        if task.case_id != self.case_id or task.version < self.version:
+            return self
+        tasks = tuple(task.brief() if brief.task_id == task.task_id else brief for brief in self.tasks)
+        return self.model_copy(update={"tasks": tasks})
 
 
 class CaseUpdateResult(Frozen):

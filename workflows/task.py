@@ -68,12 +68,15 @@ with workflow.unsafe.imports_passed_through():
         EXTERNAL_RETRY,
         EXTERNAL_TIMEOUT,
         FAILURE_TYPES,
+        TASK_FINAL_SEARCH_ATTRIBUTES,
+        TASK_OWN_SEARCH_ATTRIBUTES,
         EventSourcedWorkflow,
         deadline_day,
         local_minute,
         refusal_error,
         refuse,
         search_attribute_values,
+        task_search_attribute_values,
     )
     from workflows.models import (
         DELIVER_TASK,
@@ -115,11 +118,15 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
         self._calls: list[asyncio.Task[DeliveryReceipt]] = []  # the kommune calls within them (cancellable)
         self._progress_due = False
         self._requested_documents = inp.requested_documents
+        self._own_attributes = False  # set first thing in `run` (a patch check)
 
     # -- the SLA loop ------------------------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: TaskInput) -> TaskResult:
+        # Asked once, first: a run started by older code keeps its case's attributes to the end (replay stays
+        # deterministic); a new run (or a continue-as-new) shows the task's own.
+        self._own_attributes = workflow.patched(TASK_OWN_SEARCH_ATTRIBUTES)
         if inp.task_id not in self.state.tasks or inp.state.case_id != inp.case_id:
             raise ApplicationError("task input does not match the case state", type="invalid", non_retryable=True)
         task = self.task
@@ -199,6 +206,14 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             # Escalation is for operations (search attributes, the case's status, the UI), not a kommune message.
             self._progress_due = True
 
+    async def flush(self) -> None:
+        await super().flush()
+        # The task's status changes in calls and deliveries that do not wake the SLA loop (which publishes only
+        # before it waits): publish with the change, so `TaskStatus="delivered"` finds a task as soon as it is.
+        # Unchanged values cost nothing (only what changed is upserted).
+        if self._own_attributes:
+            self._publish()
+
     def _raise_if_fatal(self) -> None:
         if self._fatal:
             raise ApplicationError(self._fatal, type="EventStreamDiverged", non_retryable=True)
@@ -214,7 +229,7 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._outbox)
         self._raise_if_fatal()
         await self.flush()
-        self._publish()
+        self._publish(final=True)
         status = self.task.status
         outcome: Literal["completed", "returned", "handed_back"] = (
             "completed"
@@ -317,10 +332,14 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
     # -- operations' view --------------------------------------------------------------------------------------
 
     def summary(self) -> TaskSummary:
-        return TaskSummary.of(self.state, self.task, closing=self._hand_back is not None)
+        return TaskSummary.of(self.state, self.task, hand_back=self._hand_back)
 
-    def _publish(self) -> None:
-        self.publish(search_attribute_values(self.state), self._in_words())
+    def _publish(self, *, final: bool = False) -> None:
+        if self._own_attributes or (final and workflow.patched(TASK_FINAL_SEARCH_ATTRIBUTES)):
+            values = task_search_attribute_values(self.state, self.task, handed_back=self._hand_back is not None)
+        else:
+            values = search_attribute_values(self.state)
+        self.publish(values, self._in_words())
 
     def _in_words(self) -> str:
         task = self.task
@@ -331,9 +350,11 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
                 f"Returned by kommune {task.kommune_kode} (not its citizen); "
                 f"re-routed to kommune {self.state.kommune_kode}."
             )
-        if not task.is_open or self._hand_back is not None:
-            why = self._hand_back.reason if self._hand_back else task.status.value
-            return f"Task for kommune {task.kommune_kode} closing: case {why}."
+        if task.is_open and self._hand_back is not None:
+            why = "the citizen withdrew" if self._hand_back.reason == "withdrawn" else "the citizen moved"
+            return f"Cancelled for kommune {task.kommune_kode}: {why}; the case took the task back."
+        if not task.is_open:
+            return f"Task for kommune {task.kommune_kode} {task.status.value}."
         parts = [f"Waiting for kommune {task.kommune_kode}; deadline {deadline_day(task.deadline_at)}"]
         if task.delivery_failed:
             parts.append("DELIVERY FAILED: operations must act")

@@ -67,7 +67,7 @@ def cases_named(payload: Payload) -> frozenset[str]:
         return frozenset()
     try:
         root: Any = json.loads(payload.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON after all, or nested past the parser: names no case we can see
         return frozenset()
     found: set[str] = set()
     pending = [root]

@@ -14,13 +14,9 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api import intake, kommune_routes, metrics, ops
-from api.codec import DecodeAudit, codec_router
+from api.codec import codec_router
 from api.docs import mount_docs
 from api.state import ApiDeps
-from sagsflow.logs import get_logger
-from sagsflow.temporal import EncryptionCodec
-
-log = get_logger(__name__)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 MAX_BODY_BYTES = 300 * 1024 * 1024
@@ -36,10 +32,6 @@ def load_or_create_token(path: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(token)
     return token
-
-
-async def _log_decode(audit: DecodeAudit) -> None:
-    log.info("codec decode", actor=audit.actor, namespace=audit.namespace, payloads=audit.payload_count)
 
 
 def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
@@ -74,7 +66,7 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
             allow_headers=["authorization", "content-type", "x-namespace"],
             allow_credentials=True,
         )
-    app.include_router(codec_router(EncryptionCodec(deps.payload_ring), deps.ops_token, deps.on_decode or _log_decode))
+    app.include_router(codec_router())
     app.include_router(intake.router)
     app.include_router(kommune_routes.router)
     app.include_router(ops.router)

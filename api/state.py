@@ -8,7 +8,6 @@ import asyncpg
 from fastapi import HTTPException, Request
 from temporalio.client import Client
 
-from api.codec import DecodeHook
 from sagsflow.crypto import KeyRing
 
 
@@ -19,7 +18,8 @@ class ApiDeps:
     payload_ring: KeyRing
     ops_token: str
     ui_origins: list[str] = field(default_factory=list)
-    on_decode: DecodeHook | None = None
+    # The Temporal namespace whose payloads the codec server decodes (the one the workers use).
+    namespace: str = "default"
     task_queue: str = "sagsflow"
     documents_ring: KeyRing | None = None
     subject_pepper: bytes = b""

@@ -1,5 +1,8 @@
 """The access log: who read which person's case, when and why, extractable per case and per person.
 
+A read that cannot be tied to a case or a person (a codec-server decode of a payload that names no case) is recorded
+with the Temporal namespace it was made for, and found by actor and time.
+
 It holds ids, actors and purposes only. Free-text fields are checked so that a caller cannot smuggle personal data
 (a CPR-shaped number) into the one table whose purpose is to be handed out.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -37,6 +41,7 @@ class AccessRecord:
     subject_id: str | None
     purpose: str
     what: str
+    namespace: str | None = None
 
 
 def _checked(field: str, value: str | None, *, required: bool) -> str | None:
@@ -58,23 +63,28 @@ async def record_access_in(
     what: str,
     case_id: str | None = None,
     subject_id: str | None = None,
+    namespace: str | None = None,
 ) -> None:
-    """Write one access record on `conn` (in its transaction, if any). The subject defaults to the case's."""
+    """Write one access record on `conn` (in its transaction, if any). The subject defaults to the case's.
+
+    `namespace` alone is for a read that names no case or person; with a case it says where the read was made."""
     actor = _checked("actor", access.actor, required=True)
     purpose = _checked("purpose", access.purpose, required=True)
     what_ = _checked("what", what, required=True)
     case_id = _checked("case_id", case_id, required=False)
     subject_id = _checked("subject_id", subject_id, required=False)
-    if case_id is None and subject_id is None:
-        raise AccessLogError("access log: a case_id or a subject_id is required")
+    namespace = _checked("namespace", namespace, required=False)
+    if case_id is None and subject_id is None and namespace is None:
+        raise AccessLogError("access log: a case_id, a subject_id or a namespace is required")
     await conn.execute(
-        "INSERT INTO access_log (actor, case_id, subject_id, purpose, what)"
-        " VALUES ($1, $2, coalesce($3, (SELECT subject_id FROM case_subjects WHERE case_id = $2)), $4, $5)",
+        "INSERT INTO access_log (actor, case_id, subject_id, purpose, what, namespace)"
+        " VALUES ($1, $2, coalesce($3, (SELECT subject_id FROM case_subjects WHERE case_id = $2)), $4, $5, $6)",
         actor,
         case_id,
         subject_id,
         purpose,
         what_,
+        namespace,
     )
 
 
@@ -86,29 +96,51 @@ async def record_access(
     what: str,
     case_id: str | None = None,
     subject_id: str | None = None,
+    namespace: str | None = None,
 ) -> None:
     """Record that `actor` read personal data of a case or person (e.g. a codec-server decode) and why."""
     async with pool.acquire() as conn:
-        await record_access_in(conn, Access(actor, purpose), what=what, case_id=case_id, subject_id=subject_id)
+        await record_access_in(
+            conn, Access(actor, purpose), what=what, case_id=case_id, subject_id=subject_id, namespace=namespace
+        )
 
 
 async def access_log(
-    conn: Conn | asyncpg.Pool, *, case_id: str | None = None, subject_id: str | None = None
+    conn: Conn | asyncpg.Pool,
+    *,
+    case_id: str | None = None,
+    subject_id: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[AccessRecord]:
-    """Every access to a case, or to anything of a person (their cases included), oldest first."""
-    if (case_id is None) == (subject_id is None):
-        raise AccessLogError("give exactly one of case_id and subject_id")
+    """Every access to a case, or to anything of a person (their cases included), oldest first; narrowed (or, with
+    neither, selected) by actor and by time, `since` included and `until` excluded."""
+    if case_id is not None and subject_id is not None:
+        raise AccessLogError("give a case_id or a subject_id, not both")
+    if case_id is None and subject_id is None and actor is None and since is None and until is None:
+        raise AccessLogError("give a case_id, a subject_id, an actor or a time range")
+    where: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
     if case_id is not None:
-        rows = await conn.fetch(
-            "SELECT at, actor, case_id, subject_id, purpose, what FROM access_log WHERE case_id = $1 ORDER BY at, id",
-            case_id,
-        )
-    else:
-        rows = await conn.fetch(
-            "SELECT at, actor, case_id, subject_id, purpose, what FROM access_log"
-            " WHERE subject_id = $1"
-            " OR case_id IN (SELECT case_id FROM case_subjects WHERE subject_id = $1)"
-            " ORDER BY at, id",
-            subject_id,
-        )
+        where.append(f"case_id = {arg(case_id)}")
+    if subject_id is not None:
+        p = arg(subject_id)
+        where.append(f"(subject_id = {p} OR case_id IN (SELECT case_id FROM case_subjects WHERE subject_id = {p}))")
+    if actor is not None:
+        where.append(f"actor = {arg(actor)}")
+    if since is not None:
+        where.append(f"at >= {arg(since)}")
+    if until is not None:
+        where.append(f"at < {arg(until)}")
+    rows = await conn.fetch(
+        "SELECT at, actor, case_id, subject_id, purpose, what, namespace FROM access_log"
+        f" WHERE {' AND '.join(where)} ORDER BY at, id",
+        *args,
+    )
     return [AccessRecord(**dict(r)) for r in rows]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -11,7 +10,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from sagsflow.embedded import free_port, venv_binary
+from sagsflow.embedded import venv_binary
+from tests.devstack import PORTS, dev_up_env
 
 
 def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
@@ -29,15 +29,9 @@ def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
 
 
 def test_dev_up_starts_refuses_second_and_stops(tmp_path: Path) -> None:
-    env = dict(os.environ)
-    ports = {
-        name: free_port()
-        for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "POSTGRES_PORT", "TEMPORAL_METRICS_PORT", "API_PORT")
-    }
-    env.update({f"SAGSFLOW_{k}": str(v) for k, v in ports.items()})
-    env["SAGSFLOW_DATA_DIR"] = str(tmp_path / "data")
-    for var in ("TEMPORAL_ADDRESS", "DATABASE_URL"):
-        env.pop(var, None)
+    # Every port free, the simulator's and the worker's metrics too: the defaults may be taken by another stack.
+    env = dev_up_env(tmp_path / "data")
+    ports = {name: int(env[f"SAGSFLOW_{name}"]) for name in PORTS}
     cmd = [venv_binary("sagsflow"), "dev", "up"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

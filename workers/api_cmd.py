@@ -26,25 +26,12 @@ def ui_origins(settings: Settings) -> list[str]:
 def build_app(settings: Settings) -> FastAPI:
     """The production app: connects to Temporal and PostgreSQL at start-up, closes them at shutdown."""
     from api.app import create_app, load_or_create_token
-    from api.codec import DecodeAudit
     from api.state import ApiDeps
-    from eventlog.access import record_access
     from eventlog.migrate import migrate_dsn
     from eventlog.store import create_pool
     from sagsflow.crypto import load_or_create_secret
     from sagsflow.kommune_config import KommuneSettings, documents_key_ring
     from sagsflow.temporal import connect, key_ring
-
-    async def audit_decode(audit: DecodeAudit) -> None:
-        # Decoding payloads in the Web UI is reading personal data: it goes to the access log.
-        if deps.pool is not None:
-            await record_access(
-                deps.pool,
-                actor=audit.actor,
-                purpose="Temporal Web UI payload decode",
-                what=f"{audit.payload_count} payload(s), namespace {audit.namespace}",
-                case_id=audit.workflow_hint,
-            )
 
     deps = ApiDeps(
         client=None,
@@ -52,8 +39,8 @@ def build_app(settings: Settings) -> FastAPI:
         payload_ring=key_ring(settings),
         ops_token=settings.ops_token or load_or_create_token(settings.data_dir / "ops-token"),
         ui_origins=ui_origins(settings),
+        namespace=settings.temporal_namespace,
         task_queue=settings.task_queue,
-        on_decode=audit_decode,
         documents_ring=documents_key_ring(settings, KommuneSettings()),
         subject_pepper=load_or_create_secret(
             settings.subject_pepper_file or settings.data_dir / "subject-pepper",

@@ -7,10 +7,12 @@ import dataclasses
 import json
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import typer
 
+from domain.calendar import COPENHAGEN
 from eventlog.access import AccessLogError, AccessRecord, access_log
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import ProjectionRunner, rebuild
@@ -47,13 +49,31 @@ def _render(records: list[AccessRecord], as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"Access log ({len(records)} entries)")
-    for col in ("at", "actor", "case", "subject", "purpose", "what"):
+    for col in ("at", "actor", "case", "subject", "namespace", "purpose", "what"):
         table.add_column(col)
     for r in records:
         table.add_row(
-            r.at.isoformat(timespec="seconds"), r.actor, r.case_id or "", r.subject_id or "", r.purpose, r.what
+            r.at.isoformat(timespec="seconds"),
+            r.actor,
+            r.case_id or "",
+            r.subject_id or "",
+            r.namespace or "",
+            r.purpose,
+            r.what,
         )
-    Console(width=160).print(table)
+    Console(width=200).print(table)
+
+
+def _instant(option: str, value: str | None) -> datetime | None:
+    """An ISO date or date and time; without an offset it is Copenhagen time, where the operators are."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        typer.echo(f"{option}: {value!r} is not an ISO date or time, e.g. 2021-04-01 or 2021-04-01T09:30", err=True)
+        raise typer.Exit(2) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=COPENHAGEN)
 
 
 def register(app: typer.Typer) -> None:
@@ -61,13 +81,25 @@ def register(app: typer.Typer) -> None:
     def access_log_cmd(
         case: str | None = typer.Option(None, "--case", help="Case id: its uuid, or case-<uuid> as the Web UI shows"),
         subject: str | None = typer.Option(None, "--subject", help="Data subject id (all their cases)"),
+        actor: str | None = typer.Option(None, "--actor", help="Who read, e.g. codec-token or an ops key id"),
+        since: str | None = typer.Option(
+            None, "--since", help="From this ISO date/time (Copenhagen time unless +hh:mm)"
+        ),
+        until: str | None = typer.Option(None, "--until", help="Before this ISO date/time"),
         json_output: bool = typer.Option(False, "--json", help="JSON instead of a table"),
         url: str | None = typer.Option(None, "--database-url", help=DATABASE_URL_HELP),
     ) -> None:
-        """Who read a case's (or a person's) personal data, when and why. Shows ids and purposes only."""
-        if (case is None) == (subject is None):
-            typer.echo("give exactly one of --case and --subject", err=True)
+        """Who read a case's (or a person's) personal data, when and why. Shows ids and purposes only.
+
+        Reads that name no case (e.g. a decoded summary in the Web UI) are listed under their namespace: find them
+        with --actor and --since/--until."""
+        if case is not None and subject is not None:
+            typer.echo("give --case or --subject, not both", err=True)
             raise typer.Exit(2)
+        if case is None and subject is None and actor is None and since is None and until is None:
+            typer.echo("give --case, --subject, --actor or --since/--until", err=True)
+            raise typer.Exit(2)
+        start, end = _instant("--since", since), _instant("--until", until)
         if case is not None:
             try:
                 case = parse_case_id(case)
@@ -75,7 +107,10 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"--case: {exc}", err=True)
                 raise typer.Exit(2) from None
         try:
-            records = _with_pool(database_url(url), lambda pool: access_log(pool, case_id=case, subject_id=subject))
+            records = _with_pool(
+                database_url(url),
+                lambda pool: access_log(pool, case_id=case, subject_id=subject, actor=actor, since=start, until=end),
+            )
         except AccessLogError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None

@@ -1,5 +1,6 @@
 """The whole thing, for real, on the dev server: a worker with the real push/inbox channel, the simulator playing the
-kommune systems that push, the API served over HTTP, and kommune API keys in the database.
+kommune systems that push, the API served over HTTP as `sagsflow api` builds it, and kommune API keys in the
+database.
 
 Channels: kommuner in `PUSH_KOMMUNER` push to the simulator, which answers through the API with high time
 compression; kommuner in `INBOX_KOMMUNER` use the inbox, and the tests themselves play those kommune systems over
@@ -24,19 +25,19 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.kommune_delivery import KommuneDelivery
-from api.app import create_app
 from api.auth import create_key
-from api.state import ApiDeps
 from domain.events import Event, OplysningTaskDelivered
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import ProjectionRunner
 from eventlog.store import EventStore, create_pool
+from sagsflow.config import Settings
 from sagsflow.crypto import KeyRing
 from sagsflow.httpserve import serve
-from sagsflow.kommune_config import StaticChannels, dev_channel_config
+from sagsflow.kommune_config import KommuneSettings, StaticChannels, dev_channel_config, documents_key_ring
 from sim.client import SagsflowApiClient
 from sim.server import KommuneSimulator, SimSettings, create_sim_app, dev_secrets
 from tests.kommune.helpers import MASTER, quiet_profiles
+from workers.api_cmd import build_app
 from workers.worker import build_worker
 
 DAY = 86400.0
@@ -176,32 +177,39 @@ async def fresh_database(pg_server_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def stack(dev_env: WorkflowEnvironment, pg_server_url: str, key_ring: KeyRing) -> AsyncIterator[Stack]:
+async def stack(
+    dev_env: WorkflowEnvironment, pg_server_url: str, key_ring: KeyRing, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
     task_queue = f"api-{uuid.uuid4().hex[:8]}"
-    documents_ring = KeyRing.generate("docs-1")
+    data_dir = tmp_path_factory.mktemp("api")
+    key_file = data_dir / "codec-keys.json"
+    key_file.write_text(key_ring.to_json())  # the key the test's workers encrypt with
     async with fresh_database(pg_server_url) as db_url:
-        pool = await create_pool(db_url, max_size=10)
-        keys = {k: await create_key(pool, k, label="test") for k in (*PUSH_KOMMUNER, *INBOX_KOMMUNER)}
-        deps = ApiDeps(
-            client=dev_env.client,
-            pool=pool,
-            payload_ring=key_ring,
+        # The API exactly as `sagsflow api` builds it from its settings: its own pool and Temporal client, the real
+        # access log, codec, key rings and pepper (created in the data dir as on a fresh stack).
+        settings = Settings(
+            TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+            DATABASE_URL=db_url,
+            SAGSFLOW_DATA_DIR=data_dir,
+            codec_key_file=key_file,
             ops_token=OPS_TOKEN,
             task_queue=task_queue,
-            documents_ring=documents_ring,
-            subject_pepper=b"test-pepper-0123456789abcdef",
             sla_policy="demo-1",
         )
+        app = build_app(settings)
+        documents_ring = documents_key_ring(settings, KommuneSettings())
+        pool = await create_pool(db_url, max_size=10)
+        keys = {k: await create_key(pool, k, label="test") for k in (*PUSH_KOMMUNER, *INBOX_KOMMUNER)}
         profiles = quiet_profiles(**{f"k{k}": CALM for k in PUSH_KOMMUNER})
         # 20 model days per real second: a kommune's ~3-day answer takes ~0.15 s; the demo policy's 90-second
         # deadline is 1,800 model days away, so the simulator never plans an extension.
-        settings = SimSettings(seed=7, compression=20 * DAY, api_retry_delay=0.05)
+        sim_settings = SimSettings(seed=7, compression=20 * DAY, api_retry_delay=0.05)
         try:
             async with (
-                serve(create_app(deps)) as api_url,
+                serve(app) as api_url,
                 SagsflowApiClient(api_url, keys={k: keys[k] for k in PUSH_KOMMUNER}) as sim_api,
             ):
-                sim = KommuneSimulator(profiles, dev_secrets(MASTER), api=sim_api, settings=settings)
+                sim = KommuneSimulator(profiles, dev_secrets(MASTER), api=sim_api, settings=sim_settings)
                 async with serve(create_sim_app(sim)) as sim_url, httpx.AsyncClient(timeout=10) as push_http:
                     config = dev_channel_config(
                         sim_url, MASTER, frozenset(INBOX_KOMMUNER), rate_per_second=100, burst=100

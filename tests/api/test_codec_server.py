@@ -1,97 +1,223 @@
-"""The codec server over real HTTP: decodes only for the token holder, CORS only for the UI origin."""
+"""The codec server as `sagsflow api` serves it (`build_app(settings)`: real PostgreSQL, real Temporal, real HTTP),
+asked exactly as the Web UI 2.54 and the `temporal` CLI ask: a `{"payloads": [...]}` body and `X-Namespace`, the
+token in the path (the UI) or in `Authorization` (the CLI's `--codec-auth`). Nothing names the workflow.
+
+Every decode is in the access log, attributed by each payload's own content; only the token holder decodes; a decode
+the log cannot record returns nothing.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
+import asyncpg
 import httpx
-from temporalio.api.common.v1 import Payload
+import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
-from api.codec import DecodeAudit
-from api.state import ApiDeps
+from api.app import MAX_BODY_BYTES
+from api.auth import create_ops_token, key_id_of
+from domain.state import CaseState
+from eventlog.access import AccessRecord, access_log
+from eventlog.store import create_pool
+from sagsflow.config import Settings
 from sagsflow.crypto import KeyRing
 from sagsflow.httpserve import serve
-from sagsflow.temporal import EncryptionCodec
+from sagsflow.temporal import EncryptionCodec, data_converter
+from tests.domain.factories import application
+from workers.api_cmd import build_app
+from workflows.models import AppendRequest, CaseInput, DecisionRequest, KommuneMessage, TaskResult
 
-TOKEN = "ops-token-for-tests"
-UI = "http://127.0.0.1:8233"
+TOKEN = "ops-token-for-tests-0123456789"
+UI_PORT = 18233  # only named in CORS headers: nothing binds it
+UI = f"http://127.0.0.1:{UI_PORT}"
+AS_THE_UI = {"Content-Type": "application/json", "X-Namespace": "default"}
+AS_THE_CLI = {**AS_THE_UI, "Authorization": f"Bearer {TOKEN}"}
+UI_DECODE = f"/codec/t/{TOKEN}/decode?preserveStorageRefs=true"
 
 
-def _b64(b: bytes) -> str:
-    return base64.b64encode(b).decode()
+@dataclass
+class Codec:
+    http: httpx.AsyncClient
+    url: str
+    pool: asyncpg.Pool
+    ring: KeyRing
+
+    async def body(self, *values: Any) -> dict[str, Any]:
+        """What the UI sends: payloads as the workers' data converter wrote them into the history."""
+        payloads = await data_converter(self.ring).encode(list(values))
+        return json_format.MessageToDict(Payloads(payloads=payloads))
+
+    async def log(self, **where: Any) -> list[AccessRecord]:
+        return await access_log(self.pool, **where)
 
 
-async def test_decode_needs_token_and_is_audited(key_ring: KeyRing) -> None:
-    audits: list[DecodeAudit] = []
-
-    async def on_decode(a: DecodeAudit) -> None:
-        audits.append(a)
-
-    app = create_app(
-        ApiDeps(client=None, pool=None, payload_ring=key_ring, ops_token=TOKEN, ui_origins=[UI], on_decode=on_decode)
+@pytest.fixture
+async def codec(dev_env: WorkflowEnvironment, db_url: str, key_ring: KeyRing, tmp_path: Path) -> AsyncIterator[Codec]:
+    key_file = tmp_path / "codec-keys.json"
+    key_file.write_text(key_ring.to_json())
+    settings = Settings(
+        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+        DATABASE_URL=db_url,
+        SAGSFLOW_DATA_DIR=tmp_path,
+        codec_key_file=key_file,
+        ops_token=TOKEN,
+        temporal_ui_port=UI_PORT,
     )
-    (enc,) = await EncryptionCodec(key_ring).encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"secret"')])
-    body = {"payloads": [{"metadata": {k: _b64(v) for k, v in enc.metadata.items()}, "data": _b64(enc.data)}]}
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
-        denied = await http.post("/codec/decode", json=body)
-        assert denied.status_code == 401
-        wrong = await http.post("/codec/decode", json=body, headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 401
-        assert audits == []
-
-        ok = await http.post(
-            "/codec/decode", json=body, headers={"Authorization": f"Bearer {TOKEN}", "X-Namespace": "default"}
-        )
-        assert ok.status_code == 200
-        (p,) = ok.json()["payloads"]
-        assert base64.b64decode(p["data"]) == b'"secret"'
-        assert base64.b64decode(p["metadata"]["encoding"]) == b"json/plain"
-
-        via_path = await http.post(f"/codec/t/{TOKEN}/decode", json=body)
-        assert via_path.status_code == 200
-        assert len(audits) == 2
-
-        bad = await http.post("/codec/decode", content=b"{nope", headers={"Authorization": f"Bearer {TOKEN}"})
-        assert bad.status_code == 400
-
-        pre = await http.options("/codec/decode", headers={"Origin": UI, "Access-Control-Request-Method": "POST"})
-        assert pre.headers.get("access-control-allow-origin") == UI
-        evil = await http.options(
-            "/codec/decode", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
-        )
-        assert evil.headers.get("access-control-allow-origin") is None
+    pool = await create_pool(db_url, max_size=2)
+    try:
+        async with serve(build_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            yield Codec(http, url, pool, key_ring)
+    finally:
+        await pool.close()
 
 
-async def test_encode_round_trips(key_ring: KeyRing) -> None:
-    app = create_app(ApiDeps(client=None, pool=None, payload_ring=key_ring, ops_token=TOKEN))
-    body = {"payloads": [{"metadata": {"encoding": _b64(b"json/plain")}, "data": _b64(b'"x"')}]}
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with serve(app) as url, httpx.AsyncClient(base_url=url, headers=headers) as http:
-        encoded = (await http.post("/codec/encode", json=body)).json()
-        assert base64.b64decode(encoded["payloads"][0]["metadata"]["encoding"]) == b"binary/encrypted"
-        decoded = (await http.post("/codec/decode", json=encoded)).json()
-        assert decoded == body
+def case_input(case_id: str) -> CaseInput:
+    return CaseInput(case_id=case_id, subject_id="subj-codec", application=application(kommune_kode="329"))
 
 
-async def test_oversized_body_is_refused_before_it_is_read(key_ring: KeyRing) -> None:
-    import asyncio
-    from urllib.parse import urlparse
+def plain(response: httpx.Response) -> list[bytes]:
+    assert response.status_code == 200, response.text
+    return [base64.b64decode(p["data"]) for p in response.json()["payloads"]]
 
-    from api.app import MAX_BODY_BYTES
 
-    app = create_app(ApiDeps(client=None, pool=None, payload_ring=key_ring, ops_token=TOKEN))
-    async with serve(app) as url:
-        # Only the header announces the size: the server must answer without waiting for the body.
-        target = urlparse(url)
-        reader, writer = await asyncio.open_connection(target.hostname, target.port)
-        writer.write(
-            (
-                f"POST /codec/decode HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n"
-            ).encode()
-        )
-        await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), timeout=10)
-        writer.close()
+async def test_the_ui_and_the_cli_decode_and_each_read_is_logged_for_the_case_it_names(codec: Codec) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+
+    # The UI: one payload per request, the token in the path, no workflow id anywhere.
+    r = await codec.http.post(UI_DECODE, json=await codec.body(case_input(a)), headers=AS_THE_UI)
+    (decoded,) = plain(r)
+    assert b"150562-1234" in decoded  # the applicant, for the token holder
+    (read,) = await codec.log(case_id=a)
+    assert (read.actor, read.purpose, read.what, read.namespace) == (
+        "codec-token",
+        "payload decode in the Temporal Web UI",
+        "1 payload naming this case",
+        "default",
+    )
+
+    # The CLI: a batch of one history's payloads. Each is attributed by what it names, never by its neighbours.
+    message = KommuneMessage(task_id="t-1", case_id=b, kommune_kode="329", kind="task")
+    task_result = TaskResult(outcome="completed", state=CaseState(case_id=a, version=3))  # names the case nested
+    batch = await codec.body(
+        AppendRequest(case_id=a, expected_version=0, events=()),
+        message,
+        task_result,
+        "seniorpension case, kommune 329",  # a summary: names no case
+        DecisionRequest(request_id="d-1", outcome="granted", decided_by="cw-1"),  # an update argument: neither
+    )
+    r = await codec.http.post("/codec/decode", json=batch, headers=AS_THE_CLI)
+    assert len(plain(r)) == 5
+    cli_reads = [x for x in await codec.log(case_id=a) if x.purpose.startswith("payload decode through")]
+    assert [x.what for x in cli_reads] == ["2 payloads naming this case"]
+    assert [(x.case_id, x.what) for x in await codec.log(case_id=b)] == [(b, "1 payload naming this case")]
+    unattributed = [x for x in await codec.log(actor="codec-token") if x.case_id is None]
+    assert [(x.namespace, x.subject_id, x.what) for x in unattributed] == [
+        ("default", None, "2 payloads naming no case (a summary, details or an argument)")
+    ]
+
+    # A person's own ops token works for the CLI, and the log names the token, not a shared one.
+    own = await create_ops_token(codec.pool, label="caseworker 17")
+    r = await codec.http.post(
+        "/codec/decode", json=await codec.body(case_input(b)), headers={**AS_THE_UI, "Authorization": f"Bearer {own}"}
+    )
+    plain(r)
+    assert (await codec.log(case_id=b))[-1].actor == key_id_of(own)
+
+
+async def test_a_case_id_that_is_not_one_of_ours_is_not_attributed_and_not_logged_as_such(codec: Codec) -> None:
+    since = datetime.now(UTC)
+    odd = {"case_id": "010357-1234", "nested": [{"case_id": "c-1"}, {"case_id": str(uuid.uuid4()).upper()}]}
+    r = await codec.http.post(UI_DECODE, json=await codec.body(odd), headers=AS_THE_UI)
+    assert len(plain(r)) == 1
+    # JSON nested deeper than the parser goes still decodes (it names no case we can see), never a 500.
+    deep = Payload(metadata={"encoding": b"json/plain"}, data=b"[" * 100_000 + b"]" * 100_000)
+    body = json_format.MessageToDict(Payloads(payloads=await EncryptionCodec(codec.ring).encode([deep])))
+    assert len(plain(await codec.http.post(UI_DECODE, json=body, headers=AS_THE_UI))) == 1
+    reads = await codec.log(since=since)
+    assert [(x.case_id, x.subject_id, x.namespace) for x in reads] == [(None, None, "default")] * 2
+    assert "010357" not in repr(reads)
+
+
+async def test_refusals_decode_nothing_and_log_nothing(codec: Codec, key_ring: KeyRing) -> None:
+    since = datetime.now(UTC)
+    body = await codec.body(case_input(str(uuid.uuid4())))
+    for path, headers in (
+        ("/codec/decode", AS_THE_UI),  # no token
+        ("/codec/decode", {**AS_THE_UI, "Authorization": "Bearer nope"}),
+        ("/codec/decode", {**AS_THE_UI, "Authorization": f"Basic {TOKEN}"}),
+        ("/codec/t/nope/decode", AS_THE_UI),
+    ):
+        r = await codec.http.post(path, json=body, headers=headers)
+        assert r.status_code == 401, (path, r.text)
+        assert "150562" not in r.text
+    r = await codec.http.post(UI_DECODE, json=body, headers={**AS_THE_UI, "X-Namespace": "010357-1234"})
+    assert r.status_code == 400
+    assert r.json()["detail"] == "X-Namespace: this codec server serves namespace 'default' only"
+    r = await codec.http.post(UI_DECODE, content=b"{nope", headers=AS_THE_UI)
+    assert r.status_code == 400
+    other = KeyRing.generate("someone-else")
+    foreign = json_format.MessageToDict(Payloads(payloads=await data_converter(other).encode(["secret"])))
+    r = await codec.http.post(UI_DECODE, json=foreign, headers=AS_THE_UI)
+    assert r.status_code == 422
+    # Payloads that were never encrypted reveal nothing: passed through, no record.
+    clear = json_format.MessageToDict(
+        Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=b'{"seq": 1}')])
+    )
+    assert plain(await codec.http.post(UI_DECODE, json=clear, headers=AS_THE_UI)) == [b'{"seq": 1}']
+    assert await codec.log(since=since) == []
+
+
+async def test_a_decode_the_access_log_cannot_record_returns_nothing(codec: Codec) -> None:
+    body = await codec.body(case_input(str(uuid.uuid4())))
+    await codec.pool.execute("ALTER TABLE access_log RENAME TO access_log_away")
+    try:
+        r = await codec.http.post(UI_DECODE, json=body, headers=AS_THE_UI)
+    finally:
+        await codec.pool.execute("ALTER TABLE access_log_away RENAME TO access_log")
+    assert r.status_code == 503
+    assert r.json() == {"detail": "the access log could not be written, so nothing was decoded"}
+    assert "150562" not in r.text
+
+
+async def test_cors_admits_the_web_ui_only(codec: Codec) -> None:
+    asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-namespace"}
+    pre = await codec.http.options(UI_DECODE, headers={"Origin": UI, **asked})
+    assert pre.status_code == 200
+    assert pre.headers.get("access-control-allow-origin") == UI
+    evil = await codec.http.options(UI_DECODE, headers={"Origin": "http://evil.example", **asked})
+    assert evil.headers.get("access-control-allow-origin") is None
+
+
+async def test_encode_round_trips(codec: Codec) -> None:
+    body = {"payloads": [{"metadata": {"encoding": base64.b64encode(b"json/plain").decode()}, "data": "Ingi"}]}
+    encoded = (await codec.http.post("/codec/encode", json=body, headers=AS_THE_CLI)).json()
+    assert base64.b64decode(encoded["payloads"][0]["metadata"]["encoding"]) == b"binary/encrypted"
+    assert (await codec.http.post("/codec/decode", json=encoded, headers=AS_THE_CLI)).json() == body
+    assert (await codec.http.post("/codec/encode", json=body, headers=AS_THE_UI)).status_code == 401
+
+
+async def test_oversized_body_is_refused_before_it_is_read(codec: Codec) -> None:
+    # Only the header announces the size: the server must answer without waiting for the body.
+    target = urlparse(codec.url)
+    reader, writer = await asyncio.open_connection(target.hostname, target.port)
+    writer.write(
+        (
+            f"POST /codec/decode HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    writer.close()
     assert status_line.split()[1] == b"413"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import asyncpg
@@ -9,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from eventlog.access import Access, AccessLogError, access_log, record_access
-from eventlog.store import EventStore
+from eventlog.store import EventStore, create_pool
 from tests.eventlog.builders import happy_case
 from workers.cli import app
 
@@ -48,8 +49,10 @@ async def test_personal_data_cannot_enter_the_access_log(pool: asyncpg.Pool) -> 
     ):
         with pytest.raises(AccessLogError):
             await record_access(pool, actor="cw-1", what="read", **{"case_id": C1, **kwargs})
-    with pytest.raises(AccessLogError, match="case_id or a subject_id"):
+    with pytest.raises(AccessLogError, match="a case_id, a subject_id or a namespace is required"):
         await record_access(pool, actor="cw-1", purpose="p", what="read")
+    with pytest.raises(AccessLogError):
+        await record_access(pool, actor="cw-1", purpose="p", what="read", namespace="010357-1234")
     assert await pool.fetchval("SELECT count(*) FROM access_log") == 0
 
 
@@ -84,3 +87,50 @@ def test_cli_maintenance_commands(db_url: str) -> None:
     result = runner.invoke(app, ["eventlog", "forget-subject", "subj-X", "--actor", "dpo-1", "--database-url", db_url])
     assert result.exit_code == 0, result.output
     assert "no key to delete" in result.output
+
+
+async def test_a_read_that_names_no_case_is_logged_for_its_namespace_and_found_by_actor_and_time(
+    pool: asyncpg.Pool,
+) -> None:
+    await record_access(pool, actor="cw-7", purpose="sagsbehandling", what="case events", case_id="c-1")
+    await record_access(pool, actor="codec-token", purpose="ui decode", what="a summary", namespace="default")
+    at = {r["what"]: r["at"] for r in await pool.fetch("SELECT what, at FROM access_log")}
+    (record,) = await access_log(pool, actor="codec-token")
+    assert (record.case_id, record.subject_id, record.namespace) == (None, None, "default")
+    assert await access_log(pool, case_id="c-1", actor="codec-token") == []
+    assert [r.what for r in await access_log(pool, since=at["case events"])] == ["case events", "a summary"]
+    assert [r.what for r in await access_log(pool, until=at["a summary"])] == ["case events"]
+    with pytest.raises(AccessLogError):
+        await access_log(pool)
+    with pytest.raises(AccessLogError):
+        await access_log(pool, case_id="c-1", subject_id="subj-A")
+    # A database whose CHECK still asks for a case or a person would refuse the record; the migration relaxed it.
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute("INSERT INTO access_log (actor, purpose, what) VALUES ('a', 'p', 'w')")
+
+
+def test_cli_finds_reads_by_actor_and_time(db_url: str) -> None:
+    async def seed() -> None:
+        pool = await create_pool(db_url, min_size=1, max_size=1)
+        try:
+            await record_access(pool, actor="codec-token", purpose="ui decode", what="a summary", namespace="default")
+        finally:
+            await pool.close()
+
+    asyncio.run(seed())
+    runner = CliRunner()
+    args = ["access-log", "--database-url", db_url, "--json"]
+    result = runner.invoke(app, [*args, "--actor", "codec-token", "--since", "2000-01-01"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)
+    assert (row["case_id"], row["namespace"], row["what"]) == (None, "default", "a summary")
+    result = runner.invoke(app, [*args, "--until", "2000-01-01T00:00+01:00"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == []
+    result = runner.invoke(app, [*args, "--since", "last tuesday"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "--since: 'last tuesday' is not an ISO date or time, e.g. 2021-04-01 or 2021-04-01T09:30"
+    ]
+    result = runner.invoke(app, [*args, "--case", "c-1", "--subject", "subj-A"])
+    assert result.exit_code == 2

@@ -1,12 +1,16 @@
-"""Browser tests drive Debian's Chromium through Playwright (no browser download: it must come from apt)."""
+"""What an operator uses, driven as they use it: the Temporal Web UI in Debian's Chromium through Playwright (no
+browser download: it must come from apt) and the `temporal` CLI, against one `sagsflow dev up` for the package."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 
 import pytest
+
+from tests.devstack import RunningStack, dev_up
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -36,3 +40,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture(scope="package")
+def operator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """`sagsflow dev up` (not the demo: the tests file their own cases), exactly as the operator starts it."""
+    with dev_up(tmp_path_factory.mktemp("operator") / "data") as stack:
+        yield stack

@@ -1,111 +1,159 @@
-"""Operations in the Temporal Web UI, in a real browser: find a case by KommuneKode, open it, read its input.
+"""An operator's path through the Temporal Web UI, on exactly the wiring `sagsflow dev up` gives them.
 
-The input is decoded by our codec server only for a token holder: with the token the applicant's data shows; with
-an endpoint that lacks it the payload stays encrypted (the dev server is restarted on the same database file in
-between, which also shows that cases survive a server restart).
+A case is filed through the intake API with the ops token. In a real browser the operator finds it by a query, opens
+it and reads it: the UI decodes through the codec endpoint `dev up` configured (nothing pasted), so the input shows
+the applicant and the summary line and current details read in words. The auditor then finds that read, attributed
+to the case, with `sagsflow access-log --case`. A UI whose codec endpoint lacks the token (an operator who set
+their own endpoint in the UI's codec settings) is refused and shows the input encrypted, and nothing is logged.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import urllib.parse
-import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-import asyncpg
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, Response, async_playwright
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from activities.kommune import FakeKommuneChannel
-from api.app import create_app
-from api.codec import DecodeAudit
-from api.state import ApiDeps
-from eventlog.store import create_pool
-from sagsflow.crypto import KeyRing
-from sagsflow.embedded import TemporalDevServer, free_port
-from sagsflow.httpserve import serve
+from sagsflow.crypto import load_or_create_key_ring
 from sagsflow.temporal import data_converter
-from tests.domain.factories import application
+from tests.devstack import RunningStack, access_log, file_application
 from tests.ui.conftest import CHROMIUM_ARGS
-from workers.worker import build_worker
-from workflows.client import start_case
-from workflows.models import CaseInput
 
-TOKEN = "ui-test-token"
 NAME = "Karen Testesen"
+CPR = "010357-1234"
+SCREENSHOTS = Path("/tmp") / "sagsflow-ui-screenshots"
+WORDS = re.compile(r"[a-zæøå]{3,} [a-zæøå]{3,}", re.IGNORECASE)  # prose, not base64 ciphertext
+WAIT_MS = 30_000  # a limit that turns a hang into a failure; nothing is timed
 
 
-async def _body_after_load(page: Page, url: str, must_show: str) -> str:
-    await page.goto(url)
-    await page.get_by_text(must_show).first.wait_for(timeout=30_000)
-    await page.wait_for_timeout(1500)  # the UI decodes payloads after the page has rendered
-    return await page.inner_text("body")
+def decode_log(stack: RunningStack, case_id: str) -> list[dict[str, Any]]:
+    """The case's decodes in its access log, as the auditor reads it with `sagsflow access-log --case ID`."""
+    rows = access_log(stack, "--case", case_id)
+    for personal in (NAME, CPR, CPR.replace("-", "")):
+        assert personal not in json.dumps(rows)
+    return [r for r in rows if r["purpose"].startswith("payload decode")]
 
 
-async def test_find_open_and_decode_a_case(tmp_path: Path, db_url: str, chromium_path: str) -> None:
-    ring = KeyRing.generate("ui-test")
-    audits: list[DecodeAudit] = []
+async def eventually(probe: Callable[[], Awaitable[bool]], what: str, attempts: int = 60) -> None:
+    for _ in range(attempts):
+        if await probe():
+            return
+    raise AssertionError(f"not reached: {what}")
 
-    async def on_decode(audit: DecodeAudit) -> None:
-        audits.append(audit)
 
-    api_port, port, ui_port = free_port(), free_port(), free_port()
-    db_file = tmp_path / "temporal.db"
-    ui = f"http://127.0.0.1:{ui_port}"
-    app = create_app(
-        ApiDeps(client=None, pool=None, payload_ring=ring, ops_token=TOKEN, ui_origins=[ui], on_decode=on_decode)
-    )
+async def in_words(stack: RunningStack, case_id: str) -> tuple[str | None, str]:
+    """The case's summary and current details as the workflow itself states them, read with the stack's key."""
+    ring = load_or_create_key_ring(stack.data_dir / "codec-keys.json", create=False)
+    client = await Client.connect(stack.temporal_address, data_converter=data_converter(ring))
+    handle = client.get_workflow_handle(f"case-{case_id}")
+    summary = await (await handle.describe()).static_summary()
+    meta = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return summary, meta.current_details
 
-    def dev_server(codec_path: str) -> TemporalDevServer:
-        return TemporalDevServer(
-            port=port,
-            ui_port=ui_port,
-            db_file=db_file,
-            codec_endpoint=f"http://127.0.0.1:{api_port}{codec_path}",
-            log_file=tmp_path / "temporal.log",
-        )
 
-    case_id = str(uuid.uuid4())
-    server = dev_server("/codec")  # no token: the codec server refuses to decode
-    server.start()
-    pool: asyncpg.Pool = await create_pool(db_url)
-    try:
-        async with serve(app, port=api_port), async_playwright() as pw:
-            client = await Client.connect(server.address, data_converter=data_converter(ring))
-            async with build_worker(client, pool, task_queue="ui-test", kommune=FakeKommuneChannel()):
-                app_data = application(kommune_kode="329", applicant={"cpr": "150562-1234", "name": NAME})
-                await start_case(
-                    client, CaseInput(case_id=case_id, subject_id="s-ui", application=app_data), task_queue="ui-test"
-                )
-                browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-                query = urllib.parse.quote('KommuneKode="329"')
-                listing = await _body_after_load(
-                    page, f"{ui}/namespaces/default/workflows?query={query}", f"case-{case_id}"
-                )
-                assert f"case-{case_id}" in listing
-                await page.locator(f'a[href*="/workflows/case-{case_id}"]').first.click()
-                await page.wait_for_url(f"**/workflows/case-{case_id}/**", timeout=30_000)
-                await page.wait_for_timeout(3000)
-                await page.screenshot(path=str(tmp_path / "encrypted.png"), full_page=True)
-                encrypted = await page.inner_text("body")
-                assert "Input" in encrypted
-                assert NAME not in encrypted
-                assert "150562" not in encrypted
-                assert audits == []
-                await browser.close()
+async def frame_text(page: Page, frame_id: str) -> str:
+    """The UI renders a summary and the current details in frames of their own."""
+    body = page.frame_locator(f"#{frame_id}").locator("body")
+    await body.wait_for(timeout=WAIT_MS)
+    return (await body.inner_text()).strip()
 
-            server.stop()
-            server = dev_server(f"/codec/t/{TOKEN}")
-            server.start()
-            client = await Client.connect(server.address, data_converter=data_converter(ring))
-            async with build_worker(client, pool, task_queue="ui-test", kommune=FakeKommuneChannel()):
-                browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-                decoded = await _body_after_load(page, f"{ui}/namespaces/default/workflows/case-{case_id}", NAME)
-                await page.screenshot(path=str(tmp_path / "case.png"), full_page=True)
-                assert NAME in decoded
-                assert audits, "every decode must reach the access-log hook"
-                await browser.close()
-    finally:
-        server.stop()
-        await pool.close()
+
+async def test_operator_finds_a_case_by_query_reads_it_decoded_and_the_read_is_logged(
+    operator_stack: RunningStack, chromium_path: str
+) -> None:
+    stack = operator_stack
+    SCREENSHOTS.mkdir(exist_ok=True)
+    case_id = file_application(stack, NAME, CPR)
+    wf = f"case-{case_id}"
+    assert decode_log(stack, case_id) == []
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+        codec_answers: list[tuple[str, int]] = []
+
+        def on_response(response: Response) -> None:
+            if "/codec/" in response.url and response.request.method == "POST":
+                codec_answers.append((response.url, response.status))
+
+        page.on("response", on_response)
+        could_not_connect = page.get_by_text("Codec Server could not connect").filter(visible=True)
+
+        # Find: the query an operator types; the case turns up once the visibility store has indexed it.
+        query = 'WorkflowType="CaseWorkflow" AND KommuneKode="329"'
+        listing = f"{stack.ui_url}/namespaces/default/workflows?query={urllib.parse.quote(query)}"
+        link = page.locator(f'a[href*="/workflows/{wf}"]').first
+
+        async def listed() -> bool:
+            await page.goto(listing)
+            try:
+                await link.wait_for(timeout=15_000)
+            except Exception:
+                return False
+            return True
+
+        await eventually(listed, f"{wf} listed by {query}", attempts=20)
+        await page.screenshot(path=str(SCREENSHOTS / "1-listing.png"), full_page=True)
+
+        # Open and read: the input is decoded through the endpoint `dev up` configured.
+        await link.click()
+        await page.wait_for_url(f"**/workflows/{wf}/**", timeout=WAIT_MS)
+        await page.get_by_text(NAME).first.wait_for(timeout=WAIT_MS)
+        await page.screenshot(path=str(SCREENSHOTS / "2-case-decoded.png"), full_page=True)
+        assert await could_not_connect.count() == 0
+        assert codec_answers and {status for _, status in codec_answers} == {200}
+
+        # The summary line and the current details, also payloads, read in words: what the workflow states.
+        await page.get_by_role("tab", name="User Metadata").click()
+        summary_shown = await frame_text(page, "user-metadata-summary")
+        details_shown = ""
+
+        async def details_match() -> bool:
+            nonlocal details_shown
+            details_shown = await frame_text(page, "user-metadata-current-details")
+            if details_shown == (await in_words(stack, case_id))[1]:
+                return True
+            await page.reload()  # the case moved on between the two reads: look again
+            return False
+
+        await eventually(details_match, "the current details the workflow states")
+        await page.screenshot(path=str(SCREENSHOTS / "3-summary-and-details.png"), full_page=True)
+        summary, details = await in_words(stack, case_id)
+        assert summary_shown == summary
+        assert details_shown == details
+        for text in (summary_shown, details_shown):
+            assert WORDS.search(text), f"not in words: {text!r}"
+
+        # The auditor sees the read, attributed to this case (the decoded input names it).
+        reads = decode_log(stack, case_id)
+        assert reads, "the decode of the case's input is not in its access log"
+        assert {(r["actor"], r["case_id"], r["namespace"]) for r in reads} == {("codec-token", case_id, "default")}
+        assert {r["purpose"] for r in reads} == {"payload decode in the Temporal Web UI"}
+        assert all(r["what"].endswith("naming this case") for r in reads)
+        # The summary and details name no case: they are logged for the namespace, found by actor.
+        unattributed = [r for r in access_log(stack, "--actor", "codec-token") if r["case_id"] is None]
+        assert unattributed and {r["namespace"] for r in unattributed} == {"default"}
+
+        # An endpoint without the token, set in the UI's own codec settings: refused, shown encrypted, not logged.
+        await page.get_by_test_id("data-encoder-status-success").click()
+        await page.get_by_test_id("use-local-endpoint-input").check()
+        tokenless = f"{stack.api_url}/codec"
+        await page.get_by_test_id("data-encoder-endpoint-input").fill(tokenless)
+        await page.get_by_role("button", name="Apply").click()
+        logged_before = len(decode_log(stack, case_id))
+        await page.goto(f"{stack.ui_url}/namespaces/default/workflows/{wf}")
+        await could_not_connect.first.wait_for(timeout=WAIT_MS)
+        await page.screenshot(path=str(SCREENSHOTS / "4-case-without-token.png"), full_page=True)
+        shown = await page.inner_text("body")
+        assert NAME not in shown
+        assert CPR not in shown
+        refused = [status for url, status in codec_answers if url.startswith(f"{tokenless}/decode")]
+        assert refused and set(refused) == {401}
+        assert len(decode_log(stack, case_id)) == logged_before
+        await browser.close()

@@ -32,7 +32,15 @@ def test_dev_up_starts_refuses_second_and_stops(tmp_path: Path) -> None:
     env = dict(os.environ)
     ports = {
         name: free_port()
-        for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "POSTGRES_PORT", "TEMPORAL_METRICS_PORT", "API_PORT")
+        for name in (
+            "TEMPORAL_PORT",
+            "TEMPORAL_UI_PORT",
+            "POSTGRES_PORT",
+            "TEMPORAL_METRICS_PORT",
+            "API_PORT",
+            "SIM_PORT",
+            "WORKER_METRICS_PORT",
+        )
     }
     env.update({f"SAGSFLOW_{k}": str(v) for k, v in ports.items()})
     env["SAGSFLOW_DATA_DIR"] = str(tmp_path / "data")

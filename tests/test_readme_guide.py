@@ -436,6 +436,7 @@ def test_the_guide_runs_as_written(demo: Demo) -> None:
 
 
 def test_the_banner_commands_run(demo: Demo) -> None:
+    _wait_for_guide_data(demo)  # at once when the guide's test ran first
     commands = [line.strip()[2:] for line in demo.banner.splitlines() if line.strip().startswith("$ ")]
     assert commands[0] == "source .sagsflow/env" and len(commands) >= 4
     runs, done = run_blocks(demo, commands)

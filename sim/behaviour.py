@@ -196,6 +196,14 @@ def plan_kommune_response(task: SimTask, profile: KommuneProfile, rng: random.Ra
     return sorted(plan, key=lambda p: p.after)
 
 
+def late_answer(task: SimTask, after: timedelta) -> list[PlannedAction]:
+    """A kommune that leaves its tasks to a person and answers only long after the deadline (the demo's 147)."""
+    if task.kind != "task":
+        return []
+    documents = task.requested_documents or DEFAULT_DOCUMENTS
+    return [PlannedAction(after=after, action=SubmitPartAction(documents=documents, final=True))]
+
+
 def push_response(profile: KommuneProfile, rng: random.Random, attempt: int) -> PushOutcome:
     """How the kommune's system answers delivery attempt number `attempt` (1-based) of one message."""
     if attempt <= profile.reject_first_deliveries:

@@ -2,7 +2,9 @@
 
 Cases are found the way operations staff find them (Temporal visibility, `CaseStatus="ready_for_decision"`); the
 decision goes through `POST /v1/ops/cases/{id}/decision` like a real caseworker's. Seeded: about two in three are
-granted (as in 2022-23), one in twenty goes back to the kommune for supplementary information.
+granted (as in 2022-23), one in twenty goes back to the kommune for supplementary information. The cases of the
+kommuner in `leave_kommuner` are left alone: the demo leaves København's to people (`sim.demo`), so a person
+deciding one never races a demo caseworker.
 """
 
 from __future__ import annotations
@@ -29,10 +31,26 @@ def choose_outcome(rng: random.Random) -> str:
     return "granted" if draw < SUPPLEMENTARY_SHARE + GRANT_SHARE else "rejected"
 
 
-async def decide_ready_cases(client: Client, http: httpx.AsyncClient, rng: random.Random, *, limit: int = 20) -> int:
+def ready_cases_query(leave_kommuner: frozenset[str] = frozenset()) -> str:
+    query = 'WorkflowType="CaseWorkflow" AND CaseStatus="ready_for_decision" AND ExecutionStatus="Running"'
+    for kode in sorted(leave_kommuner):
+        if not kode.isdigit():  # kommune codes only: this goes into a visibility query
+            raise ValueError(f"{kode!r} is not a kommune code")
+        query += f' AND KommuneKode!="{kode}"'
+    return query
+
+
+async def decide_ready_cases(
+    client: Client,
+    http: httpx.AsyncClient,
+    rng: random.Random,
+    *,
+    limit: int = 20,
+    leave_kommuner: frozenset[str] = frozenset(),
+) -> int:
     """One round: decide up to `limit` cases that wait for a caseworker. Returns how many were decided."""
     decided = 0
-    query = 'WorkflowType="CaseWorkflow" AND CaseStatus="ready_for_decision" AND ExecutionStatus="Running"'
+    query = ready_cases_query(leave_kommuner)
     async for wf in client.list_workflows(query, limit=limit):
         case_id = wf.id.removeprefix("case-")
         outcome = choose_outcome(rng)
@@ -58,6 +76,7 @@ async def run_caseworkers(
     seed: int = 1,
     interval_seconds: float = 5.0,
     stop: asyncio.Event | None = None,
+    leave_kommuner: frozenset[str] = frozenset(),
 ) -> None:
     stop = stop or asyncio.Event()
     rng = random.Random(seed)
@@ -65,7 +84,7 @@ async def run_caseworkers(
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as http:
         while not stop.is_set():
             try:
-                n = await decide_ready_cases(client, http, rng)
+                n = await decide_ready_cases(client, http, rng, leave_kommuner=leave_kommuner)
                 if n:
                     log.info("demo caseworkers decided cases", count=n)
             except (httpx.HTTPError, RuntimeError) as exc:

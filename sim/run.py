@@ -24,8 +24,17 @@ async def run_simulator(
     compression: float = 1.0,
     extension_unit: Literal["days", "seconds"] = "days",
     act: bool = True,
+    late_kommuner: frozenset[str] = frozenset(),
+    late_answer_days: float = 365.0,
 ) -> None:
-    settings = SimSettings(seed=seed, compression=compression, extension_unit=extension_unit, act=act)
+    settings = SimSettings(
+        seed=seed,
+        compression=compression,
+        extension_unit=extension_unit,
+        act=act,
+        late_kommuner=late_kommuner,
+        late_answer_days=late_answer_days,
+    )
     async with SagsflowApiClient(api_url, keys=api_keys) as api:
         sim = KommuneSimulator(
             default_profiles(),

@@ -47,6 +47,7 @@ from sim.behaviour import (
     ReturnTaskAction,
     SimTask,
     SubmitPartAction,
+    late_answer,
     plan_kommune_response,
     push_response,
     rng_for,
@@ -71,6 +72,10 @@ class SimSettings(BaseModel):
     api_attempts: int = Field(default=5, ge=1, description="Tries per action on 5xx or connection errors")
     api_retry_delay: float = Field(default=0.5, ge=0, description="First pause between tries; doubles each time")
     act: bool = Field(default=True, description="False: only receive (delivery tests)")
+    # Kommuner whose tasks are answered only after `late_answer_days` (model time), whatever their profile says:
+    # the demo leaves them to a person playing that kommune's system (see `sim.demo`).
+    late_kommuner: frozenset[str] = frozenset()
+    late_answer_days: float = Field(default=365.0, gt=0)
 
 
 def dev_secrets(master: str) -> Callable[[str], str]:
@@ -190,8 +195,11 @@ class KommuneSimulator:
             deadline_in=deadline_in,
             requested_documents=message.requested_documents,
         )
-        profile = self.profiles[message.kommune_kode]
-        plan = plan_kommune_response(task, profile, rng_for(self.settings.seed, "plan", message.message_id))
+        if message.kommune_kode in self.settings.late_kommuner:
+            plan = late_answer(task, timedelta(days=self.settings.late_answer_days))
+        else:
+            profile = self.profiles[message.kommune_kode]
+            plan = plan_kommune_response(task, profile, rng_for(self.settings.seed, "plan", message.message_id))
         self.received[message.message_id] = Received(message, via, loop_now, plan)
         self.stats.received[message.kind] += 1
         if plan and self.settings.act and self.api is not None:

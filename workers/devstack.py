@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from sagsflow.embedded import (
     wait_for_port,
 )
 from sagsflow.logs import configure_logging, get_logger
+from sim import demo as demo_roles
 
 log = get_logger(__name__)
 
@@ -37,6 +39,27 @@ log = get_logger(__name__)
 # would then be 43 a second, more than two cores carry): about one every two seconds.
 DEMO_SIM_COMPRESSION = 86400
 DEMO_LOAD_COMPRESSION = 1000
+
+ENV_FILE_NAME = "env"
+# Set by the env file: which services this dev stack started itself. A shell that sourced the env file and runs
+# `sagsflow dev up` again must get the embedded servers again, not treat their addresses as external ones.
+EMBEDDED_MARKER = "SAGSFLOW_DEV_EMBEDDED"
+
+
+def embedded_postgres_url(port: int) -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+def without_own_addresses(settings: Settings, environ: dict[str, str] | None = None) -> Settings:
+    """The settings with TEMPORAL_ADDRESS / DATABASE_URL dropped where they only repeat what a sourced env file
+    said about servers a dev stack started itself (same address as the embedded one would have)."""
+    embedded = set((environ if environ is not None else os.environ).get(EMBEDDED_MARKER, "").split())
+    update: dict[str, object] = {}
+    if "temporal" in embedded and settings.temporal_address == f"127.0.0.1:{settings.temporal_port}":
+        update["temporal_address"] = None
+    if "postgres" in embedded and settings.database_url == embedded_postgres_url(settings.postgres_port):
+        update["database_url"] = None
+    return settings.model_copy(update=update) if update else settings
 
 
 class AlreadyRunning(Exception):
@@ -80,6 +103,7 @@ class DevStack:
         self.temporal: TemporalDevServer | None = None
         self._stoppers: list[Callable[[], None]] = []
         self.ops_token = settings.ops_token or load_or_create_token(self.data_dir / "ops-token")
+        self.env_file_written: str | None = None
 
     @property
     def database_url(self) -> str:
@@ -132,12 +156,17 @@ class DevStack:
         # The simulator plays the 98 kommune systems: deliveries are pushed to it (or polled from the inbox).
         self._run(["sim", "keys"])
         sim_args = ["sim", "serve", "--compression", str(DEMO_SIM_COMPRESSION), "--extension-unit", "seconds"]
+        if self.demo:
+            # What the demo leaves to people: see `sim.demo`.
+            sim_args += ["--late-kommune", demo_roles.YOUR_KOMMUNE]
+            sim_args += ["--late-after-days", str(demo_roles.YOUR_KOMMUNE_ANSWERS_AFTER_DAYS)]
         self._spawn("sim", sim_args if self.demo else ["sim", "serve"], wait_port=s.sim_port)
         if self.demo:
-            self._spawn(
-                "load", ["sim", "load", "--compression", str(DEMO_LOAD_COMPRESSION), "--intake-token", self.ops_token]
-            )
-            self._spawn("caseworkers", ["sim", "caseworkers", "--ops-token", self.ops_token])
+            load_args = ["sim", "load", "--compression", str(DEMO_LOAD_COMPRESSION), "--intake-token", self.ops_token]
+            load_args += ["--kommune-share", f"{demo_roles.YOUR_KOMMUNE}={demo_roles.YOUR_KOMMUNE_SHARE}"]
+            self._spawn("load", load_args)
+            caseworker_args = ["sim", "caseworkers", "--ops-token", self.ops_token]
+            self._spawn("caseworkers", [*caseworker_args, "--leave-kommune", demo_roles.LEFT_FOR_PEOPLE])
 
     def _run(self, args: list[str]) -> None:
         done = subprocess.run([venv_binary("sagsflow"), *args], env=self.child_env(), capture_output=True, text=True)
@@ -154,6 +183,9 @@ class DevStack:
         if self.demo:
             # New cases start under the demo policy: the standard rules scaled to seconds.
             env["SAGSFLOW_SLA_POLICY"] = "demo-1"
+            # The kommune a person plays polls its inbox (the worker delivers there, the simulator reads it too).
+            inbox = {k.strip() for k in env.get("SAGSFLOW_INBOX_KOMMUNER", "").split(",") if k.strip()}
+            env["SAGSFLOW_INBOX_KOMMUNER"] = ",".join(sorted(inbox | {demo_roles.YOUR_KOMMUNE}))
         return env
 
     def _spawn(self, name: str, args: list[str], *, wait_port: int | None = None) -> None:
@@ -179,41 +211,139 @@ class DevStack:
             with contextlib.suppress(Exception):
                 self._stoppers.pop()()
 
-    def _sample_kommune_key(self) -> str | None:
+    def _kommune_key(self, kode: str) -> str | None:
         try:
             keys: dict[str, str] = json.loads((self.data_dir / "sim-keys.json").read_text())
         except (OSError, ValueError):
             return None
-        return keys.get("329")
+        return keys.get(kode)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    @property
+    def env_file(self) -> Path:
+        """As the user named the data dir (relative to where they ran `dev up`), so the banner reads naturally."""
+        return self.settings.data_dir / ENV_FILE_NAME
+
+    def env_vars(self) -> dict[str, str]:
+        """What a second shell needs to reach this stack: the `temporal` CLI reads TEMPORAL_* (codec included),
+        `sagsflow` reads TEMPORAL_ADDRESS, DATABASE_URL and SAGSFLOW_*, the guide's curl commands the rest."""
+        s = self.settings
+        values = {
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "TEMPORAL_NAMESPACE": s.temporal_namespace,
+            # The CLI appends /decode; the bearer token is the ops token, as for the Web UI.
+            "TEMPORAL_CODEC_ENDPOINT": f"{self.api_url}/codec",
+            "TEMPORAL_CODEC_AUTH": f"Bearer {self.ops_token}",
+            "DATABASE_URL": self.database_url,
+            "SAGSFLOW_DATA_DIR": str(self.data_dir),
+            "SAGSFLOW_API": self.api_url,
+            "OPS_TOKEN": self.ops_token,
+        }
+        if self.temporal is not None and self.temporal.ui_url:
+            values["SAGSFLOW_WEB_UI"] = self.temporal.ui_url
+        key = self._kommune_key(demo_roles.YOUR_KOMMUNE)
+        if key:
+            values["KOMMUNE_KODE"] = demo_roles.YOUR_KOMMUNE
+            values["KOMMUNE_KEY"] = key
+        # The ports too, so `sagsflow` commands that derive an address from them (and a `dev up` rerun from this
+        # shell) find the same servers.
+        ports = {
+            "SAGSFLOW_TEMPORAL_PORT": s.temporal_port,
+            "SAGSFLOW_TEMPORAL_UI_PORT": s.temporal_ui_port,
+            "SAGSFLOW_TEMPORAL_METRICS_PORT": s.temporal_metrics_port,
+            "SAGSFLOW_POSTGRES_PORT": s.postgres_port,
+            "SAGSFLOW_API_PORT": s.api_port,
+            "SAGSFLOW_SIM_PORT": s.sim_port,
+            "SAGSFLOW_WORKER_METRICS_PORT": s.worker_metrics_port,
+        }
+        values.update({name: str(port) for name, port in ports.items()})
+        embedded = [name for name, server in (("temporal", self.temporal), ("postgres", self.postgres)) if server]
+        values[EMBEDDED_MARKER] = " ".join(embedded)
+        return values
+
+    def env_file_text(self) -> str:
+        bin_dir = str(Path(venv_binary("temporal")).parent)
+        lines = [
+            f"# Written by `sagsflow dev up` (pid {os.getpid()}) for the stack running from {self.data_dir};",
+            "# removed when it stops. Load it into a second shell with: source " + shlex.quote(str(self.env_file)),
+            # The venv's bin first (temporal, sagsflow, python3), once however often the file is sourced.
+            f'case :$PATH: in *:{shlex.quote(bin_dir)}:*) ;; *) export PATH={shlex.quote(bin_dir)}:"$PATH" ;; esac',
+        ]
+        lines += [f"export {name}={shlex.quote(value)}" for name, value in self.env_vars().items()]
+        return "\n".join(lines) + "\n"
+
+    def write_env_file(self) -> None:
+        """Atomically, mode 0600 from the first byte (it holds the ops token): a shell sourcing it while a restart
+        rewrites it reads the old file or the new one, never half of one."""
+        path = self.data_dir / ENV_FILE_NAME
+        tmp = path.with_name(f".{ENV_FILE_NAME}.{os.getpid()}.tmp")
+        text = self.env_file_text()
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+        self.env_file_written = text
+        # Stops run last-in first-out: the file goes first, so no one sources it while the stack winds down.
+        self._stoppers.append(self.remove_env_file)
+
+    def remove_env_file(self) -> None:
+        """Only the file this stack wrote: a stopped stack's addresses must not be sourced as if it still ran."""
+        path = self.data_dir / ENV_FILE_NAME
+        try:
+            if self.env_file_written is not None and path.read_text() == self.env_file_written:
+                path.unlink()
+        except FileNotFoundError:
+            pass
 
     def banner(self) -> str:
         ui = self.temporal.ui_url if self.temporal else "(external Temporal: see your cluster's UI)"
+        where = "" if self.env_file.is_absolute() else " (from this directory)"
+        you, left = demo_roles.YOUR_KOMMUNE, demo_roles.LEFT_FOR_PEOPLE
         lines = [
             "Sagsflow dev stack is up.",
-            f"  Temporal Web UI : {ui}",
+            f"  Temporal Web UI : {ui}  (decodes payloads through the API's codec server)",
             f"  Temporal address: {self.temporal_address} (namespace {self.settings.temporal_namespace})",
-            f"  API             : http://{self.settings.api_host}:{self.settings.api_port}  (OpenAPI: /docs)",
+            f"  API             : {self.api_url}  (OpenAPI: /docs, metrics: /metrics)",
             f"  ops token       : {self.ops_token}  (also the codec token; kept in {self.data_dir / 'ops-token'})",
             f"  DATABASE_URL    : {self.database_url}",
             f"  data dir        : {self.data_dir}",
-            f"  API metrics     : http://{self.settings.api_host}:{self.settings.api_port}/metrics",
             f"  kommune sim     : http://127.0.0.1:{self.settings.sim_port} (plays the 98 kommune systems)",
         ]
-        key = self._sample_kommune_key()
-        if key:
-            lines.append(f"  kommune key 329 : {key}  (Ringsted; try GET /v1/kommune/tasks with it as a bearer token)")
+        key = self._kommune_key(you)
+        if self.demo:
+            minutes = round(demo_roles.YOUR_KOMMUNE_ANSWERS_AFTER_DAYS * 86400 / DEMO_SIM_COMPRESSION / 60)
+            if key:
+                lines.append(f"  kommune key {you} : {key}")
+            lines += [
+                f"You play kommune {you} ({demo_roles.YOUR_KOMMUNE_NAME})'s system: its tasks wait in its inbox, get "
+                "reminders and go overdue;",
+                f"  the simulator answers them only after {demo_roles.YOUR_KOMMUNE_ANSWERS_AFTER_DAYS} demo-days "
+                f"(about {minutes} minutes).",
+                f"Kommune {left} ({demo_roles.LEFT_FOR_PEOPLE_NAME})'s cases are left for you to decide; the demo "
+                "caseworkers decide all others.",
+            ]
         lines += [
-            "Find cases in the Web UI or with the CLI, e.g.:",
-            f"  temporal workflow list --address {self.temporal_address} --query 'KommuneKode=\"329\"'",
-            f"  temporal workflow list --address {self.temporal_address} "
-            "--query 'KommuneKode=\"329\" AND SlaOverdue=true'",
-            f"  temporal workflow list --address {self.temporal_address} --query 'CaseStatus=\"ready_for_decision\"'",
-            "Press Ctrl-C to stop.",
+            f"In a second shell{where}, load the addresses and secrets above, then try (the README's operations guide "
+            "has more):",
+            f"  $ source {shlex.quote(str(self.env_file))}",
+            f'  $ temporal workflow list --query \'CaseStatus="ready_for_decision" AND KommuneKode="{left}"\'',
+            "  $ temporal workflow list --query "
+            f'\'WorkflowType="OplysningTaskWorkflow" AND KommuneKode="{you}" AND SlaOverdue=true\'',
         ]
+        if self.demo and key:
+            inbox = '"$SAGSFLOW_API/v1/kommune/tasks?limit=3"'
+            lines.append(f'  $ curl -sS -H "Authorization: Bearer $KOMMUNE_KEY" {inbox}')
+        lines.append("Press Ctrl-C to stop.")
         return "\n".join(lines)
 
 
 def run_dev_up(settings: Settings, *, demo: bool) -> int:
+    settings = without_own_addresses(settings)
     try:
         with single_instance(settings.data_dir.resolve()):
             stack = DevStack(settings, demo=demo)
@@ -228,6 +358,7 @@ def run_dev_up(settings: Settings, *, demo: bool) -> int:
             signal.signal(signal.SIGTERM, _terminate)
             try:
                 stack.start()
+                stack.write_env_file()
                 print(stack.banner(), flush=True)
                 signal.pause() if hasattr(signal, "pause") else asyncio.run(asyncio.Event().wait())
             except KeyboardInterrupt:

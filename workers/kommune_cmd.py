@@ -59,6 +59,31 @@ def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]]) 
     return asyncio.run(run())
 
 
+def _kommune_codes(raw: list[str]) -> frozenset[str]:
+    from domain.kommuner import is_kommune, normalize_kode
+
+    codes = frozenset(normalize_kode(k) for k in raw)
+    for kode in sorted(codes):
+        if not is_kommune(kode):
+            raise _fail(f"{kode!r} is not one of the 98 kommune codes")
+    return codes
+
+
+def _shares(raw: list[str]) -> dict[str, float]:
+    shares: dict[str, float] = {}
+    for item in raw:
+        kode, sep, share = item.partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = -1.0
+        if not sep or value <= 0:
+            raise ValueError(f"{item!r} is not KODE=SHARE with a share between 0 and 1, e.g. 147=0.1")
+        (kode,) = _kommune_codes([kode.strip()])
+        shares[kode] = value
+    return shares
+
+
 def register(app: typer.Typer) -> None:
     kommune = typer.Typer(help="Kommune systems: API keys, ops tokens and delivery channels.", no_args_is_help=True)
     sim = typer.Typer(help="The kommune simulator and the load generator.", no_args_is_help=True)
@@ -191,6 +216,10 @@ def register(app: typer.Typer) -> None:
         compression: float = typer.Option(1.0, help="Model seconds per real second (86400: a day per second)"),
         extension_unit: str = typer.Option("days", help="days, or seconds under the demo policy"),
         act: bool = typer.Option(True, help="--no-act: receive only"),
+        late_kommune: list[str] = typer.Option(
+            [], "--late-kommune", help="A kommune whose tasks are answered only after --late-after-days (repeatable)"
+        ),
+        late_after_days: float = typer.Option(365.0, min=0.001, help="Model days before a late kommune answers"),
     ) -> None:
         """Run the simulator of all 98 kommune systems (push receiver, inbox poller, answers through our API)."""
         from sim.run import run_simulator
@@ -220,6 +249,8 @@ def register(app: typer.Typer) -> None:
                 compression=compression,
                 extension_unit="seconds" if extension_unit == "seconds" else "days",
                 act=act,
+                late_kommuner=_kommune_codes(late_kommune),
+                late_answer_days=late_after_days,
             )
         )
 
@@ -231,19 +262,31 @@ def register(app: typer.Typer) -> None:
         count: int | None = typer.Option(None, help="Stop after this many; default: until Ctrl-C"),
         seed: int = typer.Option(1),
         intake_token: str | None = typer.Option(None, envvar="SAGSFLOW_INTAKE_TOKEN"),
+        kommune_share: list[str] = typer.Option(
+            [], "--kommune-share", help="KODE=SHARE: a fixed share of the applications for one kommune (repeatable)"
+        ),
     ) -> None:
         """Submit seeded applications to POST /v1/applications at a Poisson rate."""
         from sim.client import SagsflowApiClient
         from sim.load import ApplicationFactory, run_load
+        from sim.population import PopulationSampler
 
         settings = Settings()
+        try:
+            sampler = PopulationSampler(shares=_shares(kommune_share))
+        except ValueError as exc:
+            raise _fail(f"--kommune-share: {exc}") from None
 
         async def go() -> None:
             base = services.api_url(settings, api_url)
             await services.require_api(base)
             async with SagsflowApiClient(base, intake_token=intake_token) as client:
                 stats = await run_load(
-                    client, ApplicationFactory(seed), rate_per_week=rate, compression=compression, count=count
+                    client,
+                    ApplicationFactory(seed, sampler),
+                    rate_per_week=rate,
+                    compression=compression,
+                    count=count,
                 )
             typer.echo(f"submitted {stats.submitted}, failed {stats.failed}, by status {dict(stats.by_status)}")
 
@@ -264,6 +307,9 @@ def _register_caseworker(sim: typer.Typer) -> None:
         ops_token: str = typer.Option(..., envvar="SAGSFLOW_OPS_TOKEN", help="Ops bearer token"),
         seed: int = typer.Option(1),
         interval: float = typer.Option(5.0, help="Seconds between rounds"),
+        leave_kommune: list[str] = typer.Option(
+            [], "--leave-kommune", help="Leave this kommune's cases for people to decide (repeatable)"
+        ),
     ) -> None:
         """Demo caseworkers: decide cases that are ready for decision, through the ops API."""
         from sagsflow.temporal import connect
@@ -271,11 +317,19 @@ def _register_caseworker(sim: typer.Typer) -> None:
 
         settings = Settings()
         url = services.api_url(settings, api_url)
+        leave = _kommune_codes(leave_kommune)
 
         async def main() -> None:
             client = await connect(settings)
             await services.require_api(url)
-            await run_caseworkers(client, url, ops_token, seed=seed, interval_seconds=interval)
+            await run_caseworkers(
+                client,
+                url,
+                ops_token,
+                seed=seed,
+                interval_seconds=interval,
+                leave_kommuner=leave,
+            )
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main())

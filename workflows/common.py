@@ -114,6 +114,10 @@ TASK_OWN_SEARCH_ATTRIBUTES = "task-own-search-attributes"
 # A task started by older code still ends with its final status and no SLA values (asked only at its end, so a
 # task running when this was deployed takes it too).
 TASK_FINAL_SEARCH_ATTRIBUTES = "task-final-search-attributes"
+# The SLA loop looks again at the task after telling the case of an escalation: the kommune's final answer or the
+# case's hand-back can land while that signal is under way, and an escalation fired then failed the task workflow
+# ("cannot mark overdue: task ... is completed"), seen in the demo for tasks answered long after their deadline.
+TASK_RECHECK_AFTER_PROGRESS = "task-recheck-after-progress"
 
 
 def task_search_attribute_values(state: CaseState, task: TaskState, *, handed_back: bool = False) -> dict[str, Any]:

@@ -70,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         FAILURE_TYPES,
         TASK_FINAL_SEARCH_ATTRIBUTES,
         TASK_OWN_SEARCH_ATTRIBUTES,
+        TASK_RECHECK_AFTER_PROGRESS,
         EventSourcedWorkflow,
         deadline_day,
         local_minute,
@@ -136,6 +137,8 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             self._raise_if_fatal()
             if self._progress_due:
                 await self._send_progress()
+                if workflow.patched(TASK_RECHECK_AFTER_PROGRESS):
+                    continue
             due = self._next_due()
             if self.now() >= due[1]:
                 await self._fire(due)

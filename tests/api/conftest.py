@@ -1,6 +1,7 @@
-"""The whole thing, for real, on the dev server: a worker with the real push/inbox channel, the simulator playing the
-kommune systems that push, the API served over HTTP as `sagsflow api` builds it, and kommune API keys in the
-database.
+"""The whole thing, for real, on the dev server: the worker as `sagsflow worker` runs it (its projection runner
+included), the simulator playing the kommune systems that push, the API served over HTTP as `sagsflow api` builds it,
+and kommune API keys in the database. Both processes' parts take one `Settings` read from the environment, the way
+an operator configures them.
 
 Channels: kommuner in `PUSH_KOMMUNER` push to the simulator, which answers through the API with high time
 compression; kommuner in `INBOX_KOMMUNER` use the inbox, and the tests themselves play those kommune systems over
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,21 +26,20 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.kommune_delivery import KommuneDelivery
 from api.auth import create_key
 from domain.events import Event, OplysningTaskDelivered
 from eventlog.migrate import migrate_dsn
-from eventlog.projections import ProjectionRunner
+from eventlog.projections import projection_position
 from eventlog.store import EventStore, create_pool
 from sagsflow.config import Settings
 from sagsflow.crypto import KeyRing
 from sagsflow.httpserve import serve
-from sagsflow.kommune_config import KommuneSettings, StaticChannels, dev_channel_config, documents_key_ring
+from sagsflow.kommune_config import KommuneSettings, documents_key_ring, sim_master_secret_path
 from sim.client import SagsflowApiClient
 from sim.server import KommuneSimulator, SimSettings, create_sim_app, dev_secrets
 from tests.kommune.helpers import MASTER, quiet_profiles
 from workers.api_cmd import build_app
-from workers.worker import build_worker
+from workers.worker import serve as run_worker
 
 DAY = 86400.0
 OPS_TOKEN = "test-ops-token-0123456789abcdef"
@@ -156,10 +157,15 @@ class Stack:
     async def types(self, case_id: str) -> list[str]:
         return [e.type for e in await self.events(case_id)]
 
-    async def catch_up(self) -> None:
-        """The backlog reads the projection, which the worker process's runner keeps current in production; the
-        test's worker does not run one, so the test moves it to the log's head before it asks."""
-        await ProjectionRunner(self.pool).catch_up()
+    async def projected(self) -> None:
+        """Wait until the worker's projection runner has folded everything logged so far: the backlog reads the
+        projection, which follows the log a moment behind."""
+        head = await self.store.head_position()
+
+        async def caught_up() -> bool:
+            return await projection_position(self.pool) >= head
+
+        await eventually(caught_up, f"the projection at the log head ({head})")
 
 
 @contextlib.asynccontextmanager
@@ -176,49 +182,82 @@ async def fresh_database(pg_server_url: str) -> AsyncIterator[str]:
     yield url
 
 
+def _stack_environment(env: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    """The environment of a shell set up for this stack alone: nothing inherited from the caller's."""
+    for name in list(os.environ):
+        if name.startswith("SAGSFLOW_") or name in {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "DATABASE_URL"}:
+            env.delenv(name)
+    for name, value in values.items():
+        env.setenv(name, value)
+
+
+@pytest.fixture(scope="module")
+def stack_profiles() -> dict[str, dict[str, Any]]:
+    """How the simulator's push kommuner behave (`quiet_profiles` overrides); a module may override this fixture."""
+    return {f"k{k}": CALM for k in PUSH_KOMMUNER}
+
+
 @pytest.fixture(scope="module")
 async def stack(
-    dev_env: WorkflowEnvironment, pg_server_url: str, key_ring: KeyRing, tmp_path_factory: pytest.TempPathFactory
+    dev_env: WorkflowEnvironment,
+    pg_server_url: str,
+    key_ring: KeyRing,
+    tmp_path_factory: pytest.TempPathFactory,
+    stack_profiles: dict[str, dict[str, Any]],
 ) -> AsyncIterator[Stack]:
     task_queue = f"api-{uuid.uuid4().hex[:8]}"
     data_dir = tmp_path_factory.mktemp("api")
     key_file = data_dir / "codec-keys.json"
-    key_file.write_text(key_ring.to_json())  # the key the test's workers encrypt with
+    key_file.write_text(key_ring.to_json())  # the key the dev server's test client encrypts with
     async with fresh_database(pg_server_url) as db_url:
-        # The API exactly as `sagsflow api` builds it from its settings: its own pool and Temporal client, the real
-        # access log, codec, key rings and pepper (created in the data dir as on a fresh stack).
-        settings = Settings(
-            TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
-            DATABASE_URL=db_url,
-            SAGSFLOW_DATA_DIR=data_dir,
-            codec_key_file=key_file,
-            ops_token=OPS_TOKEN,
-            task_queue=task_queue,
-            sla_policy="demo-1",
-        )
-        app = build_app(settings)
-        documents_ring = documents_key_ring(settings, KommuneSettings())
-        pool = await create_pool(db_url, max_size=10)
-        keys = {k: await create_key(pool, k, label="test") for k in (*PUSH_KOMMUNER, *INBOX_KOMMUNER)}
-        profiles = quiet_profiles(**{f"k{k}": CALM for k in PUSH_KOMMUNER})
-        # 20 model days per real second: a kommune's ~3-day answer takes ~0.15 s; the demo policy's 90-second
-        # deadline is 1,800 model days away, so the simulator never plans an extension.
-        sim_settings = SimSettings(seed=7, compression=20 * DAY, api_retry_delay=0.05)
-        try:
-            async with (
-                serve(app) as api_url,
-                SagsflowApiClient(api_url, keys={k: keys[k] for k in PUSH_KOMMUNER}) as sim_api,
-            ):
-                sim = KommuneSimulator(profiles, dev_secrets(MASTER), api=sim_api, settings=sim_settings)
-                async with serve(create_sim_app(sim)) as sim_url, httpx.AsyncClient(timeout=10) as push_http:
-                    config = dev_channel_config(
-                        sim_url, MASTER, frozenset(INBOX_KOMMUNER), rate_per_second=100, burst=100
-                    )
-                    delivery = KommuneDelivery(pool, StaticChannels(config), push_http)
-                    worker = build_worker(
-                        dev_env.client, pool, task_queue=task_queue, activities=[delivery.deliver_task]
-                    )
-                    async with worker, httpx.AsyncClient(base_url=api_url, timeout=30) as http:
-                        yield Stack(api_url, http, pool, EventStore(pool), keys, sim, dev_env, documents_ring)
-        finally:
-            await pool.close()
+        with pytest.MonkeyPatch.context() as env:
+            _stack_environment(
+                env,
+                {
+                    "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+                    "DATABASE_URL": db_url,
+                    "SAGSFLOW_DATA_DIR": str(data_dir),
+                    "SAGSFLOW_CODEC_KEY_FILE": str(key_file),
+                    "SAGSFLOW_OPS_TOKEN": OPS_TOKEN,
+                    "SAGSFLOW_TASK_QUEUE": task_queue,
+                    "SAGSFLOW_SLA_POLICY": "demo-1",
+                    # The Prometheus endpoint is not under test here; a module's worker should not bind a port.
+                    "SAGSFLOW_WORKER_METRICS_PORT": "0",
+                    "SAGSFLOW_INBOX_KOMMUNER": ",".join(INBOX_KOMMUNER),
+                    "SAGSFLOW_PUSH_RATE_PER_SECOND": "100",
+                    "SAGSFLOW_PUSH_BURST": "100",
+                },
+            )
+            # The dev default derives each kommune's push secret from this file; the simulator derives the same.
+            settings = Settings()
+            sim_master_secret_path(settings).write_text(MASTER)
+            # The API exactly as `sagsflow api` builds it from its settings: its own pool and Temporal client, the
+            # real access log, codec, key rings and pepper (created in the data dir as on a fresh stack).
+            app = build_app(settings)
+            documents_ring = documents_key_ring(settings, KommuneSettings())
+            pool = await create_pool(db_url, max_size=10)
+            keys = {k: await create_key(pool, k, label="test") for k in (*PUSH_KOMMUNER, *INBOX_KOMMUNER)}
+            profiles = quiet_profiles(**stack_profiles)
+            # 20 model days per real second: a kommune's ~3-day answer takes ~0.15 s; the demo policy's 90-second
+            # deadline is 1,800 model days away, so the simulator never plans an extension.
+            sim_settings = SimSettings(seed=7, compression=20 * DAY, api_retry_delay=0.05)
+            try:
+                async with (
+                    serve(app) as api_url,
+                    SagsflowApiClient(api_url, keys={k: keys[k] for k in PUSH_KOMMUNER}) as sim_api,
+                ):
+                    sim = KommuneSimulator(profiles, dev_secrets(MASTER), api=sim_api, settings=sim_settings)
+                    async with serve(create_sim_app(sim)) as sim_url:
+                        env.setenv("SAGSFLOW_SIM_URL", sim_url)
+                        # The worker as `sagsflow worker` runs it: the same function, the same settings, its own
+                        # Temporal client and pool, the real kommune channels and the projection runner.
+                        stop = asyncio.Event()
+                        worker = asyncio.create_task(run_worker(settings, stop=stop))
+                        try:
+                            async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+                                yield Stack(api_url, http, pool, EventStore(pool), keys, sim, dev_env, documents_ring)
+                        finally:
+                            stop.set()
+                            await worker  # a worker that died early fails the module here, with its own error
+            finally:
+                await pool.close()

@@ -38,7 +38,7 @@ async def answer_from_inbox(stack: Stack, kode: str, case_id: str) -> str:
 
 
 async def backlog_cases(stack: Stack) -> Counter[tuple[str, str]]:
-    await stack.catch_up()
+    await stack.projected()
     r = await stack.http.get("/v1/ops/backlog", headers=stack.ops_headers)
     assert r.status_code == 200, r.text
     return Counter({(row["kommune_kode"], row["status"]): row["cases"] for row in r.json()["cases"]})

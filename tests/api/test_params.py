@@ -87,7 +87,7 @@ async def backlog(stack: Stack, raw_query: str) -> Any:
 
 
 async def test_as_of_with_its_plus_turned_into_a_space_by_curl(stack: Stack) -> None:
-    await stack.catch_up()
+    await stack.projected()
     pasted = await backlog(stack, "as_of=2021-03-02T00:00:00+01:00")
     assert pasted.status_code == 200, pasted.text
     encoded = await backlog(stack, "as_of=2021-03-02T00%3A00%3A00%2B01%3A00")

@@ -1,5 +1,6 @@
-"""API keys and ops tokens: stored hashed, checked in constant time, revocable; the FastAPI dependencies over HTTP;
-and `sagsflow kommune add-key` as a real process."""
+"""API keys and ops tokens: stored hashed, checked in constant time, revocable; and `sagsflow kommune add-key` as a
+real process. How the API's routes take them over HTTP is tests/api/test_auth_routes.py, on the app as `sagsflow api`
+builds it."""
 
 from __future__ import annotations
 
@@ -11,29 +12,18 @@ import sys
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
-from fastapi import Depends, FastAPI
 
 from api.auth import (
     AuthError,
-    KommunePrincipal,
-    OpsPrincipal,
     authenticate,
     authenticate_principal,
     create_key,
     create_ops_token,
     key_id_of,
-    require_kommune,
-    require_ops,
     revoke_key,
 )
-from api.state import ApiDeps
-from sagsflow.crypto import KeyRing
 from sagsflow.embedded import free_port
-from tests.kommune.helpers import served
-
-STATIC_OPS = "static-ops-token-for-tests"
 
 
 async def test_key_is_stored_hashed_and_authenticates(pool: asyncpg.Pool) -> None:
@@ -94,61 +84,6 @@ async def test_unknown_kommune_is_refused(pool: asyncpg.Pool) -> None:
     with pytest.raises(AuthError, match="98 kommune codes"):
         await create_key(pool, "999")
     assert await pool.fetchval("SELECT count(*) FROM api_keys") == 0
-
-
-def _app(pool: asyncpg.Pool | None, key_ring: KeyRing) -> FastAPI:
-    app = FastAPI()
-    app.state.deps = ApiDeps(client=None, pool=pool, payload_ring=key_ring, ops_token=STATIC_OPS)
-
-    @app.get("/k")
-    async def as_kommune(p: KommunePrincipal = Depends(require_kommune)) -> dict[str, str]:
-        return {"kommune": p.kommune_kode}
-
-    @app.get("/o")
-    async def as_ops(p: OpsPrincipal = Depends(require_ops)) -> dict[str, str]:
-        return {"actor": p.actor}
-
-    return app
-
-
-async def test_dependencies_over_http(pool: asyncpg.Pool, key_ring: KeyRing) -> None:
-    kommune_key = await create_key(pool, "766")
-    ops_token = await create_ops_token(pool)
-    revoked = await create_key(pool, "766")
-    await revoke_key(pool, key_id_of(revoked) or "")
-
-    def bearer(token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"}
-
-    async with served(_app(pool, key_ring)) as url, httpx.AsyncClient(base_url=url) as http:
-        ok = await http.get("/k", headers=bearer(kommune_key))
-        assert ok.status_code == 200
-        assert ok.json() == {"kommune": "766"}
-        assert (await http.get("/o", headers=bearer(ops_token))).json() == {"actor": key_id_of(ops_token)}
-        assert (await http.get("/o", headers=bearer(STATIC_OPS))).json() == {"actor": "ops-token"}
-
-        refusals = [
-            await http.get("/k"),
-            await http.get("/k", headers=bearer(revoked)),
-            await http.get("/k", headers=bearer(kommune_key + "x")),
-            await http.get("/k", headers=bearer(ops_token)),
-            await http.get("/k", headers=bearer(STATIC_OPS)),
-            await http.get("/k", headers={"Authorization": kommune_key}),  # no scheme
-            await http.get("/o"),
-            await http.get("/o", headers=bearer(kommune_key)),
-            await http.get("/o", headers=bearer("nope")),
-        ]
-    for r in refusals:
-        assert r.status_code == 401
-        assert r.json() == {"detail": "Not authenticated"}  # the same answer whatever was wrong
-        assert r.headers["www-authenticate"] == "Bearer"
-
-
-async def test_ops_without_a_database_still_takes_the_static_token(key_ring: KeyRing) -> None:
-    async with served(_app(None, key_ring)) as url, httpx.AsyncClient(base_url=url) as http:
-        assert (await http.get("/o", headers={"Authorization": f"Bearer {STATIC_OPS}"})).status_code == 200
-        assert (await http.get("/o", headers={"Authorization": "Bearer sfo.a.b"})).status_code == 401
-        assert (await http.get("/k", headers={"Authorization": "Bearer sfk.a.b"})).status_code == 503
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

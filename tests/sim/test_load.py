@@ -1,5 +1,5 @@
 """The load generator: population-weighted kommuner, valid seeded applications in the right mix, and submission
-to POST /v1/applications over real HTTP with retries under the same idempotency key."""
+to POST /v1/applications of the real API (tests/api/conftest.py's stack) under stable idempotency keys."""
 
 from __future__ import annotations
 
@@ -14,9 +14,19 @@ from fastapi.responses import JSONResponse
 
 from api.kommune_schemas import ApplicationSubmission
 from domain.application import Application, CaseType, EmploymentKind, birth_date_from_cpr, parse_cpr
-from sim.client import SagsflowApiClient
-from sim.load import ApplicationFactory, folkepension_age_months, pension_date, run_load
+from sim.client import ApiResponse, SagsflowApiClient
+from sim.load import (
+    ApplicationFactory,
+    GeneratedApplication,
+    LoadStats,
+    folkepension_age_months,
+    pension_date,
+    run_load,
+)
 from sim.population import PopulationSampler, by_kode, total_population
+from tests.api.conftest import OPS_TOKEN, Stack, eventually
+from tests.api.conftest import stack as stack  # the module's own stack (its fixtures, re-exported for pytest)
+from tests.api.conftest import stack_profiles as stack_profiles
 from tests.kommune.helpers import served
 
 RECEIVED = date(2021, 3, 1)
@@ -103,21 +113,65 @@ def test_pension_age_table() -> None:
     assert pension_date(date(1960, 2, 29)) == date(2027, 2, 28)
 
 
-async def test_run_load_submits_over_http_and_retries_with_the_same_key() -> None:
-    seen: Counter[str] = Counter()
-    bodies: dict[str, ApplicationSubmission] = {}
-    app = FastAPI()
+async def test_run_load_files_cases_through_the_real_api(stack: Stack) -> None:
+    responses: list[ApiResponse] = []
 
-    @app.post("/v1/applications")
-    async def intake(request: Request) -> JSONResponse:
-        body = ApplicationSubmission.model_validate_json(await request.body())
-        seen[body.idempotency_key] += 1
-        if seen[body.idempotency_key] == 1:
-            return JSONResponse(status_code=503, content={"error": "busy"})
-        bodies[body.idempotency_key] = body
-        return JSONResponse(status_code=201, content={"case_id": f"c-{len(bodies)}", "status": "received"})
+    async def collect(_: GeneratedApplication, response: ApiResponse | None) -> None:
+        assert response is not None
+        responses.append(response)
 
-    async with served(app) as url, SagsflowApiClient(url) as client:
+    async def load() -> LoadStats:
+        async with SagsflowApiClient(stack.url, intake_token=OPS_TOKEN) as client:
+            return await run_load(
+                client, ApplicationFactory(seed=3), compression=60_000_000, count=8, concurrency=4, on_result=collect
+            )
+
+    stats = await load()
+    assert (stats.submitted, stats.failed, stats.by_status) == (8, 0, {201: 8})
+    cases = {str(r.body["case_id"]) for r in responses}
+    assert len(cases) == 8
+    for case_id in cases:  # each a case of its own, whose workflow logs it as received (a moment after the 201)
+
+        async def logged(case_id: str = case_id) -> bool:
+            return (await stack.types(case_id))[:1] == ["ApplicationReceived"]
+
+        await eventually(logged, f"case {case_id} received in the log")
+
+    # The same seed again sends the same keys: the API answers with the cases it already has, and files none.
+    responses.clear()
+    again = await load()
+    assert again.failed == 0
+    assert {str(r.body["case_id"]) for r in responses} == cases
+    assert all(r.body["replayed"] for r in responses)
+
+
+class OverloadedIntake:
+    """A stand-in for our intake route, kept on purpose: it answers 503 to each key's first attempt, which the real
+    API cannot be made to do on demand. It checks only the load generator's own client behaviour (a retry under the
+    same idempotency key); the real API's answers to it are tested above."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+        self.bodies: dict[str, ApplicationSubmission] = {}
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/applications")
+        async def intake(request: Request) -> JSONResponse:
+            body = ApplicationSubmission.model_validate_json(await request.body())
+            self.seen[body.idempotency_key] += 1
+            if self.seen[body.idempotency_key] == 1:
+                return JSONResponse(status_code=503, content={"error": "busy"})
+            self.bodies[body.idempotency_key] = body
+            return JSONResponse(status_code=201, content={"case_id": f"c-{len(self.bodies)}", "status": "received"})
+
+        return app
+
+
+async def test_run_load_retries_a_503_with_the_same_key() -> None:
+    intake = OverloadedIntake()
+    async with served(intake.app()) as url, SagsflowApiClient(url) as client:
         stats = await run_load(
             client,
             ApplicationFactory(seed=3),
@@ -130,9 +184,9 @@ async def test_run_load_submits_over_http_and_retries_with_the_same_key() -> Non
     assert stats.submitted == 20
     assert stats.failed == 0
     assert stats.by_status == {201: 20}
-    assert set(seen.values()) == {2}  # each retried once, under the same key
-    assert len(bodies) == 20
-    assert all(key.startswith("load-3-") for key in bodies)
+    assert set(intake.seen.values()) == {2}  # each retried once, under the same key
+    assert len(intake.bodies) == 20
+    assert all(key.startswith("load-3-") for key in intake.bodies)
 
 
 async def test_unreachable_api_is_counted_as_failed() -> None:

@@ -31,20 +31,12 @@ import psutil
 import pytest
 
 from sagsflow.embedded import free_port, venv_binary
+from tests.devstack import PORTS, READY
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-PORTS = (
-    "TEMPORAL_PORT",
-    "TEMPORAL_UI_PORT",
-    "TEMPORAL_METRICS_PORT",
-    "POSTGRES_PORT",
-    "API_PORT",
-    "SIM_PORT",
-    "WORKER_METRICS_PORT",
-)
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ENCRYPTED = "YmluYXJ5L2VuY3J5cHRlZA=="  # base64 of the codec's encoding tag: a payload the CLI did not decode
 START_TIMEOUT = 180.0
@@ -118,7 +110,7 @@ def _read_banner(proc: subprocess.Popen[str], lines: list[str], timeout: float) 
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
-            if "Press Ctrl-C to stop." in line:
+            if READY in line:
                 seen.set()
 
     threading.Thread(target=pump, daemon=True).start()

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
@@ -37,6 +38,14 @@ def load_or_create_token(path: Path) -> str:
     return token
 
 
+async def _invalid_request(_request: Request, exc: Exception) -> Response:
+    """422 with the field errors: where, what and which rule, never the input itself. The input may be personal
+    data, and it may not even be JSON (a NaN or an infinity, which JSON cannot carry back)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [{"loc": list(e["loc"]), "msg": str(e["msg"]), "type": str(e["type"])} for e in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
 async def _log_decode(audit: DecodeAudit) -> None:
     log.info("codec decode", actor=audit.actor, namespace=audit.namespace, payloads=audit.payload_count)
 
@@ -49,6 +58,7 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
         description="Intake of seniorpension applications, the kommune task API, operations, and the codec server.",
     )
     app.state.deps = deps
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
     @app.middleware("http")
     async def limit_body_size(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

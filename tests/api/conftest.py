@@ -82,6 +82,7 @@ class Stack:
     sim: KommuneSimulator
     env: WorkflowEnvironment
     documents: KeyRing
+    task_queue: str
     ops_headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {OPS_TOKEN}"})
 
     def kommune(self, kode: str) -> dict[str, str]:
@@ -211,6 +212,8 @@ async def stack(dev_env: WorkflowEnvironment, pg_server_url: str, key_ring: KeyR
                         dev_env.client, pool, task_queue=task_queue, activities=[delivery.deliver_task]
                     )
                     async with worker, httpx.AsyncClient(base_url=api_url, timeout=30) as http:
-                        yield Stack(api_url, http, pool, EventStore(pool), keys, sim, dev_env, documents_ring)
+                        yield Stack(
+                            api_url, http, pool, EventStore(pool), keys, sim, dev_env, documents_ring, task_queue
+                        )
         finally:
             await pool.close()

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from stdnum.dk import cpr as stdnum_cpr
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
-from domain.boundary import MAX_NAME, FiniteFloat, KommuneKode, PersonName, PlausibleDate
+from domain.boundary import CPR_PATTERN, MAX_NAME, FiniteFloat, KommuneKode, PersonName, PlausibleDate
 from domain.kommuner import is_kommune, normalize_kode
 
 # A working life, in periods and in months or years: beyond these no person could mean the number.
@@ -67,8 +67,6 @@ def parse_cpr(value: str) -> str:
     return f"{digits[:6]}-{digits[6:]}"
 
 
-# The pattern says as much of the date as a pattern can (day 01–31, month 01–12); `parse_cpr` checks the rest.
-CPR_PATTERN = r"^(0[1-9]|[12][0-9]|3[01])(0[1-9]|1[0-2])[0-9]{2}[- ]?[0-9]{4}$"
 Cpr = Annotated[str, StringConstraints(pattern=CPR_PATTERN), AfterValidator(parse_cpr)]
 
 

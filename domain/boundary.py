@@ -44,6 +44,18 @@ NAME_PATTERN = rf"^[^{_C0_C1}{_LINE_SEPARATORS}{_BIDI_CONTROLS}]*$"
 FREE_TEXT_PATTERN = rf"^[^{_C0_C1_BUT_TAB_LF_CR}]*$"
 KEY_PATTERN = r"^[A-Za-z0-9._:\-]+$"
 KOMMUNE_KODE_PATTERN = r"^[0-9]{1,4}$"
+# As much of a CPR number's date as a pattern can say (day 01-31, month 01-12); `parse_cpr` checks the rest.
+CPR_PATTERN = r"^(0[1-9]|[12][0-9]|3[01])(0[1-9]|1[0-2])[0-9]{2}[- ]?[0-9]{4}$"
+
+# What each pattern asks for, in words: a refusal says this instead of quoting the expression.
+PATTERN_WORDS: dict[str, str] = {
+    SINGLE_LINE_PATTERN: "one line of text without control characters",
+    NAME_PATTERN: "one line of text without control or bidi control characters",
+    FREE_TEXT_PATTERN: "text without control characters (tab and line breaks are allowed)",
+    KEY_PATTERN: "only the characters A-Z a-z 0-9 . _ : -",
+    KOMMUNE_KODE_PATTERN: "a kommune code in ASCII digits",
+    CPR_PATTERN: "a CPR number, DDMMYY-SSSS",
+}
 
 BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 

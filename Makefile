@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench venv clean
+.PHONY: demo test lint typecheck pytest bench fuzz venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,15 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+# Before a release: the fuzz test of `make test` (tests/api/test_schemathesis.py) ten times as large, with a new seed
+# each run (SAGSFLOW_FUZZ_SEED=<n> repeats one); its size and result go to bench/out/fuzz-<time>.json.
+FUZZ_SIZE ?= SAGSFLOW_FUZZ_EXAMPLES=600 SAGSFLOW_FUZZ_SCENARIOS=400 SAGSFLOW_FUZZ_STEPS=10
+fuzz: $(STAMP)
+	@mkdir -p bench/out
+	$(FUZZ_SIZE) SAGSFLOW_FUZZ_SEED=$${SAGSFLOW_FUZZ_SEED:-$$(date +%s)} \
+	SAGSFLOW_FUZZ_REPORT=bench/out/fuzz-$$(date +%Y%m%d-%H%M%S).json \
+	$(BIN)/python -m pytest tests/api/test_schemathesis.py -q -s -p no:cacheprovider --timeout=0
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -4,18 +4,20 @@ A regular activity, never a local one: its input is fixed in the workflow's hist
 (after a lost reply, a crashed worker or a lost workflow task) appends exactly the same events. `EventStore.append`
 is idempotent, so such a retry confirms instead of writing twice; a stream-version conflict or an event id stored
 with other content can never heal by retrying, so they end the activity as non-retryable errors and fail the
-workflow.
+workflow. Nor can events the database refuses as data (a NUL character in a text, a value it cannot encode): they
+end the activity as `EVENT_DATA_REFUSED`, and the workflow stops for operations instead of retrying for ever.
 """
 
 from __future__ import annotations
 
 import time
 
+import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from eventlog.store import ConcurrencyError, DuplicateEventConflict, EventStore
-from workflows.models import APPEND_EVENTS, AppendRequest, AppendResult
+from workflows.models import APPEND_EVENTS, EVENT_DATA_REFUSED, AppendRequest, AppendResult
 
 
 class EventLogActivities:
@@ -31,6 +33,15 @@ class EventLogActivities:
             raise ApplicationError(str(exc), type="ConcurrencyError", non_retryable=True) from None
         except DuplicateEventConflict as exc:
             raise ApplicationError(str(exc), type="DuplicateEventConflict", non_retryable=True) from None
+        except (asyncpg.DataError, UnicodeError) as exc:
+            # SQLSTATE class 22 (and asyncpg's refusal to encode an argument) is about the values, which the same
+            # append sends again on every retry. The database's message may quote them: name the kind only.
+            sqlstate = getattr(exc, "sqlstate", None) or "-"
+            raise ApplicationError(
+                f"the event log cannot store these events as data ({type(exc).__name__}, SQLSTATE {sqlstate})",
+                type=EVENT_DATA_REFUSED,
+                non_retryable=True,
+            ) from None
         # Exported with the SDK's own metrics on the worker's Prometheus endpoint.
         activity.metric_meter().create_histogram_float(
             "sagsflow_eventlog_append_seconds", "Event-log append latency", "s"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
@@ -17,6 +19,7 @@ from api import intake, kommune_routes, metrics, ops
 from api.codec import codec_router
 from api.docs import mount_docs
 from api.state import ApiDeps
+from domain.boundary import PATTERN_WORDS
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 MAX_BODY_BYTES = 300 * 1024 * 1024
@@ -34,6 +37,22 @@ def load_or_create_token(path: Path) -> str:
     return token
 
 
+async def _invalid_request(_request: Request, exc: Exception) -> Response:
+    """422 with the field errors: where, what and which rule, never the input itself. The input may be personal
+    data, and it may not even be JSON (a NaN or an infinity, which JSON cannot carry back)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [{"loc": list(e["loc"]), "msg": _message(e), "type": str(e["type"])} for e in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    if error.get("type") == "string_pattern_mismatch":
+        words = PATTERN_WORDS.get(str((error.get("ctx") or {}).get("pattern")))
+        if words is not None:
+            return f"must be {words}"
+    return str(error["msg"])
+
+
 def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
@@ -45,6 +64,7 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
     )
     app.state.deps = deps
     mount_docs(app)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
     @app.middleware("http")
     async def limit_body_size(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

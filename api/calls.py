@@ -11,20 +11,61 @@ import asyncio
 from typing import Any, TypeVar
 
 from fastapi import HTTPException
-from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from pydantic import BaseModel, ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.boundary import field_errors
+from sagsflow.logs import get_logger
 from workflows.models import Answer, fingerprint, reused_key_message
+
+log = get_logger(__name__)
 
 R = TypeVar("R", bound=BaseModel)
 
-STATUS_BY_CODE = {"conflict": 409, "not_found": 404, "forbidden": 404, "invalid": 422}
+STATUS_BY_CODE = {"conflict": 409, "not_found": 404, "forbidden": 404, "invalid": 422, "needs_operations": 503}
+# A workflow that ended like this has no result to answer from: it needs operations.
+CLOSED_WITHOUT_RESULT = frozenset(
+    {
+        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.TERMINATED,
+        WorkflowExecutionStatus.TIMED_OUT,
+        WorkflowExecutionStatus.CANCELED,
+    }
+)
 
 
 def refusal(status: int, code: str, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail={"code": code, "message": message})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def inner(model: type[M], **fields: Any) -> M:
+    """The workflow request a route builds from a valid body. Both use the boundary types, so this cannot refuse;
+    if their limits ever drift apart, the caller gets a 422 naming the field before anything is stored or started,
+    not a 500."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        log.warning("a workflow request refused what its HTTP body accepted", model=model.__name__)
+        raise refusal(422, "invalid", field_errors(exc)) from None
+
+
+def needs_operations(what: str, workflow_id: str) -> HTTPException:
+    return refusal(
+        503,
+        "needs_operations",
+        f"the {what} has stopped and waits for operations (workflow {workflow_id} in the Temporal Web UI)",
+    )
 
 
 def not_found(what: str) -> HTTPException:
@@ -48,6 +89,11 @@ async def query(client: Client, workflow_id: str, name: str, result_type: type[R
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise not_found(what) from None
         raise refusal(503, "unavailable", "the workflow service is unavailable") from None
+    except WorkflowQueryFailedError:
+        # A workflow that failed cannot be replayed to answer (e.g. one that failed at its start): say so.
+        if await workflow_status(client, workflow_id) in CLOSED_WITHOUT_RESULT:
+            raise needs_operations(what, workflow_id) from None
+        raise refusal(503, "unavailable", f"the {what} cannot be read now; retry later") from None
 
 
 async def update(
@@ -112,12 +158,15 @@ async def _after_rpc_error(
     return await _answer_after_close(client, workflow_id, name, key, arg, result_type, what, closed_result_type)
 
 
-async def _has_closed(client: Client, workflow_id: str) -> bool:
+async def workflow_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
     try:
-        description = await client.get_workflow_handle(workflow_id).describe()
+        return (await client.get_workflow_handle(workflow_id).describe()).status
     except RPCError:
-        return False
-    return description.status not in (None, WorkflowExecutionStatus.RUNNING)
+        return None
+
+
+async def _has_closed(client: Client, workflow_id: str) -> bool:
+    return await workflow_status(client, workflow_id) not in (None, WorkflowExecutionStatus.RUNNING)
 
 
 async def _answer_after_close(
@@ -132,6 +181,9 @@ async def _answer_after_close(
 ) -> R:
     try:
         result: Any = await client.get_workflow_handle(workflow_id, result_type=closed_result_type).result()
+    except WorkflowFailureError:
+        # Failed, terminated or timed out: not a closed case that answers, one that operations must look at.
+        raise needs_operations(what, workflow_id) from None
     except Exception:
         raise refusal(409, "conflict", f"the {what} is closed") from None
     answers: dict[str, Answer] = getattr(result, "answers", {}) or {}

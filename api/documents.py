@@ -15,11 +15,12 @@ from typing import ClassVar
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
+from domain.boundary import BIDI_CONTROLS, MAX_FILENAME
 from domain.kommuner import normalize_kode
 from sagsflow.crypto import KeyRing
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
-MAX_FILENAME_CHARS = 255
+MAX_FILENAME_CHARS = MAX_FILENAME
 ALLOWED_CONTENT_TYPES: frozenset[str] = frozenset(
     {"application/pdf", "image/png", "image/jpeg", "application/xml", "text/xml", "application/json", "text/plain"}
 )
@@ -93,8 +94,11 @@ def clean_filename(filename: str) -> str:
         raise InvalidDocument("file name is empty")
     if len(base) > MAX_FILENAME_CHARS:
         raise InvalidDocument(f"file name is longer than {MAX_FILENAME_CHARS} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in base):
+    if any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in base):
         raise InvalidDocument("file name contains control characters")
+    # Refused, not stripped: a name that displays as something else is not what the kommune meant to send either.
+    if any(c in BIDI_CONTROLS for c in base):
+        raise InvalidDocument("file name contains bidi control characters (they can disguise the file's type)")
     return base
 
 
@@ -207,6 +211,18 @@ async def _same_document(
     if (stored.filename, stored.ref.content_type, stored.data) != (filename, content_type, data):
         raise DocumentConflict("differs from the document first sent under this idempotency key")
     return stored.ref
+
+
+async def stored_ids(pool: asyncpg.Pool, document_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these ids are stored already."""
+    rows = await pool.fetch("SELECT document_id FROM documents WHERE document_id = ANY($1::uuid[])", document_ids)
+    return {r["document_id"] for r in rows}
+
+
+async def discard_documents(pool: asyncpg.Pool, document_ids: list[uuid.UUID]) -> None:
+    """Remove documents stored for a submission that was then refused: no event refers to them."""
+    if document_ids:
+        await pool.execute("DELETE FROM documents WHERE document_id = ANY($1::uuid[])", document_ids)
 
 
 def _parse_id(document_id: uuid.UUID | str) -> uuid.UUID:

@@ -7,15 +7,19 @@ import uuid
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
+from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from api.auth import OpsPrincipal, require_ops
-from api.calls import refusal
+from api.calls import CLOSED_WITHOUT_RESULT, inner, needs_operations, refusal
 from api.kommune_schemas import ApplicationSubmission
-from api.responses import errors
+from api.responses import CASE_OPERATIONS, Refused, errors, links
 from api.state import deps_of
+from domain.errors import DomainError
 from sagsflow.crypto import subject_id_for
-from workflows.client import start_case
+from sagsflow.search_attributes import NEEDS_OPERATIONS
+from workflows.client import check_case_input, start_case
 from workflows.models import CaseInput, case_workflow_id
 
 router = APIRouter(prefix="/v1", tags=["intake"])
@@ -34,8 +38,18 @@ class CaseCreated(BaseModel):
     response_model=CaseCreated,
     status_code=201,
     responses={
-        200: {"model": CaseCreated, "description": "The same key again: the first answer"},
+        201: links(CASE_OPERATIONS, "case_id", "$response.body#/case_id"),
+        200: {
+            "model": CaseCreated,
+            "description": "The same key again: the first answer",
+            **links(CASE_OPERATIONS, "case_id", "$response.body#/case_id"),
+        },
         **errors(409, 422),
+        503: {
+            "model": Refused,
+            "description": "A backing service is unavailable, or (code needs_operations) the case this key started "
+            "could not record the application and waits for operations",
+        },
     },
 )
 async def submit_application(
@@ -45,6 +59,18 @@ async def submit_application(
     fingerprint = hashlib.sha256(body.application.model_dump_json().encode()).digest()
     # The case id follows from the key, so a retry after a lost reply finds the same case.
     case_id = uuid.uuid5(CASE_IDS, body.idempotency_key)
+    inp = inner(
+        CaseInput,
+        case_id=str(case_id),
+        subject_id=subject_id_for(body.application.applicant.cpr.replace("-", ""), deps.subject_pepper),
+        application=body.application,
+        policy_id=deps.sla_policy,
+    )
+    # Before the key is taken: an application the case could not record is refused here, not answered "received".
+    try:
+        check_case_input(inp)
+    except DomainError as exc:
+        raise refusal(422, "invalid", str(exc)) from None
     row = await deps.db.fetchrow(
         "INSERT INTO intake_requests (idempotency_key, fingerprint, case_id) VALUES ($1, $2, $3)"
         " ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key"
@@ -56,12 +82,6 @@ async def submit_application(
     assert row is not None
     if row["fingerprint"] != fingerprint:
         raise refusal(409, "conflict", "idempotency_key: already used for a different application")
-    inp = CaseInput(
-        case_id=str(case_id),
-        subject_id=subject_id_for(body.application.applicant.cpr.replace("-", ""), deps.subject_pepper),
-        application=body.application,
-        policy_id=deps.sla_policy,
-    )
     replayed = not row["inserted"]
     try:
         # Started even on a replay: the first call may have died between recording the key and starting.
@@ -69,7 +89,21 @@ async def submit_application(
     except WorkflowAlreadyStartedError:
         replayed = True
     if replayed:
+        # A retry is answered "received" only for a case that is: one whose workflow failed, or that waits for
+        # operations because the event log refused its events, is reported as such.
+        await _still_received(deps.temporal, case_workflow_id(str(case_id)))
         response.status_code = 200
     return CaseCreated(
         case_id=str(case_id), workflow_id=case_workflow_id(str(case_id)), status="received", replayed=replayed
     )
+
+
+async def _still_received(client: Client, workflow_id: str) -> None:
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError:
+        raise refusal(503, "unavailable", "the workflow service is unavailable; retry with the same key") from None
+    if description.status in CLOSED_WITHOUT_RESULT:
+        raise needs_operations("case", workflow_id)
+    if description.typed_search_attributes.get(NEEDS_OPERATIONS):
+        raise needs_operations("case", workflow_id)

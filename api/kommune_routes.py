@@ -6,15 +6,16 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from api.auth import KommunePrincipal, require_kommune
-from api.calls import not_found, query, refusal, update
-from api.documents import DocumentError, check_document, store_document
+from api.calls import inner, not_found, query, refusal, update
+from api.documents import DocumentError, check_document, discard_documents, store_document, stored_ids
 from api.kommune_schemas import ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
 from api.params import TaskId
 from api.responses import errors
 from api.state import deps_of
+from domain.boundary import Cursor, Key, Message
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
 from sagsflow.kommune_inbox import InboxPage, fetch_inbox
@@ -37,8 +38,8 @@ DOCUMENT_IDS = uuid.UUID("0f6f2f5e-5b8e-4a77-9a52-8d3c2a1e9b10")
 
 class AnswerBody(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    question_id: str = Field(min_length=1, max_length=100)
-    text: str = Field(min_length=1, max_length=5000)
+    question_id: Key
+    text: Message
 
 
 async def _own_task(request: Request, task_id: str, kommune: KommunePrincipal) -> TaskSummary:
@@ -71,7 +72,7 @@ async def _task_update(request: Request, task_id: str, name: str, arg: BaseModel
 async def poll_inbox(
     request: Request,
     kommune: Kommune,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[Cursor, Query(description="The last sequence number received (acknowledged)")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> InboxPage:
     return await fetch_inbox(deps_of(request).db, kommune.kommune_kode, after=after, limit=limit)
@@ -98,48 +99,56 @@ async def submit(task_id: TaskId, body: SubmissionRequest, request: Request, kom
     if not body.final and not body.documents:
         raise refusal(422, "invalid", "documents: a partial submission needs at least one document")
     deps = deps_of(request)
-    document_ids: list[str] = []
     # Every document is checked before any is stored: a bad third document must not leave the first two behind.
     for i, doc in enumerate(body.documents):
         try:
             check_document(doc.filename, doc.content_type, doc.content())
         except DocumentError as exc:
             raise refusal(exc.status_code, exc.code, f"documents[{i}]: {exc}") from None
+    # Deterministic ids: a retried submission names the same documents, so the workflow sees the same request and
+    # answers with its first answer instead of refusing a changed one. The ids alone would let a retry with other
+    # content pass as the first: the stored documents are compared as well.
+    document_ids = [
+        uuid.uuid5(DOCUMENT_IDS, f"{task_id}/{body.idempotency_key}/{i}") for i in range(len(body.documents))
+    ]
+    # Built before anything is stored, so a request the workflow would not take leaves no document behind.
+    arg = inner(
+        SubmitPartRequest,
+        kommune_kode=kommune.kommune_kode,
+        submission_id=body.idempotency_key,
+        document_ids=tuple(str(d) for d in document_ids),
+        final=body.final,
+    )
     # A closed task refuses the submission (409 from the workflow): store nothing for it.
     accepts = summary.status in OPEN_TASK_STATUSES and not summary.closing
     recorded = body.idempotency_key in summary.submissions
-    if accepts or recorded:
-        for i, doc in enumerate(body.documents):
-            # Deterministic ids: a retried submission names the same documents, so the workflow sees the same
-            # request and answers with its first answer instead of refusing a changed one. The ids alone would
-            # let a retry with other content pass as the first: the stored documents are compared as well.
-            doc_id = uuid.uuid5(DOCUMENT_IDS, f"{task_id}/{body.idempotency_key}/{i}")
-            try:
-                ref = await store_document(
-                    deps.db,
-                    deps.documents,
-                    kommune.kommune_kode,
-                    task_id,
-                    doc.filename,
-                    doc.content_type,
-                    doc.content(),
-                    document_id=doc_id,
-                    only_existing=recorded,
-                )
-            except DocumentError as exc:
-                raise refusal(exc.status_code, exc.code, f"documents[{i}]: {exc}") from None
-            document_ids.append(str(ref.document_id))
-    else:
-        document_ids = [
-            str(uuid.uuid5(DOCUMENT_IDS, f"{task_id}/{body.idempotency_key}/{i}")) for i in range(len(body.documents))
-        ]
-    arg = SubmitPartRequest(
-        kommune_kode=kommune.kommune_kode,
-        submission_id=body.idempotency_key,
-        document_ids=tuple(document_ids),
-        final=body.final,
-    )
-    return await _task_update(request, task_id, "submit_part", arg, body.idempotency_key)
+    stored_now: list[uuid.UUID] = []
+    try:
+        if accepts or recorded:
+            already = await stored_ids(deps.db, document_ids)
+            stored_now = [d for d in document_ids if d not in already]
+            for i, (doc, doc_id) in enumerate(zip(body.documents, document_ids, strict=True)):
+                try:
+                    await store_document(
+                        deps.db,
+                        deps.documents,
+                        kommune.kommune_kode,
+                        task_id,
+                        doc.filename,
+                        doc.content_type,
+                        doc.content(),
+                        document_id=doc_id,
+                        only_existing=recorded,
+                    )
+                except DocumentError as exc:
+                    raise refusal(exc.status_code, exc.code, f"documents[{i}]: {exc}") from None
+        return await _task_update(request, task_id, "submit_part", arg, body.idempotency_key)
+    except HTTPException as exc:
+        # Refused for good (a 4xx): nothing refers to what this call stored, so nothing of it stays. After a 5xx
+        # the update may still be carried out, and a retry under the same key finds the documents.
+        if 400 <= exc.status_code < 500:
+            await discard_documents(deps.db, stored_now)
+        raise
 
 
 @router.post(
@@ -152,8 +161,12 @@ async def request_extension(
     task_id: TaskId, body: ExtensionRequestBody, request: Request, kommune: Kommune
 ) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
-    arg = ExtensionRequest(
-        kommune_kode=kommune.kommune_kode, request_id=body.idempotency_key, extend_by=body.extend_by, reason=body.reason
+    arg = inner(
+        ExtensionRequest,
+        kommune_kode=kommune.kommune_kode,
+        request_id=body.idempotency_key,
+        extend_by=body.extend_by,
+        reason=body.reason,
     )
     return await _task_update(request, task_id, "request_extension", arg, body.idempotency_key)
 
@@ -166,8 +179,12 @@ async def request_extension(
 )
 async def ask_question(task_id: TaskId, body: QuestionBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
-    arg = QuestionRequest(
-        question_id=body.idempotency_key, asked_by=Party.KOMMUNE, kommune_kode=kommune.kommune_kode, text=body.text
+    arg = inner(
+        QuestionRequest,
+        question_id=body.idempotency_key,
+        asked_by=Party.KOMMUNE,
+        kommune_kode=kommune.kommune_kode,
+        text=body.text,
     )
     return await _task_update(request, task_id, "ask_question", arg, body.idempotency_key)
 
@@ -180,7 +197,7 @@ async def ask_question(task_id: TaskId, body: QuestionBody, request: Request, ko
 )
 async def answer_question(task_id: TaskId, body: AnswerBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
-    arg = AnswerRequest(question_id=body.question_id, kommune_kode=kommune.kommune_kode, text=body.text)
+    arg = inner(AnswerRequest, question_id=body.question_id, kommune_kode=kommune.kommune_kode, text=body.text)
     return await _task_update(request, task_id, "answer_question", arg, body.question_id)
 
 
@@ -192,7 +209,8 @@ async def answer_question(task_id: TaskId, body: AnswerBody, request: Request, k
 )
 async def return_task(task_id: TaskId, body: ReturnBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
     await _own_task(request, task_id, kommune)
-    arg = ReturnRequest(
+    arg = inner(
+        ReturnRequest,
         kommune_kode=kommune.kommune_kode,
         correct_kommune_kode=body.correct_kommune_kode,
         reason=body.reason,

@@ -1,5 +1,8 @@
 """Request bodies of the intake and kommune write endpoints, as the simulator's `SagsflowApiClient` sends them.
 
+Their fields have the boundary types of `domain.boundary`, the same as the workflows' requests and the domain's
+commands, so whatever passes here passes there too (and the OpenAPI document says what that is).
+
 Shared so the API routers and the simulator cannot drift apart. Every write carries the caller's
 `idempotency_key`: the same key twice gives the first answer again and no second effect.
 
@@ -21,9 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.documents import ALLOWED_CONTENT_TYPES, MAX_DOCUMENT_BYTES
 from domain.application import Application
+from domain.boundary import FileName, FreeText, Key, KommuneKode, Label, Message
 from domain.calendar import Duration
+from domain.commands import MAX_DOCUMENTS
 
-IdempotencyKey = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$")
 # base64 of MAX_DOCUMENT_BYTES, rounded up to whole 4-character groups.
 MAX_BASE64_CHARS = 4 * ((MAX_DOCUMENT_BYTES + 2) // 3)
 
@@ -33,13 +37,13 @@ class _Body(BaseModel):
 
 
 class ApplicationSubmission(_Body):
-    idempotency_key: str = IdempotencyKey
+    idempotency_key: Key
     application: Application
 
 
 class DocumentUpload(_Body):
-    document_type: str = Field(min_length=1, max_length=100, description="Which requested document this is")
-    filename: str = Field(min_length=1, max_length=255)
+    document_type: Label = Field(description="Which requested document this is")
+    filename: FileName
     content_type: str = Field(description=f"One of: {', '.join(sorted(ALLOWED_CONTENT_TYPES))}")
     content_base64: str = Field(min_length=1, max_length=MAX_BASE64_CHARS)
 
@@ -57,23 +61,23 @@ class DocumentUpload(_Body):
 
 
 class SubmissionRequest(_Body):
-    idempotency_key: str = IdempotencyKey
+    idempotency_key: Key
     final: bool = Field(description="True when this completes the kommune's information for the task")
-    documents: list[DocumentUpload] = Field(default_factory=list, max_length=20)
+    documents: list[DocumentUpload] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
 
 
 class ExtensionRequestBody(_Body):
-    idempotency_key: str = IdempotencyKey
+    idempotency_key: Key
     extend_by: Duration
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: FreeText | None = None
 
 
 class QuestionBody(_Body):
-    idempotency_key: str = IdempotencyKey
-    text: str = Field(min_length=1, max_length=5000)
+    idempotency_key: Key
+    text: Message
 
 
 class ReturnBody(_Body):
-    idempotency_key: str = IdempotencyKey
-    correct_kommune_kode: str = Field(min_length=1, max_length=4)
-    reason: str | None = Field(default=None, max_length=2000)
+    idempotency_key: Key
+    correct_kommune_kode: KommuneKode
+    reason: FreeText | None = None

@@ -1,17 +1,26 @@
 """Prometheus metrics of the business: backlog per kommune and status, overdue tasks, projection lag.
 
 Figures are read from the projections at scrape time (no background state to go stale); kommune codes and counts
-only, never personal data. The worker exports the Temporal SDK's metrics and the append latency itself.
+only, never personal data. Workflows that wait for operations (stopped because the event log refused their events,
+or failed) are counted from Temporal's visibility store, where operations find them in the Web UI too. The worker
+exports the Temporal SDK's metrics and the append latency itself.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api.state import deps_of
 from eventlog.projections import projection_position
 from eventlog.queries import case_backlog, task_backlog
+from sagsflow.logs import get_logger
+from sagsflow.search_attributes import NEEDS_OPERATIONS
+from workflows.models import CASE_WORKFLOW, TASK_WORKFLOW
+
+log = get_logger(__name__)
 
 router = APIRouter(tags=["ops"])
 
@@ -23,7 +32,8 @@ router = APIRouter(tags=["ops"])
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def metrics(request: Request) -> Response:
-    db = deps_of(request).db
+    deps = deps_of(request)
+    db = deps.db
     registry = CollectorRegistry()
     backlog = Gauge("sagsflow_backlog_tasks", "Open kommune tasks", ["kommune_kode", "status"], registry=registry)
     overdue = Gauge(
@@ -43,4 +53,29 @@ async def metrics(request: Request) -> Response:
         cases.labels(crow.kommune_kode, crow.status).set(crow.cases)
     head = int(await db.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
     lag.labels("case_views").set(head - await projection_position(db))
+    if deps.client is not None:
+        await _operations_gauges(deps.client, registry)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _operations_gauges(client: Client, registry: CollectorRegistry) -> None:
+    waiting = Gauge(
+        "sagsflow_workflows_needing_operations",
+        "Running case and task workflows stopped because the event log refused their events",
+        ["workflow_type"],
+        registry=registry,
+    )
+    failed = Gauge(
+        "sagsflow_workflows_failed", "Case and task workflows that failed", ["workflow_type"], registry=registry
+    )
+    try:
+        for workflow_type in (CASE_WORKFLOW, TASK_WORKFLOW):
+            of_type = f'WorkflowType = "{workflow_type}"'
+            stopped = f'{of_type} AND ExecutionStatus = "Running" AND {NEEDS_OPERATIONS.name} = true'
+            waiting.labels(workflow_type).set((await client.count_workflows(stopped)).count)
+            failed.labels(workflow_type).set(
+                (await client.count_workflows(f'{of_type} AND ExecutionStatus = "Failed"')).count
+            )
+    except RPCError as exc:
+        # The business figures above still count; these come back when Temporal does.
+        log.warning("metrics: Temporal visibility unavailable", status=str(exc.status))

@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client
 
 from api.auth import OpsPrincipal, require_ops
-from api.calls import query, refusal, update
+from api.calls import CLOSED_WITHOUT_RESULT, inner, query, refusal, update, workflow_status
 from api.params import INSTANT_EXAMPLE, CaseId, OptionalInstant, TaskId
-from api.responses import errors
+from api.responses import TASK_OPERATIONS, errors, links
 from api.state import deps_of
+from domain.boundary import FreeText, Key, KommuneKode, Label, LongFreeText, Message, Purpose
+from domain.commands import MAX_LIST
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
 from eventlog.access import AccessLogError, record_access
@@ -37,7 +39,6 @@ from workflows.models import (
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 Ops = Annotated[OpsPrincipal, Depends(require_ops)]
-IdempotencyKey = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:\-]+$")
 
 
 class Body(BaseModel):
@@ -45,36 +46,36 @@ class Body(BaseModel):
 
 
 class DecisionBody(Body):
-    idempotency_key: str = IdempotencyKey
+    idempotency_key: Key
     outcome: Literal["granted", "rejected", "supplementary"]
-    reason_codes: tuple[str, ...] = Field(default=(), max_length=50)
-    reasons: str | None = Field(default=None, max_length=10_000)
-    requested_documents: tuple[str, ...] = Field(default=(), max_length=50)
+    reason_codes: tuple[Label, ...] = Field(default=(), max_length=MAX_LIST)
+    reasons: LongFreeText | None = None
+    requested_documents: tuple[Label, ...] = Field(default=(), max_length=MAX_LIST)
 
 
 class WithdrawBody(Body):
-    idempotency_key: str = IdempotencyKey
-    reason: str | None = Field(default=None, max_length=2000)
+    idempotency_key: Key
+    reason: FreeText | None = None
 
 
 class TransferBody(Body):
-    idempotency_key: str = IdempotencyKey
-    to_kommune_kode: str = Field(min_length=1, max_length=4)
+    idempotency_key: Key
+    to_kommune_kode: KommuneKode
 
 
 class ExtensionDecisionBody(Body):
-    request_id: str = Field(min_length=1, max_length=100)
+    request_id: Key
     grant: bool
 
 
 class QuestionBody(Body):
-    idempotency_key: str = IdempotencyKey
-    text: str = Field(min_length=1, max_length=5000)
+    idempotency_key: Key
+    text: Message
 
 
 class AnswerBody(Body):
-    question_id: str = Field(min_length=1, max_length=100)
-    text: str = Field(min_length=1, max_length=5000)
+    question_id: Key
+    text: Message
 
 
 class Backlog(BaseModel):
@@ -131,16 +132,26 @@ async def case_summary(client: Client, case_id: str) -> CaseSummary:
     "/cases/{case_id}",
     response_model=CaseSummary,
     summary="One case (the read is written to the access log)",
-    responses=errors(404, 422, body=False),
+    responses={
+        200: links(TASK_OPERATIONS, "task_id", "$response.body#/open_task_id"),
+        **errors(404, 422, body=False),
+    },
 )
 async def get_case(
     case_id: CaseId,
     request: Request,
     ops: Ops,
-    purpose: Annotated[str, Query(min_length=3, max_length=200, description="Why you read this case (access log)")],
+    purpose: Annotated[Purpose, Query(description="Why you read this case (access log)")],
 ) -> CaseSummary:
     deps = deps_of(request)
+    workflow_id = case_workflow_id(case_id)
     summary = await case_summary(deps.temporal, case_id)
+    status = await workflow_status(deps.temporal, workflow_id)
+    if status in CLOSED_WITHOUT_RESULT:
+        # A failed workflow still answers queries with where it was; the reader must learn that it stopped there.
+        how = status.name.lower().replace("_", " ")
+        phase = f"The case's workflow {how} and waits for operations ({workflow_id} in the Web UI); it was: "
+        summary = summary.model_copy(update={"needs_operations": True, "phase": phase + summary.phase})
     try:
         await record_access(deps.db, actor=ops.actor, purpose=purpose, what="case summary", case_id=case_id)
     except AccessLogError as exc:
@@ -166,10 +177,11 @@ async def _case_update(request: Request, case_id: str, name: str, arg: BaseModel
     "/cases/{case_id}/decision",
     response_model=CaseUpdateResult,
     summary="Decide (granted / rejected with reasons), or ask the kommune for supplementary information",
-    responses=errors(404, 409, 422),
+    responses={200: links(TASK_OPERATIONS, "task_id", "$response.body#/task_id"), **errors(404, 409, 422)},
 )
 async def decide(case_id: CaseId, body: DecisionBody, request: Request, ops: Ops) -> CaseUpdateResult:
-    arg = DecisionRequest(
+    arg = inner(
+        DecisionRequest,
         request_id=body.idempotency_key,
         outcome=body.outcome,
         decided_by=ops.actor,
@@ -187,7 +199,7 @@ async def decide(case_id: CaseId, body: DecisionBody, request: Request, ops: Ops
     responses=errors(404, 409, 422),
 )
 async def withdraw(case_id: CaseId, body: WithdrawBody, request: Request, _ops: Ops) -> CaseUpdateResult:
-    arg = WithdrawRequest(request_id=body.idempotency_key, reason=body.reason)
+    arg = inner(WithdrawRequest, request_id=body.idempotency_key, reason=body.reason)
     return await _case_update(request, case_id, "withdraw", arg, body.idempotency_key)
 
 
@@ -198,7 +210,7 @@ async def withdraw(case_id: CaseId, body: WithdrawBody, request: Request, _ops: 
     responses=errors(404, 409, 422),
 )
 async def transfer(case_id: CaseId, body: TransferBody, request: Request, _ops: Ops) -> CaseUpdateResult:
-    arg = TransferRequest(request_id=body.idempotency_key, to_kommune_kode=body.to_kommune_kode)
+    arg = inner(TransferRequest, request_id=body.idempotency_key, to_kommune_kode=body.to_kommune_kode)
     return await _case_update(request, case_id, "transfer", arg, body.idempotency_key)
 
 
@@ -211,7 +223,7 @@ async def transfer(case_id: CaseId, body: TransferBody, request: Request, _ops: 
 async def extension_decision(
     task_id: TaskId, body: ExtensionDecisionBody, request: Request, _ops: Ops
 ) -> TaskUpdateResult:
-    arg = ExtensionDecision(request_id=body.request_id, grant=body.grant)
+    arg = inner(ExtensionDecision, request_id=body.request_id, grant=body.grant)
     return await update(
         deps_of(request).temporal,
         task_workflow_id(task_id),
@@ -244,7 +256,7 @@ async def _task_update(request: Request, task_id: str, name: str, arg: BaseModel
     responses=errors(404, 409, 422),
 )
 async def ask_kommune(task_id: TaskId, body: QuestionBody, request: Request, _ops: Ops) -> TaskUpdateResult:
-    arg = QuestionRequest(question_id=body.idempotency_key, asked_by=Party.CASEWORKER, text=body.text)
+    arg = inner(QuestionRequest, question_id=body.idempotency_key, asked_by=Party.CASEWORKER, text=body.text)
     return await _task_update(request, task_id, "ask_question", arg, body.idempotency_key)
 
 
@@ -255,5 +267,5 @@ async def ask_kommune(task_id: TaskId, body: QuestionBody, request: Request, _op
     responses=errors(404, 409, 422),
 )
 async def answer_kommune(task_id: TaskId, body: AnswerBody, request: Request, _ops: Ops) -> TaskUpdateResult:
-    arg = AnswerRequest(question_id=body.question_id, text=body.text)
+    arg = inner(AnswerRequest, question_id=body.question_id, text=body.text)
     return await _task_update(request, task_id, "answer_question", arg, body.question_id)

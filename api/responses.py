@@ -57,3 +57,31 @@ def errors(*statuses: int, body: bool = True) -> dict[int | str, dict[str, Any]]
     for status in sorted({401, 503, *statuses, *((400,) if body else ())}):
         out[status] = {"model": _MODELS.get(status, Refused), "description": _DESCRIPTIONS[status]}
     return out
+
+
+# OpenAPI links: which answer gives the id another operation takes, so clients (and the stateful fuzzer) can follow
+# a case from its application to its decision and its task.
+TASK_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("GetTask", "/v1/kommune/tasks/{task_id}#get"),
+    ("SubmitToTask", "/v1/kommune/tasks/{task_id}/submissions#post"),
+    ("AskAboutTask", "/v1/kommune/tasks/{task_id}/questions#post"),
+    ("ExtendTask", "/v1/kommune/tasks/{task_id}/extension-requests#post"),
+    ("ReturnTask", "/v1/kommune/tasks/{task_id}/returns#post"),
+    ("AskTheKommune", "/v1/ops/tasks/{task_id}/questions#post"),
+)
+CASE_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("GetCase", "/v1/ops/cases/{case_id}#get"),
+    ("DecideCase", "/v1/ops/cases/{case_id}/decision#post"),
+    ("WithdrawCase", "/v1/ops/cases/{case_id}/withdrawal#post"),
+    ("TransferCase", "/v1/ops/cases/{case_id}/transfer#post"),
+)
+
+
+def links(operations: tuple[tuple[str, str], ...], parameter: str, expression: str) -> dict[str, Any]:
+    """`{"links": ...}` for a response: each operation takes `parameter` from `expression`."""
+    out: dict[str, Any] = {}
+    for name, target in operations:
+        path, method = target.split("#")
+        pointer = path.replace("~", "~0").replace("/", "~1")
+        out[name] = {"operationRef": f"#/paths/{pointer}/{method}", "parameters": {parameter: expression}}
+    return {"links": out}

@@ -3,7 +3,7 @@
 # Names and types must match sagsflow/search_attributes.py.
 set -eu
 ns="${TEMPORAL_NAMESPACE:-default}"
-for pair in CaseStatus=Keyword TaskStatus=Keyword KommuneKode=Keyword SlaDueAt=Datetime SlaOverdue=Bool CaseType=Keyword PolicyVersion=Keyword; do
+for pair in CaseStatus=Keyword TaskStatus=Keyword KommuneKode=Keyword SlaDueAt=Datetime SlaOverdue=Bool CaseType=Keyword PolicyVersion=Keyword NeedsOperations=Bool; do
   name="${pair%%=*}"; type="${pair#*=}"
   if temporal operator search-attribute list --namespace "$ns" | grep -q "^ *$name "; then
     echo "search attribute $name exists"

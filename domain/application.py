@@ -10,11 +10,17 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from stdnum.dk import cpr as stdnum_cpr
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
+from domain.boundary import CPR_PATTERN, MAX_NAME, FiniteFloat, KommuneKode, PersonName, PlausibleDate
 from domain.kommuner import is_kommune, normalize_kode
+
+# A working life, in periods and in months or years: beyond these no person could mean the number.
+MAX_EMPLOYMENT_PERIODS = 200
+MAX_MONTHS = 100 * 12
+MAX_YEARS = 100
 
 
 class CaseType(StrEnum):
@@ -51,7 +57,8 @@ class PriorBenefit(StrEnum):
 def parse_cpr(value: str) -> str:
     """Normalise to DDMMYY-SSSS. Checks format and date only: modulus 11 is not guaranteed since 2007."""
     digits = stdnum_cpr.compact(value)
-    if len(digits) != 10 or not digits.isdigit():
+    # ASCII digits only: "０１０３５７１２３４" would pass `isdigit` and key the same person under another pseudonym.
+    if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
         raise ValueError("CPR number must be 10 digits, DDMMYY-SSSS")
     try:
         stdnum_cpr.get_birth_date(digits)
@@ -60,7 +67,7 @@ def parse_cpr(value: str) -> str:
     return f"{digits[:6]}-{digits[6:]}"
 
 
-Cpr = Annotated[str, AfterValidator(parse_cpr)]
+Cpr = Annotated[str, StringConstraints(pattern=CPR_PATTERN), AfterValidator(parse_cpr)]
 
 
 def birth_date_from_cpr(cpr: str) -> date:
@@ -73,7 +80,7 @@ class Frozen(BaseModel):
 
 class Applicant(Frozen):
     cpr: Cpr = Field(description="CPR number, DDMMYY-SSSS; personal data")
-    name: str = Field(min_length=1, max_length=200, description="Full name; personal data")
+    name: PersonName = Field(description=f"Full name, up to {MAX_NAME} characters on one line; personal data")
 
     def __repr__(self) -> str:  # a stray repr in a traceback must not leak the person
         return "Applicant(<personal data>)"
@@ -82,9 +89,9 @@ class Applicant(Frozen):
 
 
 class EmploymentPeriod(Frozen):
-    start: date
-    end: date | None = Field(default=None, description="None while the period is ongoing")
-    weekly_hours: float = Field(gt=0, le=168)
+    start: PlausibleDate
+    end: PlausibleDate | None = Field(default=None, description="None while the period is ongoing")
+    weekly_hours: FiniteFloat = Field(gt=0, le=168)
     kind: EmploymentKind = EmploymentKind.EMPLOYMENT
     foreign: bool = False
 
@@ -97,35 +104,36 @@ class EmploymentPeriod(Frozen):
 
 class CurrentAttachment(Frozen):
     status: AttachmentStatus
-    since: date = Field(description="When the current status began")
+    since: PlausibleDate = Field(description="When the current status began")
     stopped_work_for_health_reasons: bool = False
-    stopped_work_on: date | None = None
+    stopped_work_on: PlausibleDate | None = None
 
 
 class Application(Frozen):
     case_type: CaseType
     applicant: Applicant
-    kommune_kode: str = Field(description="The applicant's kommune, e.g. '329'")
-    received_on: date
-    employment: tuple[EmploymentPeriod, ...] = ()
+    kommune_kode: KommuneKode = Field(description="The applicant's kommune")
+    received_on: PlausibleDate
+    # Bounded so the application fits a Temporal payload with room to spare (a working life is some dozen periods).
+    employment: tuple[EmploymentPeriod, ...] = Field(default=(), max_length=MAX_EMPLOYMENT_PERIODS)
     current_attachment: CurrentAttachment
-    declared_weekly_work_capacity_hours: float = Field(
+    declared_weekly_work_capacity_hours: FiniteFloat = Field(
         ge=0,
         le=168,
         description="Work capacity the applicant declares, hours a week, relative to the latest job",
     )
-    latest_job_months: int = Field(default=0, ge=0, description="Months in the latest job")
+    latest_job_months: int = Field(default=0, ge=0, le=MAX_MONTHS, description="Months in the latest job")
     offered_capacity_development: bool = Field(default=False, description="Offers to develop the work capacity")
     prior_benefit: PriorBenefit = PriorBenefit.NONE
     danish_citizen_or_equivalent: bool = True
     resides_in_denmark: bool = True
-    residence_years_15_to_pension_age: float = Field(default=40, ge=0)
+    residence_years_15_to_pension_age: FiniteFloat = Field(default=40, ge=0, le=MAX_YEARS)
     consent_to_health_records: bool = False
 
-    @field_validator("kommune_kode", mode="before")
+    @field_validator("kommune_kode")
     @classmethod
-    def _kommune(cls, value: object) -> str:
-        kode = normalize_kode(str(value))
+    def _kommune(cls, value: str) -> str:
+        kode = normalize_kode(value)
         if not is_kommune(kode):
             raise ValueError("must be one of the 98 kommune codes")
         return kode

@@ -16,6 +16,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.application import Application
+from domain.boundary import FiniteFloat, FreeText, Key, KommuneKode, Label, LongFreeText, Message, check_model
 from domain.calendar import Duration
 from domain.errors import DomainError
 from domain.events import (
@@ -55,17 +56,24 @@ from domain.kommuner import is_kommune, normalize_kode
 from domain.sla import policy as sla_policy
 from domain.state import CaseState, CaseStatus, TaskState
 
+# How many requested documents or reason codes a command carries, and documents a submission: the API's limits.
+MAX_LIST = 50
+MAX_DOCUMENTS = 20
+
 
 class Command(BaseModel):
+    """What a caller asks of a case. Fields a caller fills in have the boundary types (`domain.boundary`), so a
+    command that exists is one the event log can hold."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class ReceiveApplication(Command):
     kind: Literal["receive_application"] = "receive_application"
     case_id: str
-    subject_id: str
+    subject_id: Key
     application: Application
-    business_clock_offset_seconds: float = 0.0
+    business_clock_offset_seconds: FiniteFloat = 0.0
 
 
 class RecordPreScreening(Command):
@@ -80,7 +88,7 @@ class RequestOplysning(Command):
     task_id: str
     reason: RequestReason
     policy_id: str
-    requested_documents: tuple[str, ...] = ()
+    requested_documents: tuple[Label, ...] = Field(default=(), max_length=MAX_LIST)
 
 
 class MarkDelivered(Command):
@@ -109,15 +117,15 @@ class RequestExtension(Command):
     kind: Literal["request_extension"] = "request_extension"
     task_id: str
     kommune_kode: str
-    request_id: str
+    request_id: Key
     extend_by: Duration
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: FreeText | None = None
 
 
 class DecideExtension(Command):
     kind: Literal["decide_extension"] = "decide_extension"
     task_id: str
-    request_id: str
+    request_id: Key
     grant: bool
 
 
@@ -125,55 +133,55 @@ class SubmitPart(Command):
     kind: Literal["submit_part"] = "submit_part"
     task_id: str
     kommune_kode: str
-    submission_id: str
-    document_ids: tuple[str, ...] = ()
+    submission_id: Key
+    document_ids: tuple[Key, ...] = Field(default=(), max_length=MAX_DOCUMENTS)
     final: bool = False
 
 
 class AskQuestion(Command):
     kind: Literal["ask_question"] = "ask_question"
     task_id: str
-    question_id: str
+    question_id: Key
     asked_by: Party
     kommune_kode: str | None = None  # set when a kommune asks: checked against the task
-    text: str = Field(min_length=1, max_length=5000)
+    text: Message
 
 
 class AnswerQuestion(Command):
     kind: Literal["answer_question"] = "answer_question"
     task_id: str
-    question_id: str
+    question_id: Key
     kommune_kode: str | None = None  # set when a kommune answers
-    text: str = Field(min_length=1, max_length=5000)
+    text: Message
 
 
 class ReturnTask(Command):
     kind: Literal["return_task"] = "return_task"
     task_id: str
     kommune_kode: str
-    correct_kommune_kode: str
-    reason: str | None = Field(default=None, max_length=2000)
+    correct_kommune_kode: KommuneKode
+    reason: FreeText | None = None
 
 
 class TransferCase(Command):
     """The citizen moved: close the old kommune's task and move the case."""
 
     kind: Literal["transfer_case"] = "transfer_case"
-    to_kommune_kode: str
+    to_kommune_kode: KommuneKode
 
 
 class MakeDecision(Command):
     kind: Literal["make_decision"] = "make_decision"
     outcome: Literal[Outcome.GRANTED, Outcome.REJECTED]
-    decided_by: str = Field(min_length=1, max_length=100)
-    reason_codes: tuple[str, ...] = ()
-    reasons: str | None = Field(default=None, max_length=10_000)
+    decided_by: Key
+    reason_codes: tuple[Label, ...] = Field(default=(), max_length=MAX_LIST)
+    reasons: LongFreeText | None = None
 
 
 class RejectFormally(Command):
     kind: Literal["reject_formally"] = "reject_formally"
-    reason_codes: tuple[str, ...] = ()
-    reasons: str | None = None
+    reason_codes: tuple[Label, ...] = Field(default=(), max_length=MAX_LIST)
+    reasons: LongFreeText | None = None
 
 
 class NotifyCitizen(Command):
@@ -190,7 +198,7 @@ class NotifyKommune(Command):
 
 class Withdraw(Command):
     kind: Literal["withdraw"] = "withdraw"
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: FreeText | None = None
 
 
 class CloseCase(Command):
@@ -256,6 +264,9 @@ def _known_kommune(kode: str, field: str) -> str:
 
 def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) -> list[Event]:
     """Events the command produces in this state, or `DomainError` saying why not."""
+    # Nothing outside the boundary rule may be decided on: the update validators ask here, so such a call is
+    # refused before it enters history (a command built without validation included).
+    check_model(command)
     case_id = state.case_id
     base: dict[str, Any] = {"case_id": case_id, "occurred_at": now}
 

@@ -37,7 +37,10 @@ def _by_code() -> dict[str, Kommune]:
 
 
 def normalize_kode(kode: str | int) -> str:
-    return str(int(kode)) if str(kode).strip().isdigit() else str(kode).strip()
+    """ "0329" → "329". Only ASCII digits are a code: `str.isdigit` is also true of "１０１" and "³", which no kommune
+    system would read as 101 (and `int("³")` fails)."""
+    text = str(kode).strip()
+    return str(int(text)) if text.isascii() and text.isdigit() else text
 
 
 def is_kommune(kode: str | int) -> bool:

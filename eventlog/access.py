@@ -9,6 +9,7 @@ It holds ids, actors and purposes only. Free-text fields are checked so that a c
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +52,9 @@ def _checked(field: str, value: str | None, *, required: bool) -> str | None:
         return None
     if len(value) > MAX_TEXT:
         raise AccessLogError(f"access log: {field} is longer than {MAX_TEXT} characters")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        # PostgreSQL text cannot hold NUL, and an auditor's listing should not be steered by control characters.
+        raise AccessLogError(f"access log: {field} must not contain control characters")
     if CPR_PATTERN.search(value):
         raise AccessLogError(f"access log: {field} must not contain personal data (it looks like a CPR number)")
     return value

@@ -19,8 +19,11 @@ SLA_DUE_AT = SearchAttributeKey.for_datetime("SlaDueAt")
 SLA_OVERDUE = SearchAttributeKey.for_bool("SlaOverdue")
 CASE_TYPE = SearchAttributeKey.for_keyword("CaseType")
 POLICY_VERSION = SearchAttributeKey.for_keyword("PolicyVersion")
+# Set (true) on a case or task workflow that stopped because the event log refused to store its events: it waits
+# for operations (the current details say why). Never set otherwise, so a workflow without it is not waiting.
+NEEDS_OPERATIONS = SearchAttributeKey.for_bool("NeedsOperations")
 
-ALL = (CASE_STATUS, TASK_STATUS, KOMMUNE_KODE, SLA_DUE_AT, SLA_OVERDUE, CASE_TYPE, POLICY_VERSION)
+ALL = (CASE_STATUS, TASK_STATUS, KOMMUNE_KODE, SLA_DUE_AT, SLA_OVERDUE, CASE_TYPE, POLICY_VERSION, NEEDS_OPERATIONS)
 
 # The server-side registration: name -> type as the `temporal` CLI spells it. A cluster must have a new one
 # registered before workers that set it are deployed (an unknown attribute fails the workflow task).
@@ -32,4 +35,5 @@ REGISTRATION: dict[str, str] = {
     "SlaOverdue": "Bool",
     "CaseType": "Keyword",
     "PolicyVersion": "Keyword",
+    "NeedsOperations": "Bool",
 }

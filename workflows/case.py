@@ -57,8 +57,10 @@ with workflow.unsafe.imports_passed_through():
         EXTERNAL_TIMEOUT,
         FAILURE_TYPES,
         LOCAL_TIMEOUT,
+        NEEDS_OPERATIONS,
         TASK_OWN_SEARCH_ATTRIBUTES,
         EventSourcedWorkflow,
+        NeedsOperations,
         deadline_day,
         local_day,
         refuse,
@@ -128,20 +130,12 @@ class CaseWorkflow(EventSourcedWorkflow):
         if inp.carry is None:
             await self._receive(inp)
         while self.state.closed_at is None:
-            if self._child is not None:
-                await self._await_task()
-            elif self._intents:
-                await self._carry_out(self._intents.popleft())
-            elif self.state.outcome is not None or self.state.withdrawn:
-                await self._close()
-            elif self._notices:
-                await self._send_notice(self._notices.pop(0))
-            elif self._next is not None:
-                reason, documents = self._next
-                self._next = None
-                await self._open_task(reason, documents)
-            else:
-                await self._idle(inp)
+            if self.needs_operations:
+                await self._wait_for_operations()
+            try:
+                await self._step(inp)
+            except NeedsOperations:
+                continue  # stopped for operations: the loop's first check takes over
         await self.flush()
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -152,6 +146,33 @@ class CaseWorkflow(EventSourcedWorkflow):
             version=self.state.version,
             answers=self.answers,
         )
+
+    async def _step(self, inp: CaseInput) -> None:
+        if self._child is not None:
+            await self._await_task()
+        elif self._intents:
+            await self._carry_out(self._intents.popleft())
+        elif self.state.outcome is not None or self.state.withdrawn:
+            await self._close()
+        elif self._notices:
+            await self._send_notice(self._notices.pop(0))
+        elif self._next is not None:
+            reason, documents = self._next
+            self._next = None
+            await self._open_task(reason, documents)
+        else:
+            await self._idle(inp)
+
+    async def _wait_for_operations(self) -> None:
+        """Stopped: every call gets the refusal (validators refuse new ones), until operations reset or terminate
+        the workflow. It never returns."""
+        while True:
+            while self._intents:
+                intent = self._intents.popleft()
+                refusal = Refusal(code=NEEDS_OPERATIONS, message=self._held_message())
+                self.remember(intent.key, intent.request, refusal=refusal)
+                self._queued.pop(intent.key, None)
+            await workflow.wait_condition(lambda: bool(self._intents))
 
     async def _receive(self, inp: CaseInput) -> None:
         self.apply(
@@ -375,6 +396,9 @@ class CaseWorkflow(EventSourcedWorkflow):
             # The state moved between validation and turn (e.g. a second call queued behind the first):
             # nothing was recorded; the caller gets the reason, and the same answer on a retry.
             self.remember(intent.key, request, refusal=Refusal(code=exc.code, message=str(exc)))
+        except NeedsOperations as exc:
+            # Its events were refused as data: not recorded; the caller is told so, as on a retry.
+            self.remember(intent.key, request, refusal=Refusal(code=NEEDS_OPERATIONS, message=exc.message))
         else:
             self.remember(intent.key, request, result)
         finally:
@@ -470,7 +494,8 @@ class CaseWorkflow(EventSourcedWorkflow):
         return CaseSummary(
             case_id=s.case_id,
             status=s.status,
-            phase=self._in_words(),
+            phase=f"Needs operations: {self._held}." if self._held else self._in_words(),
+            needs_operations=self.needs_operations,
             case_type=s.case_type,
             kommune_kode=s.kommune_kode,
             verdict=s.verdict,

@@ -5,12 +5,19 @@ Not imported by workflow code (it stays out of the sandbox).
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from domain.state import CaseState
+from domain.boundary import field_errors
+from domain.commands import ReceiveApplication, decide
+from domain.errors import DomainError
+from domain.state import CaseState, fold
+from sagsflow.temporal import SharedPydanticPayloadConverter
 from workflows.case import CaseWorkflow
 from workflows.common import search_attribute_values, typed_search_attributes
 from workflows.models import CaseInput, CaseResult, case_workflow_id
@@ -27,9 +34,32 @@ def initial_search_attributes(inp: CaseInput) -> dict[str, Any]:
     return values
 
 
+def check_case_input(inp: CaseInput) -> None:
+    """Refuse (`DomainError`, code "invalid") a start the case could not record: the workflow must read the input
+    exactly as given (a value JSON cannot carry would arrive as something else, or not at all), and the domain must
+    take the application as the case's first event. A case that fails at its start has nothing in the event log to
+    show for an application that was answered "received"."""
+    converter = SharedPydanticPayloadConverter()
+    try:
+        (read,) = converter.from_payloads(converter.to_payloads([inp]), [CaseInput])
+    except (ValidationError, ValueError) as exc:
+        detail = field_errors(exc) if isinstance(exc, ValidationError) else type(exc).__name__
+        raise DomainError(f"the application cannot be carried to its case: {detail}", code="invalid") from None
+    if read != inp:
+        raise DomainError("the application does not read back as it was sent", code="invalid")
+    command = ReceiveApplication(
+        case_id=inp.case_id,
+        subject_id=inp.subject_id,
+        application=inp.application,
+        business_clock_offset_seconds=inp.business_clock_offset_seconds,
+    )
+    fold(decide(command, CaseState(), now=datetime.now(UTC), new_id=uuid.uuid4))
+
+
 async def start_case(client: Client, inp: CaseInput, *, task_queue: str) -> CaseHandle:
-    """Start the case workflow. A second start for the same case id is refused by Temporal (the id is never reused),
-    so intake is idempotent on the case id."""
+    """Start the case workflow, once its input is checked (`check_case_input`). A second start for the same case id
+    is refused by Temporal (the id is never reused), so intake is idempotent on the case id."""
+    check_case_input(inp)
     return await client.start_workflow(
         CaseWorkflow.run,
         inp,

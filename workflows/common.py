@@ -7,6 +7,12 @@ before the workflow waits, and before it completes. Appends run one at a time un
 version always matches the stream. Appends are regular activities, never local ones (see `flush`). An append the log
 refuses (ConcurrencyError) means the workflow's state no longer matches the stream: the workflow fails loudly
 instead of guessing.
+
+An append the log refuses as data (`EVENT_DATA_REFUSED`: a value the boundary rule should have kept out) cannot be
+retried into the log either, but the stream is intact: the workflow goes back to the state at the stream's version,
+refuses the calls whose events were not recorded (their callers get that answer), and stops there for operations
+(`NeedsOperations` search attribute, current details, the summaries), instead of retrying for ever behind an answer
+that never comes. Operations reset it to before the refused call, or terminate it.
 """
 
 from __future__ import annotations
@@ -26,10 +32,11 @@ from domain.calendar import COPENHAGEN
 from domain.commands import Command, decide
 from domain.errors import DomainError
 from domain.events import Event
-from domain.state import CaseState, TaskState, TaskStatus, evolve
+from domain.state import CaseState, TaskState, TaskStatus, evolve, fold
 from sagsflow import search_attributes as sa
 from workflows.models import (
     APPEND_EVENTS,
+    EVENT_DATA_REFUSED,
     Answer,
     AppendRequest,
     AppendResult,
@@ -54,7 +61,7 @@ APPEND_TIMEOUT = timedelta(seconds=30)
 APPEND_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=["ConcurrencyError", "DuplicateEventConflict"],
+    non_retryable_error_types=["ConcurrencyError", "DuplicateEventConflict", EVENT_DATA_REFUSED],
 )
 # Kommune systems and Digital Post may be down for hours: keep retrying with backoff; a non-retryable error is for
 # what will not heal (a 4xx), which operations must see.
@@ -63,6 +70,19 @@ EXTERNAL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_inte
 LOCAL_TIMEOUT = timedelta(seconds=30)
 
 M = TypeVar("M", bound=BaseModel)
+
+# Before it, an append refused as data failed the workflow like a diverged stream (after retrying for ever, as
+# such errors were retryable then); with it, the workflow stops for operations with its stream intact.
+NEEDS_OPERATIONS_PATCH = "needs-operations-on-refused-append"
+NEEDS_OPERATIONS = "needs_operations"
+
+
+class NeedsOperations(ApplicationError):
+    """The workflow stopped for operations: the events of this call were not recorded. As an ApplicationError it is
+    the answer an update handler gives if it lets it through."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=NEEDS_OPERATIONS, non_retryable=True)
 
 
 def _validation_id() -> UUID:
@@ -166,6 +186,8 @@ class EventSourcedWorkflow:
         self._outbox: list[Event] = []
         self._append_lock = asyncio.Lock()
         self._fatal: str | None = None
+        self._held: str | None = None  # why the workflow stopped for operations
+        self._base = state  # the state at the stream's version, while the outbox holds events
         self._offset = timedelta(seconds=state.business_clock_offset_seconds)
         self._published: dict[str, Any] | None = None
         self._details = ""
@@ -184,6 +206,8 @@ class EventSourcedWorkflow:
 
     def check(self, command: Command, state: CaseState | None = None) -> None:
         """For validators: would `command` be allowed now? Raises the refusal; changes nothing."""
+        if self._held:
+            refuse(NEEDS_OPERATIONS, self._held_message())
         try:
             domain_decide(command, state or self.state, now=self.now(), new_id=_validation_id)
         except DomainError as exc:
@@ -193,7 +217,11 @@ class EventSourcedWorkflow:
         """Decide and fold at once (no await): the events are in the outbox until the next flush."""
         if self._fatal:
             refuse("unavailable", "the case is stopped: its event stream no longer matches (see workflow failure)")
+        if self._held:
+            raise NeedsOperations(self._held_message())
         events = domain_decide(command, self.state, now=self.now(), new_id=workflow.uuid4)
+        if not self._outbox:
+            self._base = self.state
         state = self.state
         for event in events:
             state = evolve(state, event)
@@ -205,6 +233,8 @@ class EventSourcedWorkflow:
         async with self._append_lock:
             if self._fatal:
                 raise ApplicationError(self._fatal, type="EventStreamDiverged", non_retryable=True)
+            if self._held:
+                raise NeedsOperations(self._held_message())
             if not self._outbox:
                 return
             batch = tuple(self._outbox)
@@ -224,10 +254,36 @@ class EventSourcedWorkflow:
             except FailureError as exc:
                 cause = exc.cause if isinstance(exc, ActivityError) else exc
                 kind = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+                if kind == EVENT_DATA_REFUSED and workflow.patched(NEEDS_OPERATIONS_PATCH):
+                    self._hold(f"the event log refused the events after version {self._persisted_version} as data")
+                    raise NeedsOperations(self._held_message()) from exc
                 self._fatal = f"the event log refused an append at version {self._persisted_version}: {kind}"
                 raise ApplicationError(self._fatal, type="EventStreamDiverged", non_retryable=True) from exc
             self._persisted_version += len(batch)
             del self._outbox[: len(batch)]
+            if self._outbox:
+                # Events applied while this batch was on its way: the stream's state is the batch's, not theirs.
+                self._base = fold(batch, self._base)
+
+    def _hold(self, why: str) -> None:
+        """Stop for operations: back to the stream's state (what the log and projections say), nothing pending."""
+        self._held = why
+        self.state = self._base
+        self._outbox.clear()
+        workflow.logger.error("stopped for operations: an append was refused as data", extra={"why": why})
+        self._publish()
+
+    def _held_message(self) -> str:
+        return f"not recorded: {self._held}; the {self._what} waits for operations"
+
+    @property
+    def needs_operations(self) -> bool:
+        return self._held is not None
+
+    _what = "case"
+
+    def _publish(self) -> None:
+        raise NotImplementedError
 
     async def record(self, command: Command) -> list[Event]:
         events = self.apply(command)
@@ -266,6 +322,9 @@ class EventSourcedWorkflow:
 
     def publish(self, values: dict[str, Any], details: str) -> None:
         """Upsert the search attributes that changed, and say in words where things stand."""
+        if self._held:
+            values = {**values, sa.NEEDS_OPERATIONS.name: True}
+            details = f"NEEDS OPERATIONS: {self._held}; nothing after that was recorded. {details}"
         if self._published is None:
             current = workflow.info().typed_search_attributes
             self._published = {pair.key.name: pair.value for pair in current}

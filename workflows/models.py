@@ -17,7 +17,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.application import Application, CaseType
+from domain.boundary import FiniteFloat, FreeText, Key, KommuneKode, Label, LongFreeText, Message
 from domain.calendar import Duration
+from domain.commands import MAX_DOCUMENTS, MAX_LIST
 from domain.errors import DomainError
 from domain.events import Channel, Event, Outcome, Party, RequestReason, RuleSummary, Verdict
 from domain.kommuner import is_kommune, normalize_kode
@@ -29,6 +31,8 @@ from domain.state import CaseState, CaseStatus, TaskState, TaskStatus
 # channel, a real Digital Post client) is registered under the same name and nothing in the workflows changes.
 # `deliver_task` carries every message to a kommune: the task itself, reminders and notices.
 APPEND_EVENTS = "append_events"
+# The append activity's error type when the database refuses the events as data: retrying cannot help.
+EVENT_DATA_REFUSED = "EventDataRefused"
 PRESCREEN_APPLICATION = "prescreen_application"
 DELIVER_TASK = "deliver_task"
 NOTIFY_CITIZEN = "notify_citizen"
@@ -40,7 +44,7 @@ TASK_WORKFLOW = "OplysningTaskWorkflow"
 HAND_BACK_SIGNAL = "hand_back"
 TASK_PROGRESS_SIGNAL = "task_progress"
 
-Id = str  # an opaque id chosen by the caller (idempotency key); never personal data
+Id = Key  # an opaque id chosen by the caller (idempotency key); never personal data
 
 
 class Frozen(BaseModel):
@@ -103,8 +107,8 @@ class SubmitPartRequest(Frozen):
     """A kommune's submission: documents by reference (stored outside Temporal). `final` completes the task."""
 
     kommune_kode: str
-    submission_id: Id = Field(min_length=1, max_length=100)
-    document_ids: tuple[str, ...] = Field(default=(), max_length=200)
+    submission_id: Id
+    document_ids: tuple[Key, ...] = Field(default=(), max_length=MAX_DOCUMENTS)
     final: bool = False
 
     _k = field_validator("kommune_kode")(_kommune)
@@ -112,9 +116,9 @@ class SubmitPartRequest(Frozen):
 
 class ExtensionRequest(Frozen):
     kommune_kode: str
-    request_id: Id = Field(min_length=1, max_length=100)
+    request_id: Id
     extend_by: Duration
-    reason: str | None = Field(default=None, max_length=2000)  # personal: free text
+    reason: FreeText | None = None  # personal: free text
 
     _k = field_validator("kommune_kode")(_kommune)
 
@@ -122,15 +126,15 @@ class ExtensionRequest(Frozen):
 class ExtensionDecision(Frozen):
     """Operations decide an extension beyond what the policy grants by itself."""
 
-    request_id: Id = Field(min_length=1, max_length=100)
+    request_id: Id
     grant: bool
 
 
 class QuestionRequest(Frozen):
-    question_id: Id = Field(min_length=1, max_length=100)
+    question_id: Id
     asked_by: Party
     kommune_kode: str | None = Field(default=None, description="Set when a kommune asks; checked against the task")
-    text: str = Field(min_length=1, max_length=5000)  # personal: free text
+    text: Message  # personal: free text
 
     @field_validator("kommune_kode")
     @classmethod
@@ -139,9 +143,9 @@ class QuestionRequest(Frozen):
 
 
 class AnswerRequest(Frozen):
-    question_id: Id = Field(min_length=1, max_length=100)
+    question_id: Id
     kommune_kode: str | None = Field(default=None, description="Set when a kommune answers")
-    text: str = Field(min_length=1, max_length=5000)  # personal: free text
+    text: Message  # personal: free text
 
     @field_validator("kommune_kode")
     @classmethod
@@ -153,11 +157,11 @@ class ReturnRequest(Frozen):
     """'Not our citizen': the case is re-routed to `correct_kommune_kode` with a new task."""
 
     kommune_kode: str
-    correct_kommune_kode: str
-    reason: str | None = Field(default=None, max_length=2000)  # personal: free text
+    correct_kommune_kode: KommuneKode
+    reason: FreeText | None = None  # personal: free text
     # The caller's idempotency key. A task is returned at most once, so the task id keys the answer; the caller's
     # key is part of the request, so a retry gets the first answer and a second return under another key a conflict.
-    request_id: Id | None = Field(default=None, min_length=1, max_length=100)
+    request_id: Id | None = None
 
     _k = field_validator("kommune_kode")(_kommune)
     # correct_kommune_kode is checked by domain.decide (clear message, code "invalid"), not here.
@@ -208,10 +212,20 @@ class TaskSummary(Frozen):
         description="Set when the case took the task back: the citizen withdrew, or moved to another kommune. "
         "The task is then `cancelled`: it has no next reminder and no open questions, and accepts nothing more",
     )
+    needs_operations: bool = Field(
+        default=False, description="Stopped: the event log refused its events; it takes no calls until operations act"
+    )
     version: int = Field(description="Case stream version after this state")
 
     @classmethod
-    def of(cls, state: CaseState, task: TaskState, *, hand_back: HandBack | None = None) -> TaskSummary:
+    def of(
+        cls,
+        state: CaseState,
+        task: TaskState,
+        *,
+        hand_back: HandBack | None = None,
+        needs_operations: bool = False,
+    ) -> TaskSummary:
         # The case records the cancellation once it has the stream back, so the task's own state still reads open:
         # from the hand-back on, the kommune must read what it is (a cancelled task), not what was last recorded.
         cancelled = hand_back is not None and task.is_open
@@ -242,6 +256,7 @@ class TaskSummary(Frozen):
             documents=task.documents,
             closing=hand_back is not None,
             cancelled_because=CANCELLED_BECAUSE[hand_back.reason] if cancelled and hand_back else None,
+            needs_operations=needs_operations,
             version=state.version,
         )
 
@@ -302,10 +317,10 @@ class TaskResult(Frozen):
 
 class CaseInput(Frozen):
     case_id: str = Field(description="Our own uuid for the case; never a CPR number")
-    subject_id: str = Field(min_length=1, max_length=100, description="Pseudonymous id of the data subject")
+    subject_id: Key = Field(description="Pseudonymous id of the data subject")
     application: Application
     policy_id: str = DEFAULT_POLICY_ID
-    business_clock_offset_seconds: float = Field(
+    business_clock_offset_seconds: FiniteFloat = Field(
         default=0.0, description="Business time = workflow time + this; 0 in production, set by simulations"
     )
     continue_as_new_after: int | None = Field(
@@ -341,24 +356,24 @@ class CaseCarry(Frozen):
 class DecisionRequest(Frozen):
     """The caseworker's decision, or a request for supplementary information (a new task to the kommune)."""
 
-    request_id: Id = Field(min_length=1, max_length=100)
+    request_id: Id
     outcome: Literal["granted", "rejected", "supplementary"]
-    decided_by: str = Field(min_length=1, max_length=100, description="Caseworker id")
-    reason_codes: tuple[str, ...] = Field(default=(), max_length=50)
-    reasons: str | None = Field(default=None, max_length=10_000)  # personal: the written reasons
-    requested_documents: tuple[str, ...] = Field(default=(), max_length=50)
+    decided_by: Key = Field(description="Caseworker id")
+    reason_codes: tuple[Label, ...] = Field(default=(), max_length=MAX_LIST)
+    reasons: LongFreeText | None = None  # personal: the written reasons
+    requested_documents: tuple[Label, ...] = Field(default=(), max_length=MAX_LIST)
 
 
 class WithdrawRequest(Frozen):
-    request_id: Id = Field(min_length=1, max_length=100)
-    reason: str | None = Field(default=None, max_length=2000)  # personal
+    request_id: Id
+    reason: FreeText | None = None  # personal
 
 
 class TransferRequest(Frozen):
     """The citizen moved: the open task (if any) is cancelled with a notice and a new one goes to the new kommune."""
 
-    request_id: Id = Field(min_length=1, max_length=100)
-    to_kommune_kode: str
+    request_id: Id
+    to_kommune_kode: KommuneKode
     # to_kommune_kode is checked by domain.decide (clear message, code "invalid").
 
 
@@ -377,6 +392,9 @@ class CaseSummary(Frozen):
     case_id: str
     status: CaseStatus
     phase: str = Field(description="Where the case stands, in words")
+    needs_operations: bool = Field(
+        default=False, description="Stopped: the event log refused its events; it takes no calls until operations act"
+    )
     case_type: CaseType | None
     kommune_kode: str | None
     verdict: Verdict | None

@@ -30,7 +30,7 @@ import contextlib
 import functools
 from collections.abc import Coroutine
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -68,10 +68,12 @@ with workflow.unsafe.imports_passed_through():
         EXTERNAL_RETRY,
         EXTERNAL_TIMEOUT,
         FAILURE_TYPES,
+        NEEDS_OPERATIONS,
         TASK_FINAL_SEARCH_ATTRIBUTES,
         TASK_OWN_SEARCH_ATTRIBUTES,
         TASK_RECHECK_AFTER_PROGRESS,
         EventSourcedWorkflow,
+        NeedsOperations,
         deadline_day,
         local_minute,
         refusal_error,
@@ -135,13 +137,18 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             self._spawn(self._deliver())
         while self.task.is_open and self._hand_back is None:
             self._raise_if_fatal()
+            if self.needs_operations:
+                # Stopped for operations; a hand-back (withdrawal, move) still returns the stream as the log has it.
+                await workflow.wait_condition(lambda: self._hand_back is not None)
+                break
             if self._progress_due:
                 await self._send_progress()
                 if workflow.patched(TASK_RECHECK_AFTER_PROGRESS):
                     continue
             due = self._next_due()
             if self.now() >= due[1]:
-                await self._fire(due)
+                with contextlib.suppress(NeedsOperations):
+                    await self._fire(due)
                 continue
             if self._can_now():
                 self._publish()
@@ -231,7 +238,8 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             await effect
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._outbox)
         self._raise_if_fatal()
-        await self.flush()
+        if not self.needs_operations:
+            await self.flush()
         self._publish(final=True)
         status = self.task.status
         outcome: Literal["completed", "returned", "handed_back"] = (
@@ -247,7 +255,7 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._effects = [t for t in self._effects if not t.done()]
-        self._effects.append(asyncio.create_task(coro))
+        self._effects.append(asyncio.create_task(_unless_stopped(coro)))
 
     async def _send(self, message: KommuneMessage, summary: str) -> DeliveryReceipt | None:
         """One message to the kommune; None when the task closed meanwhile and `_finish` cancelled the call."""
@@ -334,8 +342,10 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
 
     # -- operations' view --------------------------------------------------------------------------------------
 
+    _what = "task"
+
     def summary(self) -> TaskSummary:
-        return TaskSummary.of(self.state, self.task, hand_back=self._hand_back)
+        return TaskSummary.of(self.state, self.task, hand_back=self._hand_back, needs_operations=self.needs_operations)
 
     def _publish(self, *, final: bool = False) -> None:
         if self._own_attributes or (final and workflow.patched(TASK_FINAL_SEARCH_ATTRIBUTES)):
@@ -422,9 +432,15 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
                 refusal = Refusal(code=exc.code, message=str(exc))
                 self.remember(key, request, refusal=refusal)
                 raise refusal_error(refusal) from None
+            except NeedsOperations as exc:
+                self._refuse_stopped(key, request, exc)
             if any(isinstance(e, OplysningDeadlineExtended | OplysningReturned) for e in events):
                 self._progress_due = True
-            await self.flush()
+            try:
+                await self.flush()
+            except NeedsOperations as exc:
+                # Its events were refused as data (or went with a batch that was): not recorded.
+                self._refuse_stopped(key, request, exc)
             result = TaskUpdateResult(
                 recorded=tuple(e.type for e in events), extension=_extension(events), task=self.summary()
             )
@@ -432,6 +448,11 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             return result
         finally:
             self._in_flight.pop(key, None)
+
+    def _refuse_stopped(self, key: str, request: BaseModel, exc: NeedsOperations) -> NoReturn:
+        refusal = Refusal(code=NEEDS_OPERATIONS, message=exc.message)
+        self.remember(key, request, refusal=refusal)
+        raise refusal_error(refusal) from None
 
     def _submit(self, r: SubmitPartRequest) -> SubmitPart:
         return SubmitPart(
@@ -522,6 +543,13 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
     @return_task.validator
     def _check_return_task(self, request: ReturnRequest) -> None:
         self._validate("return_task", self.task_id, request, self._return(request))
+
+
+async def _unless_stopped(effect: Coroutine[Any, Any, None]) -> None:
+    """A delivery or reminder whose recording finds the workflow stopped for operations ends there: it is not
+    recorded, like every other event after the refused append."""
+    with contextlib.suppress(NeedsOperations):
+        await effect
 
 
 def _extension(events: list[Event]) -> Literal["granted", "pending", "refused"] | None:

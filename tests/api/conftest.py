@@ -84,6 +84,7 @@ class Stack:
     sim: KommuneSimulator
     env: WorkflowEnvironment
     documents: KeyRing
+    task_queue: str
     ops_headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {OPS_TOKEN}"})
 
     def kommune(self, kode: str) -> dict[str, str]:
@@ -255,7 +256,17 @@ async def stack(
                         worker = asyncio.create_task(run_worker(settings, stop=stop))
                         try:
                             async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
-                                yield Stack(api_url, http, pool, EventStore(pool), keys, sim, dev_env, documents_ring)
+                                yield Stack(
+                                    api_url,
+                                    http,
+                                    pool,
+                                    EventStore(pool),
+                                    keys,
+                                    sim,
+                                    dev_env,
+                                    documents_ring,
+                                    task_queue,
+                                )
                         finally:
                             stop.set()
                             await worker  # a worker that died early fails the module here, with its own error

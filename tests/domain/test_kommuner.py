@@ -32,7 +32,8 @@ def test_forum_kommuner_are_known() -> None:
     assert [kommune(k).navn for k in FORUM_KOMMUNER] == ["København", "Ringsted", "Hedensted", "Esbjerg", "Brønderslev"]
 
 
-@pytest.mark.parametrize("code", ["999", "0", "abc", "", 100])
+# Only ASCII digits: fullwidth, superscript and Arabic-Indic digits are digits to Python, not to a kommune system.
+@pytest.mark.parametrize("code", ["999", "0", "abc", "", 100, "１０１", "³", "٣٢٩"])
 def test_unknown_code_is_a_clear_error(code: str | int) -> None:
     assert not is_kommune(code)
     with pytest.raises(UnknownKommuneError, match="unknown kommune code") as info:

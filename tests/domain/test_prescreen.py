@@ -348,7 +348,7 @@ def applications(draw: st.DrawFn) -> Application:
     )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(applications())
 def test_verdict_is_consistent_with_results_and_reasons_hold_no_personal_data(application_: Application) -> None:
     result = prescreen(application_)

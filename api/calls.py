@@ -8,6 +8,7 @@ reported exactly like one that does not exist, so a kommune learns nothing about
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from fastapi import HTTPException
@@ -81,13 +82,22 @@ def _from_update_failure(exc: WorkflowUpdateFailedError) -> HTTPException:
     return refusal(409, "conflict", "the request could not be carried out in the current state")
 
 
+# A query waits for a worker to replay the workflow; one whose workflow tasks keep failing (e.g. a start no code can
+# read, before it is failed) would hold the caller until its HTTP client gives up. Answer 503 "retry later" instead.
+QUERY_TIMEOUT = timedelta(seconds=10)
+
+
 async def query(client: Client, workflow_id: str, name: str, result_type: type[R], what: str) -> R:
     try:
-        result: R = await client.get_workflow_handle(workflow_id).query(name, result_type=result_type)
+        result: R = await client.get_workflow_handle(workflow_id).query(
+            name, result_type=result_type, rpc_timeout=QUERY_TIMEOUT
+        )
         return result
     except RPCError as exc:
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise not_found(what) from None
+        if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
+            raise refusal(503, "unavailable", f"the {what} cannot be read now; retry later") from None
         raise refusal(503, "unavailable", "the workflow service is unavailable") from None
     except WorkflowQueryFailedError:
         # A workflow that failed cannot be replayed to answer (e.g. one that failed at its start): say so.

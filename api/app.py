@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +18,7 @@ from api import intake, kommune_routes, metrics, ops
 from api.codec import codec_router
 from api.docs import mount_docs
 from api.state import ApiDeps
-from domain.boundary import PATTERN_WORDS
+from domain.boundary import describe
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 MAX_BODY_BYTES = 300 * 1024 * 1024
@@ -41,16 +40,8 @@ async def _invalid_request(_request: Request, exc: Exception) -> Response:
     """422 with the field errors: where, what and which rule, never the input itself. The input may be personal
     data, and it may not even be JSON (a NaN or an infinity, which JSON cannot carry back)."""
     assert isinstance(exc, RequestValidationError)
-    detail = [{"loc": list(e["loc"]), "msg": _message(e), "type": str(e["type"])} for e in exc.errors()]
+    detail = [{"loc": list(e["loc"]), "msg": describe(e), "type": str(e["type"])} for e in exc.errors()]
     return JSONResponse(status_code=422, content={"detail": detail})
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    if error.get("type") == "string_pattern_mismatch":
-        words = PATTERN_WORDS.get(str((error.get("ctx") or {}).get("pattern")))
-        if words is not None:
-            return f"must be {words}"
-    return str(error["msg"])
 
 
 def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:

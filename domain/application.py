@@ -10,7 +10,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from stdnum.dk import cpr as stdnum_cpr
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
@@ -56,9 +56,12 @@ class PriorBenefit(StrEnum):
 
 def parse_cpr(value: str) -> str:
     """Normalise to DDMMYY-SSSS. Checks format and date only: modulus 11 is not guaranteed since 2007."""
+    # ASCII only, as the schema says: stdnum would read "０１０３５７１２３４" as the same number, but the kommune code
+    # next to it may not be written that way either, and a person's number is not something to guess at.
+    if not value.isascii():
+        raise ValueError("CPR number must be written in ASCII digits, DDMMYY-SSSS")
     digits = stdnum_cpr.compact(value)
-    # ASCII digits only: "０１０３５７１２３４" would pass `isdigit` and key the same person under another pseudonym.
-    if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
+    if len(digits) != 10 or not digits.isdigit():
         raise ValueError("CPR number must be 10 digits, DDMMYY-SSSS")
     try:
         stdnum_cpr.get_birth_date(digits)
@@ -67,7 +70,8 @@ def parse_cpr(value: str) -> str:
     return f"{digits[:6]}-{digits[6:]}"
 
 
-Cpr = Annotated[str, StringConstraints(pattern=CPR_PATTERN), AfterValidator(parse_cpr)]
+# The pattern is for the schema (clients, generators); `parse_cpr` checks, and says precisely what is wrong.
+Cpr = Annotated[str, AfterValidator(parse_cpr), Field(json_schema_extra={"pattern": CPR_PATTERN})]
 
 
 def birth_date_from_cpr(cpr: str) -> date:

@@ -22,6 +22,7 @@ Length limits are part of each type, so the API and the innermost model agree by
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any
 
@@ -210,11 +211,21 @@ Cursor = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
 """A position in a PostgreSQL bigint sequence (inbox `after`)."""
 
 
+def describe(error: Mapping[str, Any]) -> str:
+    """One of pydantic's errors in words: a pattern by what it asks for, a validator's own message without
+    pydantic's "Value error, " in front."""
+    if error.get("type") == "string_pattern_mismatch":
+        words = PATTERN_WORDS.get(str((error.get("ctx") or {}).get("pattern")))
+        if words is not None:
+            return f"must be {words}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def field_errors(exc: ValidationError) -> str:
     """A ValidationError in words that name fields and rules only: pydantic's own text quotes the input, which may
     be personal data."""
     return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors(include_input=False)
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {describe(e)}" for e in exc.errors(include_input=False)
     )
 
 

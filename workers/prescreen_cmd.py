@@ -19,6 +19,7 @@ from rich.table import Table
 
 from domain import prescreen as rules
 from domain.application import Application
+from domain.boundary import describe
 from domain.prescreen import PreScreening
 from sagsflow.logs import mask_cpr
 
@@ -47,9 +48,7 @@ def _loc_text(loc: tuple[int | str, ...]) -> str:
 
 
 def _message(error: Any) -> str:
-    msg = str(error.get("msg", "invalid"))
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
+    msg = describe(error) if "msg" in error else "invalid"
     value = error.get("input")
     # Belt and braces: pydantic's messages do not quote the input, but a message that somehow does must not leak.
     if isinstance(value, str | int | float) and not isinstance(value, bool):

@@ -214,7 +214,7 @@ async def test_the_boundary_refuses_what_postgresql_or_a_person_cannot_mean(
         r = await stack.http.get(f"/v1/ops/cases/{case_id}", params={"purpose": purpose}, headers=stack.ops_headers)
         message = field_error(r, ("query", "purpose"))
         # In words, not as the regular expression behind them.
-        assert message in ("must be one line of text without control characters", "Value error, " + CPR_WORDS), r.text
+        assert message in ("must be one line of text without control characters", CPR_WORDS), r.text
     assert await snapshot(stack, case_id) == before
 
     # What a person means still goes through: a UUID key, Danish letters, line breaks in free text.
@@ -242,9 +242,14 @@ async def test_reading_a_case_whose_workflow_failed_says_so(stack: Stack) -> Non
     failed = await start_case(stack.env.client, inp, task_queue=stack.task_queue)
     with pytest.raises(WorkflowFailureError):
         await failed.result()
-    summary = await stack.case(diverged)
-    assert summary["needs_operations"] is True
-    assert summary["phase"].startswith("The case's workflow failed"), summary
+    r = await stack.http.get(
+        f"/v1/ops/cases/{diverged}", params={"purpose": "test: failed case"}, headers=stack.ops_headers
+    )
+    if r.status_code == 200:
+        assert r.json()["needs_operations"] is True, r.text
+        assert r.json()["phase"].startswith("The case's workflow failed"), r.text
+    else:  # the replay that answers the query could not run just now (a loaded worker): said as plainly
+        assert (r.status_code, r.json()["detail"]["code"]) == (503, "needs_operations"), r.text
 
     # A start no current code would make (an input the workflow cannot read): it fails before its first step.
     unreadable = str(uuid.uuid4())

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from sagsflow.embedded import free_port, venv_binary
+from tests.domain.factories import application_json
 
 PORTS = (
     "TEMPORAL_PORT",
@@ -106,17 +107,8 @@ def dev_up(data_dir: Path, *args: str, ready_within: float = 180) -> Iterator[Ru
 
 
 def application(name: str, cpr: str, kommune_kode: str = "329") -> dict[str, Any]:
-    """An application as a client sends it: born 1 March 1957, in the seniorpension window when it was received."""
-    return {
-        "case_type": "seniorpension",
-        "applicant": {"cpr": cpr, "name": name},
-        "kommune_kode": kommune_kode,
-        "received_on": "2021-09-24",
-        "employment": [{"start": "1985-01-01", "end": None, "weekly_hours": 37}],
-        "current_attachment": {"status": "working", "since": "1985-01-01"},
-        "declared_weekly_work_capacity_hours": 10,
-        "latest_job_months": 60,
-    }
+    """An application as a client sends it, for the named person."""
+    return dict(application_json(kommune_kode, applicant={"cpr": cpr, "name": name}))
 
 
 def file_application(stack: RunningStack, name: str, cpr: str, kommune_kode: str = "329") -> str:

@@ -37,6 +37,7 @@ from sagsflow.httpserve import serve
 from sagsflow.kommune_config import KommuneSettings, documents_key_ring, sim_master_secret_path
 from sim.client import SagsflowApiClient
 from sim.server import KommuneSimulator, SimSettings, create_sim_app, dev_secrets
+from tests.domain.factories import application_json
 from tests.kommune.helpers import MASTER, quiet_profiles
 from workers.api_cmd import build_app
 from workers.worker import serve as run_worker
@@ -49,20 +50,8 @@ CALM = {"p_question": 0.0, "p_return": 0.0, "p_partial": 1.0, "median_response_d
 
 
 def application(kommune_kode: str = "461", **overrides: Any) -> dict[str, Any]:
-    """An application (JSON, as a client sends it) that passes pre-screening: born 1 March 1957, in the
-    seniorpension window on the day it was received."""
-    data: dict[str, Any] = {
-        "case_type": "seniorpension",
-        "applicant": {"cpr": "010357-1234", "name": "Testperson"},
-        "kommune_kode": kommune_kode,
-        "received_on": "2021-09-24",
-        "employment": [{"start": "1985-01-01", "end": None, "weekly_hours": 37}],
-        "current_attachment": {"status": "working", "since": "1985-01-01"},
-        "declared_weekly_work_capacity_hours": 10,
-        "latest_job_months": 60,
-    }
-    data.update(overrides)
-    return data
+    """An application (JSON, as a client sends it) that passes pre-screening."""
+    return dict(application_json(kommune_kode, **overrides))
 
 
 async def eventually(probe: Callable[[], Awaitable[bool]], what: str, within: float = 30.0) -> None:

@@ -14,6 +14,23 @@ from domain.state import CaseState, evolve
 IDS = UUID("5a9c1f3e-0000-4000-8000-000000000000")
 
 
+def application_json(kommune_kode: str = "461", **overrides: object) -> dict[str, object]:
+    """An application as a client sends it (JSON) that passes pre-screening: born 1 March 1957, in the
+    seniorpension window on the day it was received."""
+    data: dict[str, object] = {
+        "case_type": "seniorpension",
+        "applicant": {"cpr": "010357-1234", "name": "Testperson"},
+        "kommune_kode": kommune_kode,
+        "received_on": "2021-09-24",
+        "employment": [{"start": "1985-01-01", "end": None, "weekly_hours": 37}],
+        "current_attachment": {"status": "working", "since": "1985-01-01"},
+        "declared_weekly_work_capacity_hours": 10,
+        "latest_job_months": 60,
+    }
+    data.update(overrides)
+    return data
+
+
 def application(**overrides: object) -> Application:
     data: dict[str, object] = {
         "case_type": "seniorpension",

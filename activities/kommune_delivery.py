@@ -36,15 +36,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.events import Channel
-from sagsflow.kommune_protocol import TaskMessage, idempotency_key, signed_headers
+from domain.kommune_protocol import TaskMessage, idempotency_key, signed_headers
 from workflows.models import DELIVER_TASK, DeliveryReceipt, KommuneMessage
 
 if TYPE_CHECKING:
     import asyncpg
     import httpx
 
-    from sagsflow.config import Settings
-    from sagsflow.kommune_config import ChannelSource, PushChannel
+    from runtime.config import Settings
+    from runtime.kommune_config import ChannelSource, PushChannel
 
 REJECTED = "DeliveryRejected"
 TEMPORARY = "DeliveryTemporarilyFailed"
@@ -161,9 +161,9 @@ class KommuneDelivery:
         cls, settings: Settings, pool: asyncpg.Pool | None, http_client: httpx.AsyncClient
     ) -> KommuneDelivery:
         """The worker's wiring: channels from `kommune_channels` (with a pool) over the channels file or the dev
-        default (see `sagsflow.kommune_config`)."""
-        from sagsflow.kommune_config import DbChannels, KommuneSettings, StaticChannels, base_channel_config
-        from sagsflow.kommune_config import documents_key_ring as ring_for
+        default (see `runtime.kommune_config`)."""
+        from runtime.kommune_config import DbChannels, KommuneSettings, StaticChannels, base_channel_config
+        from runtime.kommune_config import documents_key_ring as ring_for
 
         ksettings = KommuneSettings()
         base = base_channel_config(settings, ksettings)
@@ -186,7 +186,7 @@ class KommuneDelivery:
 
     @activity.defn(name=DELIVER_TASK)
     async def deliver_task(self, inp: KommuneMessage) -> DeliveryReceipt:
-        from sagsflow.kommune_config import PushChannel
+        from runtime.kommune_config import PushChannel
 
         channel = await self.channels.channel_for(inp.kommune_kode)
         if channel is None:
@@ -197,7 +197,7 @@ class KommuneDelivery:
         return await self._to_inbox(message)
 
     async def _to_inbox(self, message: TaskMessage) -> DeliveryReceipt:
-        from sagsflow.kommune_inbox import InboxConflict, append_inbox
+        from eventlog.inbox import InboxConflict, append_inbox
 
         if self.pool is None:
             raise _rejected(message.kommune_kode, "inbox channel configured but this worker has no database")

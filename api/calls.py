@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.boundary import field_errors
-from sagsflow.logs import get_logger
+from runtime.logs import get_logger
 from workflows.models import Answer, fingerprint, reused_key_message
 
 log = get_logger(__name__)

@@ -32,8 +32,8 @@ from api.auth import authenticate_principal
 from api.responses import Message
 from api.state import ApiDeps, deps_of
 from eventlog.access import Access, record_access_in
-from sagsflow.logs import get_logger
-from sagsflow.temporal import ENCODING, EncryptionCodec
+from runtime.logs import get_logger
+from runtime.temporal import ENCODING, EncryptionCodec
 
 log = get_logger(__name__)
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from domain.boundary import BIDI_CONTROLS, MAX_FILENAME
 from domain.kommuner import normalize_kode
-from sagsflow.crypto import KeyRing
+from runtime.crypto import KeyRing
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 MAX_FILENAME_CHARS = MAX_FILENAME

@@ -17,10 +17,10 @@ from api.kommune_schemas import ApplicationSubmission
 from api.responses import CASE_OPERATIONS, Refused, errors, links
 from api.state import deps_of
 from domain.errors import DomainError
-from sagsflow.crypto import subject_id_for
-from sagsflow.search_attributes import NEEDS_OPERATIONS
+from runtime.crypto import subject_id_for
 from workflows.client import check_case_input, start_case
 from workflows.models import CaseInput, case_workflow_id
+from workflows.search_attributes import NEEDS_OPERATIONS
 
 router = APIRouter(prefix="/v1", tags=["intake"])
 CASE_IDS = uuid.UUID("7d1f8f0e-2b53-4c1e-9a57-3c0d6b6f1a21")

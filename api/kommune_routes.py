@@ -18,7 +18,7 @@ from api.state import deps_of
 from domain.boundary import Cursor, Key, Message
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
-from sagsflow.kommune_inbox import InboxPage, fetch_inbox
+from eventlog.inbox import InboxPage, fetch_inbox
 from workflows.models import (
     AnswerRequest,
     ExtensionRequest,

@@ -7,7 +7,7 @@ Shared so the API routers and the simulator cannot drift apart. Every write carr
 `idempotency_key`: the same key twice gives the first answer again and no second effect.
 
     POST /v1/applications                                   ApplicationSubmission
-    GET  /v1/kommune/tasks?after=<seq>&limit=<n>            -> sagsflow.kommune_inbox.InboxPage
+    GET  /v1/kommune/tasks?after=<seq>&limit=<n>            -> eventlog.inbox.InboxPage
     GET  /v1/kommune/tasks/{task_id}
     POST /v1/kommune/tasks/{task_id}/submissions            SubmissionRequest
     POST /v1/kommune/tasks/{task_id}/extension-requests     ExtensionRequestBody

@@ -16,9 +16,9 @@ from temporalio.service import RPCError
 from api.state import deps_of
 from eventlog.projections import projection_position
 from eventlog.queries import case_backlog, task_backlog
-from sagsflow.logs import get_logger
-from sagsflow.search_attributes import NEEDS_OPERATIONS
+from runtime.logs import get_logger
 from workflows.models import CASE_WORKFLOW, TASK_WORKFLOW
+from workflows.search_attributes import NEEDS_OPERATIONS
 
 log = get_logger(__name__)
 

@@ -17,7 +17,7 @@ from fastapi import Path
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from sagsflow.ids import Kind, id_pattern, id_problem, parse_id
+from domain.ids import Kind, id_pattern, id_problem, parse_id
 
 
 def _id_validator(kind: Kind) -> BeforeValidator:

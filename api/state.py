@@ -8,7 +8,7 @@ import asyncpg
 from fastapi import HTTPException, Request
 from temporalio.client import Client
 
-from sagsflow.crypto import KeyRing
+from runtime.crypto import KeyRing
 
 
 @dataclass

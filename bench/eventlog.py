@@ -69,8 +69,8 @@ from eventlog.naive import NaiveLog
 from eventlog.personal import SubjectCipher, canonical_json
 from eventlog.projections import ProjectionRunner
 from eventlog.store import EventStore, create_pool, decode_event
-from sagsflow.crypto import KeyRing
-from sagsflow.embedded import EmbeddedPostgres, free_port
+from runtime.crypto import KeyRing
+from runtime.embedded import EmbeddedPostgres, free_port
 
 START_DAY = date(2021, 1, 4)
 END = datetime(2026, 1, 1, tzinfo=UTC)

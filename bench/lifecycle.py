@@ -197,9 +197,9 @@ async def main(n: int) -> dict[str, Any]:
     from domain.application import Application
     from eventlog.migrate import migrate_dsn
     from eventlog.store import EventStore, create_pool
-    from sagsflow.crypto import KeyRing
-    from sagsflow.embedded import EmbeddedPostgres, TemporalDevServer, free_port
-    from sagsflow.temporal import data_converter
+    from runtime.crypto import KeyRing
+    from runtime.embedded import EmbeddedPostgres, TemporalDevServer, free_port
+    from runtime.temporal import data_converter
     from workers.worker import build_worker
     from workflows.case import CaseWorkflow
     from workflows.client import start_case

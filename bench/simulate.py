@@ -63,11 +63,11 @@ async def main(weeks: int, rate: float, shards: int, jobs: int) -> dict[str, Any
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from sagsflow.crypto import KeyRing
-    from sagsflow.embedded import venv_binary
-    from sagsflow.temporal import data_converter
+    from cli.simulate import SIM_WORKER_OPTIONS, run_simulation
+    from runtime.crypto import KeyRing
+    from runtime.embedded import venv_binary
+    from runtime.temporal import data_converter
     from sim.simulation import SimulationOptions, event_log
-    from workers.simulate_cmd import SIM_WORKER_OPTIONS, run_simulation
 
     options = SimulationOptions(
         start=date(2021, 1, 1), weeks=weeks, rate_per_week=rate, seed=1, shards=shards, jobs=jobs

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Registers Sagsflow's search attributes on a Temporal cluster; safe to run again (existing ones are kept).
-# Names and types must match sagsflow/search_attributes.py.
+# Names and types must match workflows/search_attributes.py.
 set -eu
 ns="${TEMPORAL_NAMESPACE:-default}"
 for pair in CaseStatus=Keyword TaskStatus=Keyword KommuneKode=Keyword SlaDueAt=Datetime SlaOverdue=Bool CaseType=Keyword PolicyVersion=Keyword NeedsOperations=Bool; do

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from eventlog.db import Conn
-from sagsflow.logs import CPR_PATTERN
+from runtime.logs import CPR_PATTERN
 
 MAX_TEXT = 200
 

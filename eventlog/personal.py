@@ -1,7 +1,7 @@
 """Personal data in the event log, encrypted per data subject (crypto-shredding).
 
 Every `personal` field is stored as an AES-GCM envelope under its subject's own data key. The data keys live in
-`subject_keys`, wrapped with the master key ring (`sagsflow.crypto.KeyRing`). `forget_subject` deletes the wrapped key
+`subject_keys`, wrapped with the master key ring (`runtime.crypto.KeyRing`). `forget_subject` deletes the wrapped key
 and leaves a tombstone: from then on every `personal` field of that subject reads back as None, and nothing else in
 the log changes, so every count, projection and report still adds up.
 
@@ -27,8 +27,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from eventlog.db import Conn
-from sagsflow.config import Settings
-from sagsflow.crypto import NONCE_BYTES, KeyRing, KeyRingError, load_or_create_key_ring
+from runtime.config import Settings
+from runtime.crypto import NONCE_BYTES, KeyRing, KeyRingError, load_or_create_key_ring
 
 ENVELOPE_MARK = "$enc"
 ENVELOPE_ALG = "A256GCM/1"

@@ -47,7 +47,7 @@ from domain.events import (
 from domain.state import CaseState, CaseStatus, TaskState, evolve
 from eventlog.db import Conn, Db, PoolConnectionProxy, Row
 from eventlog.store import decode_event
-from sagsflow.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger(__name__)
 

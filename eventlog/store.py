@@ -41,7 +41,7 @@ from eventlog.personal import (
     is_envelope,
     subject_key,
 )
-from sagsflow.config import get_settings
+from runtime.config import get_settings
 
 __all__ = [
     "Access",

@@ -16,7 +16,7 @@ import random
 import httpx
 from temporalio.client import Client
 
-from sagsflow.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger(__name__)
 

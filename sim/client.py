@@ -23,7 +23,7 @@ from api.kommune_schemas import (
 )
 from domain.application import Application
 from domain.calendar import Duration
-from sagsflow.kommune_inbox import InboxPage
+from eventlog.inbox import InboxPage
 
 
 class ApiError(Exception):

@@ -34,7 +34,7 @@ from domain.application import (
     PriorBenefit,
 )
 from domain.calendar import Duration, Unit, add_to_date
-from sagsflow.logs import get_logger
+from runtime.logs import get_logger
 from sim.behaviour import rng_for
 from sim.client import ApiResponse, SagsflowApiClient
 from sim.population import PopulationSampler

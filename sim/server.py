@@ -29,16 +29,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.calendar import Duration, Unit
-from domain.kommuner import is_kommune, normalize_kode
-from sagsflow.kommune_config import derive_push_secret
-from sagsflow.kommune_protocol import (
+from domain.kommune_protocol import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     TaskMessage,
     verify_signature,
 )
-from sagsflow.logs import get_logger
+from domain.kommuner import is_kommune, normalize_kode
+from runtime.kommune_config import derive_push_secret
+from runtime.logs import get_logger
 from sim.behaviour import (
     AskQuestionAction,
     KommuneProfile,

@@ -40,9 +40,9 @@ from domain.calendar import COPENHAGEN
 from domain.events import Event, event_from_record
 from domain.state import CaseState, CaseStatus, fold
 from eventlog.migrate import migrate_dsn
-from sagsflow.embedded import EmbeddedPostgres, free_port
-from sagsflow.search_attributes import REGISTRATION
+from runtime.embedded import EmbeddedPostgres, free_port
 from sim.temporal_driver import WEEK, sim_case_id
+from workflows.search_attributes import REGISTRATION
 
 ProgressFn = Callable[[float], None]  # simulated days done
 # Measured per case over a year (server + worker CPU): 208 ms in shards of 600, 165 ms of 300, 143 ms of 150,

@@ -49,7 +49,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.calendar import Duration, Unit, local_date
 from domain.events import Channel, Party
-from sagsflow.logs import get_logger
+from runtime.logs import get_logger
 from sim.behaviour import (
     AskQuestionAction,
     KommuneProfile,

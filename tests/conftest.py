@@ -15,10 +15,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from eventlog.migrate import migrate_dsn
-from sagsflow import search_attributes
-from sagsflow.crypto import KeyRing
-from sagsflow.embedded import EmbeddedPostgres, free_port, venv_binary
-from sagsflow.temporal import data_converter
+from runtime.crypto import KeyRing
+from runtime.embedded import EmbeddedPostgres, free_port, venv_binary
+from runtime.temporal import data_converter
+from workflows import search_attributes
 
 
 @pytest.fixture(scope="session")

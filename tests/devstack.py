@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from sagsflow.embedded import free_port, venv_binary
+from runtime.embedded import free_port, venv_binary
 from tests.domain.factories import application_json
 
 PORTS = (

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import typer
 
-from sagsflow.embedded import free_port, venv_binary
-from workers.cli import app
+from cli.main import app
+from runtime.embedded import free_port, venv_binary
 
 CASE = "case-0b7c3f52-1d7e-4b8a-9c41-2f6e5d4a3b21"
 PG = ("PostgreSQL", "DATABASE_URL")

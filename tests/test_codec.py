@@ -12,8 +12,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from sagsflow.crypto import KeyRing, KeyRingError
-from sagsflow.temporal import ENCODING, EncryptionCodec, sandbox_runner
+from runtime.crypto import KeyRing, KeyRingError
+from runtime.temporal import ENCODING, EncryptionCodec, sandbox_runner
 
 CPR = "010155-1234"
 

@@ -12,9 +12,9 @@ import stat
 import subprocess
 from pathlib import Path
 
-from sagsflow.config import Settings
-from sagsflow.embedded import venv_binary
-from workers.devstack import DevStack, without_own_addresses
+from cli.dev import DevStack, without_own_addresses
+from runtime.config import Settings
+from runtime.embedded import venv_binary
 
 
 def _stack(tmp_path: Path, **settings: object) -> DevStack:

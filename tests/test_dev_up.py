@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from sagsflow.embedded import venv_binary
+from runtime.embedded import venv_binary
 from tests.devstack import PORTS, dev_up_env
 
 

@@ -6,7 +6,7 @@ import logging
 
 import structlog
 
-from sagsflow.logs import CPR_MASK, configure_logging, get_logger, mask_cpr
+from runtime.logs import CPR_MASK, configure_logging, get_logger, mask_cpr
 
 
 def test_mask_cpr_in_nested_values() -> None:

@@ -13,7 +13,7 @@ from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.converter import DataConverter, PayloadCodec
 
-from sagsflow import payload_visits
+from sim import payload_visits
 
 
 class Reversing(PayloadCodec):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from workers.cli import app
+from cli.main import app
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CPR_DIGITS = "1006571234"

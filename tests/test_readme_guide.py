@@ -30,7 +30,7 @@ import httpx
 import psutil
 import pytest
 
-from sagsflow.embedded import free_port, venv_binary
+from runtime.embedded import free_port, venv_binary
 from tests.devstack import PORTS, READY
 
 pytestmark = pytest.mark.slow

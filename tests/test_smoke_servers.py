@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
-from sagsflow import search_attributes
-from sagsflow.embedded import TemporalDevServer, free_port, stop_process, venv_binary, wait_for_port
+from runtime.embedded import TemporalDevServer, free_port, stop_process, venv_binary, wait_for_port
+from workflows import search_attributes
 
 
 async def test_postgres_answers_and_is_migrated(db_url: str) -> None:

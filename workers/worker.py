@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import typer
 from temporalio import activity as _activity
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -32,10 +31,10 @@ from domain.kommuner import all_kommuner
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import ProjectionRunner
 from eventlog.store import EventStore, create_pool
-from sagsflow.config import Settings, get_settings
-from sagsflow.logs import configure_logging, get_logger
-from sagsflow.temporal import connect, sandbox_runner
-from workers import services
+from runtime import services
+from runtime.config import Settings
+from runtime.logs import get_logger
+from runtime.temporal import connect, sandbox_runner
 from workflows.case import CaseWorkflow
 from workflows.common import FAILURE_TYPES
 from workflows.report import QuarterlyReportWorkflow
@@ -128,7 +127,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     try:
         # The real kommune channel (signed push or inbox) replaces the logging default by activity name.
         delivery = KommuneDelivery.from_settings(settings, pool, http)
-        # The quarterly report's Schedule starts its workflow on this task queue too (workers/schedules_cmd.py).
+        # The quarterly report's Schedule starts its workflow on this task queue too (cli/schedules.py).
         reports = ReportActivities(database_url(settings), settings.data_dir / "reports")
         worker = build_worker(
             client,
@@ -156,12 +155,3 @@ def _stop_on_signals() -> asyncio.Event:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     return stop
-
-
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def worker() -> None:
-        """Run the workflow worker (case and task workflows, event-log and notification activities)."""
-        settings = get_settings()
-        configure_logging(settings.log_level, settings.log_format)
-        asyncio.run(serve(settings))

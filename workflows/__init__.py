@@ -13,7 +13,7 @@ Updates (request model → result model; all in workflows/models.py):
 Queries: `status` → TaskSummary / CaseSummary (no personal data). A task the case took back (withdrawal, move) answers
 `status=cancelled` with `cancelled_because` ("withdrawn" | "moved"); a case knows its open task only as requested
 (the task workflow records its progress), so `CaseSummary.with_task(<the task's status>)` gives the real picture.
-Search attributes: see sagsflow/search_attributes.py (CaseStatus on cases only, TaskStatus on tasks).
+Search attributes: see workflows/search_attributes.py (CaseStatus on cases only, TaskStatus on tasks).
 Refusals: the update fails with an ApplicationError whose `type` is the domain code (conflict, not_found,
 forbidden, invalid) and whose message says why. The same idempotency key again gets the first answer; after the
 workflow has closed, the answer is in its result (`TaskResult.answers` / `CaseResult.answers`, key

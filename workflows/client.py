@@ -17,7 +17,7 @@ from domain.boundary import field_errors
 from domain.commands import ReceiveApplication, decide
 from domain.errors import DomainError
 from domain.state import CaseState, fold
-from sagsflow.temporal import SharedPydanticPayloadConverter
+from runtime.temporal import SharedPydanticPayloadConverter
 from workflows.case import CaseWorkflow
 from workflows.common import search_attribute_values, typed_search_attributes
 from workflows.models import CaseInput, CaseResult, case_workflow_id

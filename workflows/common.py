@@ -33,7 +33,7 @@ from domain.commands import Command, decide
 from domain.errors import DomainError
 from domain.events import Event
 from domain.state import CaseState, TaskState, TaskStatus, evolve, fold
-from sagsflow import search_attributes as sa
+from workflows import search_attributes as sa
 from workflows.models import (
     APPEND_EVENTS,
     EVENT_DATA_REFUSED,

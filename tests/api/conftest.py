@@ -27,19 +27,19 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from api.auth import create_key
+from cli.api import build_app
 from domain.events import Event, OplysningTaskDelivered
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import projection_position
 from eventlog.store import EventStore, create_pool
-from sagsflow.config import Settings
-from sagsflow.crypto import KeyRing
-from sagsflow.httpserve import serve
-from sagsflow.kommune_config import KommuneSettings, documents_key_ring, sim_master_secret_path
+from runtime.config import Settings
+from runtime.crypto import KeyRing
+from runtime.httpserve import serve
+from runtime.kommune_config import KommuneSettings, documents_key_ring, sim_master_secret_path
 from sim.client import SagsflowApiClient
 from sim.server import KommuneSimulator, SimSettings, create_sim_app, dev_secrets
 from tests.domain.factories import application_json
 from tests.kommune.helpers import MASTER, quiet_profiles
-from workers.api_cmd import build_app
 from workers.worker import serve as run_worker
 
 DAY = 86400.0

@@ -11,12 +11,12 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from api.auth import create_key, create_ops_token, key_id_of, revoke_key
+from cli.api import build_app
 from eventlog.access import access_log
 from eventlog.store import create_pool
-from sagsflow.config import Settings
-from sagsflow.httpserve import serve
+from runtime.config import Settings
+from runtime.httpserve import serve
 from tests.api.conftest import OPS_TOKEN, Stack, fresh_database
-from workers.api_cmd import build_app
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -27,15 +27,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import MAX_BODY_BYTES
 from api.auth import create_ops_token, key_id_of
+from cli.api import build_app
 from domain.state import CaseState
 from eventlog.access import AccessRecord, access_log
 from eventlog.store import create_pool
-from sagsflow.config import Settings
-from sagsflow.crypto import KeyRing
-from sagsflow.httpserve import serve
-from sagsflow.temporal import EncryptionCodec, data_converter
+from runtime.config import Settings
+from runtime.crypto import KeyRing
+from runtime.httpserve import serve
+from runtime.temporal import EncryptionCodec, data_converter
 from tests.domain.factories import application
-from workers.api_cmd import build_app
 from workflows.models import AppendRequest, CaseInput, DecisionRequest, KommuneMessage, TaskResult
 
 TOKEN = "ops-token-for-tests-0123456789"

@@ -7,7 +7,7 @@ import pytest
 
 from eventlog.personal import SubjectCipher
 from eventlog.store import EventStore, create_pool
-from sagsflow.crypto import KeyRing
+from runtime.crypto import KeyRing
 
 
 @pytest.fixture

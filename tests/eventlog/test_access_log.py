@@ -9,10 +9,10 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from eventlog.access import Access, AccessLogError, access_log, record_access
 from eventlog.store import EventStore, create_pool
 from tests.eventlog.builders import happy_case
-from workers.cli import app
 
 # Case ids are uuids (the CLI refuses anything else as --case).
 C1, C2, C3 = (f"0b7c3f52-1d7e-4b8a-9c41-2f6e5d4a3b2{i}" for i in (1, 2, 3))

@@ -16,8 +16,8 @@ from eventlog.naive import NaiveLog
 from eventlog.personal import SubjectCipher
 from eventlog.projections import ProjectionRunner, rebuild
 from eventlog.store import DuplicateEventConflict, EventStore, content_hash
-from sagsflow.config import Settings
-from sagsflow.crypto import KeyRing, KeyRingError
+from runtime.config import Settings
+from runtime.crypto import KeyRing, KeyRingError
 from tests.eventlog.builders import happy_case
 
 READER = Access(actor="cw-7", purpose="sagsbehandling")

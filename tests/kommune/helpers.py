@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from sagsflow.httpserve import serve
+from runtime.httpserve import serve
 from sim.behaviour import KommuneProfile
 from sim.profiles import default_profiles
 from sim.server import KommuneSimulator, SimSettings, create_sim_app, dev_secrets

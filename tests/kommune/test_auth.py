@@ -23,7 +23,7 @@ from api.auth import (
     key_id_of,
     revoke_key,
 )
-from sagsflow.embedded import free_port
+from runtime.embedded import free_port
 
 
 async def test_key_is_stored_hashed_and_authenticates(pool: asyncpg.Pool) -> None:

@@ -14,9 +14,9 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from activities.kommune_delivery import KommuneDelivery
-from sagsflow.config import Settings
-from sagsflow.crypto import KeyRing
-from sagsflow.kommune_config import (
+from runtime.config import Settings
+from runtime.crypto import KeyRing
+from runtime.kommune_config import (
     ChannelConfigError,
     DbChannels,
     InboxChannel,

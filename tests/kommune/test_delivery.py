@@ -22,7 +22,8 @@ from activities.kommune_delivery import (
     KommuneRateLimiter,
 )
 from domain.events import Channel
-from sagsflow.kommune_config import (
+from eventlog.inbox import fetch_inbox
+from runtime.kommune_config import (
     ChannelConfig,
     InboxChannel,
     PushChannel,
@@ -30,8 +31,7 @@ from sagsflow.kommune_config import (
     derive_push_secret,
     dev_channel_config,
 )
-from sagsflow.kommune_inbox import fetch_inbox
-from sagsflow.temporal import sandbox_runner
+from runtime.temporal import sandbox_runner
 from sim.server import SimSettings
 from tests.kommune.delivery_workflow import DeliverOnce
 from tests.kommune.helpers import MASTER, quiet_profiles, receive_only, served

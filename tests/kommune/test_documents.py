@@ -20,7 +20,7 @@ from api.documents import (
     read_document,
     store_document,
 )
-from sagsflow.crypto import KeyRing
+from runtime.crypto import KeyRing
 
 PDF = b"%PDF-1.7\nLAE 145 helbredsattest for Jens Hansen 010160-1234\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from cli.main import app
 from eventlog.store import EventStore, create_pool
-from sagsflow.config import get_settings
+from runtime.config import get_settings
 from tests.reports.test_quarterly import T0, _answered_case, _waiting_case
-from workers.cli import app
 
 
 @pytest.fixture(autouse=True)

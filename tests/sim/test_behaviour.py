@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from sagsflow.temporal import sandbox_runner
+from runtime.temporal import sandbox_runner
 from sim.behaviour import (
     AskQuestionAction,
     KommuneProfile,

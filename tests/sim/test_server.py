@@ -27,7 +27,7 @@ from domain.events import (
     OplysningTaskDelivered,
     QuestionAsked,
 )
-from sagsflow.kommune_protocol import TaskMessage, signed_headers
+from domain.kommune_protocol import TaskMessage, signed_headers
 from sim.behaviour import ReturnTaskAction, SubmitPartAction
 from sim.client import SagsflowApiClient
 from sim.server import KommuneSimulator, SimSettings, dev_secrets

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from cli.simulate import run_simulation
 from domain.events import Event, event_from_record
 from domain.state import CaseStatus, fold
 from reports.build import build_quarterly
@@ -29,7 +30,6 @@ from sim.behaviour import (
 from sim.profiles import default_profiles
 from sim.simulation import SimulationOptions, SimulationSummary
 from sim.temporal_driver import GRID, sim_case_id, task_draws
-from workers.simulate_cmd import run_simulation
 
 # Two shards in two processes: the way a year runs (sim/simulation.py), on a small scale.
 OPTIONS = SimulationOptions(

@@ -15,10 +15,10 @@ import pytest
 from playwright.async_api import Route, async_playwright
 from temporalio.testing import WorkflowEnvironment
 
-from sagsflow.config import Settings
-from sagsflow.httpserve import serve
+from cli.api import build_app
+from runtime.config import Settings
+from runtime.httpserve import serve
 from tests.ui.conftest import CHROMIUM_ARGS
-from workers.api_cmd import build_app
 
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".json": "application/json"}
 

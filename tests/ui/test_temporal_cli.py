@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sagsflow.embedded import venv_binary
+from runtime.embedded import venv_binary
 from tests.devstack import RunningStack, access_log, file_application
 
 NAME = "Bodil Kommandørsen"

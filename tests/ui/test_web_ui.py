@@ -20,8 +20,8 @@ from playwright.async_api import Page, Response, async_playwright
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from sagsflow.crypto import load_or_create_key_ring
-from sagsflow.temporal import data_converter
+from runtime.crypto import load_or_create_key_ring
+from runtime.temporal import data_converter
 from tests.devstack import RunningStack, access_log, file_application
 from tests.ui.conftest import CHROMIUM_ARGS
 

@@ -34,9 +34,8 @@ from domain.events import Event, OplysningRequested
 from domain.sla import DEFAULT_POLICY_ID
 from domain.state import CaseStatus
 from eventlog.store import EventStore, create_pool
-from sagsflow.crypto import KeyRing
-from sagsflow.search_attributes import REGISTRATION
-from sagsflow.temporal import data_converter
+from runtime.crypto import KeyRing
+from runtime.temporal import data_converter
 from workers.worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.client import CaseHandle, start_case
@@ -49,6 +48,7 @@ from workflows.models import (
     TaskResult,
     task_workflow_id,
 )
+from workflows.search_attributes import REGISTRATION
 from workflows.task import OplysningTaskWorkflow
 
 HISTORY_DIR = Path(__file__).resolve().parent.parent / "histories"

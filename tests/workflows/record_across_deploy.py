@@ -36,8 +36,8 @@ async def _connect(address: str) -> tuple[Client, asyncpg.Pool]:
     from temporalio.client import Client
 
     from eventlog.store import create_pool
-    from sagsflow.crypto import KeyRing
-    from sagsflow.temporal import data_converter
+    from runtime.crypto import KeyRing
+    from runtime.temporal import data_converter
 
     ring = KeyRing.from_json((HISTORY_DIR / "test-keyring.json").read_text())
     client = await Client.connect(address, data_converter=data_converter(ring))
@@ -75,8 +75,8 @@ async def new_side(address: str, task_queue: str, case_id: str, task_id: str) ->
     """Withdraw the case on the current code, check the task's end, and save both histories."""
     from activities.digital_post import FakeDigitalPost
     from activities.kommune import FakeKommuneChannel
-    from sagsflow import search_attributes as sa
     from workers.worker import build_worker
+    from workflows import search_attributes as sa
     from workflows.models import CaseResult, CaseUpdateResult, TaskResult, WithdrawRequest, task_workflow_id
 
     client, pool = await _connect(address)
@@ -102,7 +102,7 @@ async def new_side(address: str, task_queue: str, case_id: str, task_id: str) ->
 
 def record(old_commit: str) -> None:
     from eventlog.migrate import migrate_dsn
-    from sagsflow.embedded import EmbeddedPostgres, TemporalDevServer, free_port
+    from runtime.embedded import EmbeddedPostgres, TemporalDevServer, free_port
 
     with tempfile.TemporaryDirectory(prefix="across-deploy-") as tmp:
         old_tree = Path(tmp) / "old"

@@ -31,9 +31,9 @@ from temporalio.service import RPCError
 from domain.events import Outcome
 from domain.state import CaseStatus
 from eventlog.migrate import migrate_dsn
-from sagsflow.crypto import KeyRing
-from sagsflow.embedded import EmbeddedPostgres, TemporalDevServer, free_port
-from sagsflow.temporal import data_converter
+from runtime.crypto import KeyRing
+from runtime.embedded import EmbeddedPostgres, TemporalDevServer, free_port
+from runtime.temporal import data_converter
 from tests.workflows.conftest import application, eventually, utc
 from workflows.case import CaseWorkflow
 from workflows.client import start_case

@@ -17,9 +17,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.digital_post import FakeDigitalPost
 from activities.kommune import FakeKommuneChannel
 from domain.state import CaseStatus
-from sagsflow import search_attributes as sa
 from tests.workflows.conftest import TaskHandle, application, eventually, utc
 from workers.worker import build_worker
+from workflows import search_attributes as sa
 from workflows.case import CaseWorkflow
 from workflows.client import CaseHandle, start_case
 from workflows.models import CaseInput, KommuneMessage, SubmitPartRequest, WithdrawRequest, task_workflow_id

@@ -13,13 +13,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
+from cli.main import app as cli
 from domain.application import CaseType
 from domain.events import ApplicationReceived, Channel
 from domain.state import CaseStatus
-from sagsflow.config import Settings
-from sagsflow.crypto import KeyRing
+from runtime.config import Settings
+from runtime.crypto import KeyRing
 from tests.workflows.conftest import Lifecycle, application, eventually, utc
-from workers.cli import app as cli
 from workers.worker import serve
 from workflows.case import CaseWorkflow
 from workflows.client import start_case

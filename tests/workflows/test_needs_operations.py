@@ -20,14 +20,14 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowU
 from temporalio.worker import Replayer
 
 from domain.state import CaseStatus, TaskStatus
-from sagsflow.search_attributes import NEEDS_OPERATIONS
-from sagsflow.temporal import data_converter, sandbox_runner
+from runtime.temporal import data_converter, sandbox_runner
 from tests.refused_events import refuse_events
 from tests.workflows.conftest import HISTORY_RING, Lifecycle, eventually, refusal, utc
 from workers.worker import WORKFLOWS
 from workflows.case import CaseWorkflow
 from workflows.common import FAILURE_TYPES, NEEDS_OPERATIONS_PATCH
 from workflows.models import DecisionRequest, SubmitPartRequest, WithdrawRequest
+from workflows.search_attributes import NEEDS_OPERATIONS
 from workflows.task import OplysningTaskWorkflow
 
 

@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from sagsflow.temporal import data_converter, sandbox_runner
+from runtime.temporal import data_converter, sandbox_runner
 from tests.workflows.conftest import HISTORY_DIR, HISTORY_RING
 from workers.worker import WORKFLOWS
 from workflows.common import FAILURE_TYPES

@@ -10,8 +10,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.report import ReportActivities
-from sagsflow.temporal import sandbox_runner
-from workers.schedules_cmd import QUARTERLY_REPORT_SCHEDULE_ID, apply_schedules
+from cli.schedules import QUARTERLY_REPORT_SCHEDULE_ID, apply_schedules
+from runtime.temporal import sandbox_runner
 from workflows.report import QuarterlyReportRequest, QuarterlyReportWorkflow, last_complete_quarter
 
 

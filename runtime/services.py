@@ -1,7 +1,7 @@
 """Where the CLI finds the services it talks to, and the one line it prints when it cannot reach one.
 
 Commands resolve their PostgreSQL URL and API URL here, so that a failure can name the address that was tried and
-the setting that chose it. `workers.cli` turns the connection errors of asyncpg, the Temporal client and httpx into
+the setting that chose it. `cli.main` turns the connection errors of asyncpg, the Temporal client and httpx into
 that line; commands themselves do not catch them.
 """
 
@@ -18,8 +18,8 @@ import httpx
 import typer
 from temporalio.service import RPCError, RPCStatusCode
 
-from sagsflow.config import Settings, get_settings
-from sagsflow.temporal import temporal_address
+from runtime.config import Settings, get_settings
+from runtime.temporal import temporal_address
 
 
 @dataclass

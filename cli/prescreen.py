@@ -21,7 +21,7 @@ from domain import prescreen as rules
 from domain.application import Application
 from domain.boundary import describe
 from domain.prescreen import PreScreening
-from sagsflow.logs import mask_cpr
+from runtime.logs import mask_cpr
 
 EXIT_BAD_INPUT = 2
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -25,7 +25,7 @@ from temporalio.converter import DataConverter
 from temporalio.converter._extstore import StorageOperationMetrics
 from temporalio.worker._command_aware_visitor import CommandAwarePayloadVisitor
 
-from sagsflow.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -14,7 +14,7 @@ from datetime import datetime
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from sagsflow.kommune_protocol import TaskMessage
+from domain.kommune_protocol import TaskMessage
 
 # Class id for pg_advisory_xact_lock(int, int); the second int is hashtext(kommune_kode).
 INBOX_LOCK_CLASS = 0x5A6B

@@ -16,8 +16,8 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.runtime import Runtime
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from sagsflow.config import Settings
-from sagsflow.crypto import KeyRing, KeyRingError, load_or_create_key_ring
+from runtime.config import Settings
+from runtime.crypto import KeyRing, KeyRingError, load_or_create_key_ring
 
 ENCODING = b"binary/encrypted"
 KEY_ID_META = "encryption-key-id"
@@ -78,7 +78,7 @@ class SharedPydanticPayloadConverter(PydanticPayloadConverter):
 # no I/O) and libraries that are either native (re-importing breaks them) or slow to import.
 PASSTHROUGH_MODULES = (
     "domain",
-    "sagsflow",
+    "runtime",
     "pydantic",
     "pydantic_core",
     "holidays",

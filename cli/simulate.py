@@ -23,10 +23,10 @@ import typer
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner
 
-from sagsflow import payload_visits
-from sagsflow.crypto import KeyRing
-from sagsflow.embedded import venv_binary
-from sagsflow.temporal import data_converter
+from runtime.crypto import KeyRing
+from runtime.embedded import venv_binary
+from runtime.temporal import data_converter
+from sim import payload_visits
 from sim.profiles import default_profiles
 from sim.simulation import (
     ProgressFn,
@@ -181,7 +181,7 @@ async def _in_processes(options: SimulationOptions, dsn: str, progress: Progress
     from concurrent.futures import ProcessPoolExecutor
 
     from eventlog.personal import SubjectCipher
-    from sagsflow.config import get_settings
+    from runtime.config import get_settings
 
     SubjectCipher.from_settings(get_settings())  # the embedded default creates its key file once, here
     shards = options.shard_count
@@ -203,12 +203,12 @@ async def _in_processes(options: SimulationOptions, dsn: str, progress: Progress
 
 
 def _shard_process(options: SimulationOptions, dsn: str, shard: int, updates: Any) -> SimulationSummary:
-    from sagsflow.config import get_settings
-    from sagsflow.logs import configure_logging
+    from runtime.config import get_settings
+    from runtime.logs import configure_logging
 
     configure_logging("WARNING", get_settings().log_format)
     _exit_with_parent()
-    payload_visits.install()  # this process runs one shard's worker, nothing else: see sagsflow/payload_visits.py
+    payload_visits.install()  # this process runs one shard's worker, nothing else: see sim/payload_visits.py
     # The worker keeps thousands of workflow objects alive; collecting less often saved 9% of its CPU.
     gc.set_threshold(50_000, 50, 1000)
 
@@ -334,8 +334,8 @@ def register(app: typer.Typer) -> None:
         jobs: int = typer.Option(0, "--jobs", min=0, help="Shards run at once, in processes (0: one per core)"),
     ) -> None:
         """Simulate applications through the real workflows in Temporal time, writing the real event log."""
-        from sagsflow.config import get_settings
-        from sagsflow.logs import configure_logging
+        from runtime.config import get_settings
+        from runtime.logs import configure_logging
 
         configure_logging("WARNING", get_settings().log_format)
         try:

@@ -19,8 +19,8 @@ import typer
 
 from api.app import load_or_create_token
 from eventlog.migrate import migrate_dsn
-from sagsflow.config import Settings, get_settings
-from sagsflow.embedded import (
+from runtime.config import Settings, get_settings
+from runtime.embedded import (
     EmbeddedError,
     EmbeddedPostgres,
     TemporalDevServer,
@@ -29,7 +29,7 @@ from sagsflow.embedded import (
     venv_binary,
     wait_for_port,
 )
-from sagsflow.logs import configure_logging, get_logger
+from runtime.logs import configure_logging, get_logger
 from sim import demo as demo_roles
 
 log = get_logger(__name__)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from sagsflow.config import get_settings
-from workers import services
+from runtime import services
+from runtime.config import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         if position is not None and position < 0:
             typer.echo("--position: must be 0 or more", err=True)
             raise typer.Exit(2)
-        # An unreachable database is reported by `workers.cli`, in the same words as for every other command.
+        # An unreachable database is reported by `cli.main`, in the same words as for every other command.
         dsn = services.database_url(get_settings())
         try:
             report = asyncio.run(build_quarterly(dsn, q, position=position))

@@ -1,26 +1,24 @@
 """`sagsflow`: the command line.
 
-Each command group lives in its own module under `workers/` and exposes `register(app)`; they are found here by
-scanning the package, so adding a command never touches this file.
+Each command group lives in its own module under `cli/` and exposes `register(app)`; `COMMANDS` below lists them,
+so what the command line offers is read in one place (a new command: a module here and one line in `COMMANDS`).
 
 A command that cannot reach PostgreSQL, Temporal or the API ends here in one line on stderr that names the address
-and the setting to fix (workers/services.py), with exit code 1: that is an expected failure, not a traceback.
+and the setting to fix (runtime/services.py), with exit code 1: that is an expected failure, not a traceback.
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib
 import os
-import pkgutil
 import sys
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-import workers
-from workers.services import unreachable_message
+from cli import api, dev, eventlog, kommune, prescreen, report, schedules, simulate, worker
+from runtime.services import unreachable_message
 
 UNREACHABLE_EXIT = 1
 _reported_unreachable = False
@@ -49,13 +47,9 @@ app = typer.Typer(
     cls=SagsflowGroup,
 )
 
-for info in sorted(pkgutil.iter_modules(workers.__path__), key=lambda m: m.name):
-    if info.name == "cli":
-        continue
-    module = importlib.import_module(f"workers.{info.name}")
-    register = getattr(module, "register", None)
-    if callable(register):
-        register(app)
+COMMANDS = (api, dev, eventlog, kommune, prescreen, report, schedules, simulate, worker)
+for command in COMMANDS:
+    command.register(app)
 
 
 def main() -> None:

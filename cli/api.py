@@ -10,9 +10,9 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from sagsflow.config import Settings, get_settings
-from sagsflow.logs import configure_logging
-from workers import services
+from runtime import services
+from runtime.config import Settings, get_settings
+from runtime.logs import configure_logging
 
 
 def database_url(settings: Settings) -> str:
@@ -29,9 +29,9 @@ def build_app(settings: Settings) -> FastAPI:
     from api.state import ApiDeps
     from eventlog.migrate import migrate_dsn
     from eventlog.store import create_pool
-    from sagsflow.crypto import load_or_create_secret
-    from sagsflow.kommune_config import KommuneSettings, documents_key_ring
-    from sagsflow.temporal import connect, key_ring
+    from runtime.crypto import load_or_create_secret
+    from runtime.kommune_config import KommuneSettings, documents_key_ring
+    from runtime.temporal import connect, key_ring
 
     deps = ApiDeps(
         client=None,
@@ -90,10 +90,10 @@ def register(app: typer.Typer) -> None:
 
 async def reach_services(settings: Settings) -> None:
     """Connect once to PostgreSQL and Temporal before serving. uvicorn logs a failing start-up as a traceback and
-    goes on to exit; this way an unreachable service is the CLI's one line instead (workers/cli.py)."""
+    goes on to exit; this way an unreachable service is the CLI's one line instead (cli/main.py)."""
     import asyncpg
 
-    from sagsflow.temporal import connect
+    from runtime.temporal import connect
 
     conn = await asyncpg.connect(database_url(settings), timeout=10)
     await conn.close()

@@ -22,7 +22,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from sagsflow.config import get_settings
+from runtime.config import get_settings
 from workflows.report import QuarterlyReportRequest, QuarterlyReportWorkflow
 
 QUARTERLY_REPORT_SCHEDULE_ID = "samarbejdsforum-quarterly-report"
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
     @schedules.command("apply")
     def apply() -> None:
         """Create or update the quarterly report schedule (Europe/Copenhagen)."""
-        from sagsflow.temporal import connect
+        from runtime.temporal import connect
 
         settings = get_settings()
 

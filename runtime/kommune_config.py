@@ -40,8 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.kommuner import all_kommuner, is_kommune, normalize_kode
-from sagsflow.config import Settings
-from sagsflow.crypto import KeyRing, load_or_create_key_ring
+from runtime.config import Settings
+from runtime.crypto import KeyRing, load_or_create_key_ring
 
 
 class ChannelConfigError(ValueError):
@@ -193,7 +193,7 @@ def dev_channel_config(
 
 
 class KommuneSettings(BaseSettings):
-    """Settings of the kommune integration (environment `SAGSFLOW_*`), next to `sagsflow.config.Settings`."""
+    """Settings of the kommune integration (environment `SAGSFLOW_*`), next to `runtime.config.Settings`."""
 
     model_config = SettingsConfigDict(env_prefix="SAGSFLOW_", extra="ignore")
 

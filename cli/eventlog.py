@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 import typer
 
 from domain.calendar import COPENHAGEN
+from domain.ids import parse_case_id
 from eventlog.access import AccessLogError, AccessRecord, access_log
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import ProjectionRunner, rebuild
 from eventlog.store import EventStore, create_pool
-from sagsflow.ids import parse_case_id
-from workers import services
+from runtime import services
 
 T = TypeVar("T")
 

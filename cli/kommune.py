@@ -20,8 +20,9 @@ import typer
 from pydantic import SecretStr, ValidationError
 
 from eventlog.migrate import migrate
-from sagsflow.config import Settings
-from sagsflow.kommune_config import (
+from runtime import services
+from runtime.config import Settings
+from runtime.kommune_config import (
     ChannelConfigError,
     InboxChannel,
     KommuneSettings,
@@ -32,7 +33,6 @@ from sagsflow.kommune_config import (
     set_channel,
     sim_master_secret_path,
 )
-from workers import services
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
@@ -44,7 +44,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    """Run `work` with a migrated pool (an unreachable database is reported by `workers.cli`)."""
+    """Run `work` with a migrated pool (an unreachable database is reported by `cli.main`)."""
     url = services.database_url(settings)
 
     async def run() -> T:
@@ -312,7 +312,7 @@ def _register_caseworker(sim: typer.Typer) -> None:
         ),
     ) -> None:
         """Demo caseworkers: decide cases that are ready for decision, through the ops API."""
-        from sagsflow.temporal import connect
+        from runtime.temporal import connect
         from sim.caseworker import run_caseworkers
 
         settings = Settings()

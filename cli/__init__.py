@@ -1,0 +1,1 @@
+"""The `sagsflow` command line: every command is registered in cli/main.py."""

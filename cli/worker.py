@@ -1,0 +1,20 @@
+"""`sagsflow worker`: run the workflow worker process (workers/worker.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from runtime.config import get_settings
+from runtime.logs import configure_logging
+from workers.worker import serve
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def worker() -> None:
+        """Run the workflow worker (case and task workflows, event-log and notification activities)."""
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        asyncio.run(serve(settings))

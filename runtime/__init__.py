@@ -1,0 +1,1 @@
+"""Runtime plumbing shared by every process: configuration, logging, crypto, the Temporal client, embedded servers."""

@@ -1,1 +1,0 @@
-"""Shared runtime plumbing: configuration, logging, payload encryption, Temporal connections."""

@@ -27,6 +27,8 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import activity, workflow
 
+from workflows.search_attributes import REGISTRATION
+
 # Only what the sandbox can re-import lives at the top: this module defines workflows (the bare pair), and the
 # sandbox imports it again for every run. Servers, drivers and our workflows are imported in main().
 
@@ -222,7 +224,7 @@ async def main(n: int) -> dict[str, Any]:
     history_events: dict[str, int] = {}
     root = Path(tempfile.mkdtemp(prefix="sagsflow-bench-"))
     postgres = EmbeddedPostgres(root / "pg", free_port(), log_file=root / "postgres.log")
-    temporal = TemporalDevServer(port=free_port(), log_file=root / "temporal.log")
+    temporal = TemporalDevServer(search_attributes=REGISTRATION, port=free_port(), log_file=root / "temporal.log")
     postgres.start()
     temporal.start()
     try:

@@ -31,6 +31,7 @@ from runtime.embedded import (
 )
 from runtime.logs import configure_logging, get_logger
 from sim import demo as demo_roles
+from workflows.search_attributes import REGISTRATION
 
 log = get_logger(__name__)
 
@@ -140,6 +141,7 @@ class DevStack:
             self._check_port_free(s.temporal_port, "Temporal (SAGSFLOW_TEMPORAL_PORT)")
             self._check_port_free(s.temporal_ui_port, "the Temporal Web UI (SAGSFLOW_TEMPORAL_UI_PORT)")
             self.temporal = TemporalDevServer(
+                search_attributes=REGISTRATION,
                 port=s.temporal_port,
                 ui_port=s.temporal_ui_port,
                 metrics_port=s.temporal_metrics_port,

@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from cli import api, dev, eventlog, kommune, prescreen, report, schedules, simulate, worker
-from runtime.services import unreachable_message
+from cli.unreachable import unreachable_message
 
 UNREACHABLE_EXIT = 1
 _reported_unreachable = False

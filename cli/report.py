@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from cli.unreachable import unreachable_message
 from runtime import services
 from runtime.config import get_settings
 
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"--position: {exc}", err=True)
             raise typer.Exit(2) from None
         except OSError as exc:
-            if services.unreachable_message(exc) is not None:
+            if unreachable_message(exc) is not None:
                 raise
             typer.echo(f"could not build the report: {exc.strerror or type(exc).__name__}", err=True)
             raise typer.Exit(1) from None

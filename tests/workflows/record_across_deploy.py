@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workflows.search_attributes import REGISTRATION
+
 if TYPE_CHECKING:
     import asyncpg
     from temporalio.client import Client
@@ -110,7 +112,9 @@ def record(old_commit: str) -> None:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", old_commit], check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
         postgres = EmbeddedPostgres(Path(tmp) / "pg", free_port())
-        temporal = TemporalDevServer(port=free_port(), log_file=Path(tmp) / "temporal.log")
+        temporal = TemporalDevServer(
+            search_attributes=REGISTRATION, port=free_port(), log_file=Path(tmp) / "temporal.log"
+        )
         postgres.start()
         temporal.start()
         try:

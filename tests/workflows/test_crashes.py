@@ -38,6 +38,7 @@ from tests.workflows.conftest import application, eventually, utc
 from workflows.case import CaseWorkflow
 from workflows.client import start_case
 from workflows.models import CaseInput, CaseResult, DecisionRequest, SubmitPartRequest, task_workflow_id
+from workflows.search_attributes import REGISTRATION
 from workflows.task import OplysningTaskWorkflow
 
 CASES = 8
@@ -72,7 +73,12 @@ def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
 
 @pytest.fixture
 def own_temporal(tmp_path: Path) -> Iterator[TemporalDevServer]:
-    server = TemporalDevServer(port=free_port(), db_file=tmp_path / "temporal.db", log_file=tmp_path / "temporal.log")
+    server = TemporalDevServer(
+        search_attributes=REGISTRATION,
+        port=free_port(),
+        db_file=tmp_path / "temporal.db",
+        log_file=tmp_path / "temporal.log",
+    )
     server.start()
     try:
         yield server

@@ -18,6 +18,13 @@ Conventions that make them agree (tests/api/test_figures_agree.py holds all thre
 - A stock figure at the end of a period counts the state after every event stamped before `end`; the backlog as of
   T counts every event stamped at or before T. So a report's stock at `end` is the backlog as of `just_before(end)`.
 - Median and p90 are over the unrounded values, each rounded to one decimal only when shown (`median`, `p90`).
+
+Alike in name, different figures (each defined once, but not to be compared with the other):
+
+- The report's "gået over frist" (`went_overdue`) counts tasks that first went past their deadline in a period; the
+  backlog's `overdue` counts open tasks past their deadline at an instant.
+- The report's open cases (`open_cases`: received, not yet closed) include a case decided or withdrawn whose
+  closing letters are still going out; the backlog's active cases do not.
 """
 
 from __future__ import annotations

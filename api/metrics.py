@@ -1,9 +1,9 @@
 """Prometheus metrics of the business: backlog per kommune and status, overdue tasks, projection lag.
 
-Figures are read from the projections at scrape time (no background state to go stale); kommune codes and counts
-only, never personal data. Workflows that wait for operations (stopped because the event log refused their events,
-or failed) are counted from Temporal's visibility store, where operations find them in the Web UI too. The worker
-exports the Temporal SDK's metrics and the append latency itself.
+Figures are read from the projections at scrape time (no background state to go stale), through eventlog.figures as
+the ops API's backlog is; kommune codes and counts only, never personal data. Workflows that wait for operations
+(stopped because the event log refused their events, or failed) are counted from Temporal's visibility store, where
+operations find them in the Web UI too. The worker exports the Temporal SDK's metrics and the append latency itself.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.state import deps_of
-from eventlog.projections import projection_position
-from eventlog.queries import case_backlog, task_backlog
+from eventlog.figures import FigureStore
 from runtime.logs import get_logger
 from workflows.models import CASE_WORKFLOW, TASK_WORKFLOW
 from workflows.search_attributes import NEEDS_OPERATIONS
@@ -33,7 +32,7 @@ router = APIRouter(tags=["ops"])
 )
 async def metrics(request: Request) -> Response:
     deps = deps_of(request)
-    db = deps.db
+    figures = FigureStore(deps.db)
     registry = CollectorRegistry()
     backlog = Gauge("sagsflow_backlog_tasks", "Open kommune tasks", ["kommune_kode", "status"], registry=registry)
     overdue = Gauge(
@@ -43,16 +42,14 @@ async def metrics(request: Request) -> Response:
     lag = Gauge(
         "sagsflow_projection_lag_events", "Events appended but not yet projected", ["projection"], registry=registry
     )
-    overdue_by_kommune: dict[str, int] = {}
-    for row in await task_backlog(db):
+    now = await figures.backlog()
+    for row in now.tasks:
         backlog.labels(row.kommune_kode, row.status).set(row.tasks)
-        overdue_by_kommune[row.kommune_kode] = overdue_by_kommune.get(row.kommune_kode, 0) + row.overdue
-    for kode, n in overdue_by_kommune.items():
+    for kode, n in now.overdue_by_kommune().items():
         overdue.labels(kode).set(n)
-    for crow in await case_backlog(db):
+    for crow in now.cases:
         cases.labels(crow.kommune_kode, crow.status).set(crow.cases)
-    head = int(await db.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
-    lag.labels("case_views").set(head - await projection_position(db))
+    lag.labels("case_views").set(await figures.projection_lag())
     if deps.client is not None:
         await _operations_gauges(deps.client, registry)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

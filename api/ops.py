@@ -19,7 +19,8 @@ from domain.commands import MAX_LIST
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
 from eventlog.access import AccessLogError, record_access
-from eventlog.queries import BacklogRow, CaseBacklogRow, case_backlog, task_backlog
+from eventlog.figures import FigureStore
+from eventlog.queries import BacklogRow, CaseBacklogRow
 from workflows.models import (
     AnswerRequest,
     CaseResult,
@@ -102,8 +103,8 @@ async def backlog(
         ),
     ] = None,
 ) -> Backlog:
-    db = deps_of(request).db
-    return Backlog(as_of=as_of, tasks=await task_backlog(db, as_of), cases=await case_backlog(db, as_of))
+    figures = await FigureStore(deps_of(request).db).backlog(as_of)
+    return Backlog(as_of=as_of, tasks=figures.tasks, cases=figures.cases)
 
 
 async def case_summary(client: Client, case_id: str) -> CaseSummary:

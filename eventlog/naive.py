@@ -45,6 +45,14 @@ def percentile_cont(values: list[float], p: float) -> float | None:
     return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
+def percentile_disc(values: list[float], p: float) -> float | None:
+    """PostgreSQL's percentile_disc: the first value whose rank reaches p of them (nearest rank)."""
+    if not values:
+        return None
+    v = sorted(values)
+    return v[max(1, math.ceil(p * len(v))) - 1]
+
+
 def period_label(period: Period, at: datetime) -> str:
     local = at.astimezone(COPENHAGEN)
     if period == "week":
@@ -179,7 +187,7 @@ class NaiveLog:
                 kommune_kode=k,
                 **g,
                 median_answer_days=percentile_cont(answer_days[(p, k)], 0.5),
-                p90_answer_days=percentile_cont(answer_days[(p, k)], 0.9),
+                p90_answer_days=percentile_disc(answer_days[(p, k)], 0.9),
             )
             for (p, k), g in groups.items()
         )

@@ -188,7 +188,7 @@ async def period_counts(
 
     intake = applications received, transferred_in = cases moved to the kommune, answered = tasks completed by
     the kommune (on time = by the deadline in force), decisions = DecisionMade (split by outcome); answer days
-    run from request to completion.
+    run from request to completion, their median and p90 as eventlog.figures defines them (unrounded here).
     """
     if period not in ("week", "quarter"):
         raise ValueError("period must be 'week' or 'quarter'")
@@ -219,7 +219,8 @@ async def period_counts(
         " count(*) FILTER (WHERE outcome = 'rejected_formal') AS rejected_formal,"
         " count(*) FILTER (WHERE type = 'ApplicationWithdrawn') AS withdrawn,"
         " percentile_cont(0.5) WITHIN GROUP (ORDER BY answer_days) AS median_answer_days,"
-        " percentile_cont(0.9) WITHIN GROUP (ORDER BY answer_days) AS p90_answer_days"
+        # p90 by nearest rank, as eventlog.figures.p90 defines it (percentile_cont would interpolate).
+        " percentile_disc(0.9) WITHIN GROUP (ORDER BY answer_days) AS p90_answer_days"
         " FROM event_facts"
         f" WHERE {' AND '.join(conditions)}"
         " GROUP BY 1, 2 ORDER BY 1, 2",

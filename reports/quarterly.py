@@ -1,6 +1,6 @@
 """The Samarbejdsforum quarterly figures, computed from case timelines (pure, deterministic).
 
-What each figure means is defined once, in reports/figures.py; this module decides which part of the quarter the
+What each figure means is defined once, in eventlog/figures.py; this module decides which part of the quarter the
 event log can speak for (`Coverage`) and assembles the figures for it. A quarter the log does not reach has no
 figures at all (None, shown as "ingen data"), never zeros.
 """
@@ -15,9 +15,9 @@ from typing import Literal, TypeVar
 
 from domain.calendar import COPENHAGEN, local_date, roll_forward, start_of_day
 from domain.kommuner import FORUM_KOMMUNER, all_kommuner
-from reports import figures
-from reports.figures import AGE_BUCKETS, Share
-from reports.timeline import CaseTimeline, TaskTimeline
+from eventlog import figures
+from eventlog.figures import AGE_BUCKETS, LogSpan, Share
+from eventlog.timeline import CaseTimeline, TaskTimeline
 
 __all__ = [
     "AGE_BUCKETS",
@@ -76,14 +76,6 @@ def parse_quarter(text: str) -> Quarter:
     if not m:
         raise ValueError(f"quarter must look like 2021Q1, not {text!r}")
     return Quarter(int(m.group(1)), int(m.group(2)))
-
-
-@dataclass(frozen=True)
-class LogSpan:
-    """The business time the event log covers at the report's position: its first and last event."""
-
-    first_at: datetime | None
-    last_at: datetime | None
 
 
 @dataclass(frozen=True)

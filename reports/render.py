@@ -18,9 +18,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from domain.calendar import local_date
 from domain.kommuner import FORUM_KOMMUNER, all_kommuner
+from eventlog.figures import Share
 from reports import charts, dansk
 from reports.dansk import NO_DATA
-from reports.figures import Share
 from reports.quarterly import KommuneFigures, LogSpan, QuarterFigures
 
 # The dashed line in the answer-time chart: about the kommune's 3 months (the real deadline is counted by the

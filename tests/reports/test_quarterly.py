@@ -32,10 +32,10 @@ from domain.commands import (
     Withdraw,
 )
 from domain.events import Outcome, RequestReason, Verdict
+from eventlog.figures import Share
 from eventlog.store import EventStore, create_pool
 from reports import charts
 from reports.build import build_quarterly
-from reports.figures import Share
 from reports.quarterly import parse_quarter
 from reports.render import CSV_FILES, QuarterlyReport, write_report
 from tests.domain.factories import Case

@@ -22,8 +22,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# `python bench/eventlog.py` puts bench/ first on sys.path, where this very file would shadow the eventlog package.
+# `python bench/eventlog.py` puts bench/ first on sys.path, where this very file would shadow the eventlog package;
+# the repo root goes first instead, for the naive fold in tests/ (not an installed package).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import asyncio
@@ -65,12 +67,12 @@ from domain.kommuner import all_kommuner
 from domain.state import CaseState, evolve
 from eventlog import queries
 from eventlog.migrate import migrate_dsn
-from eventlog.naive import NaiveLog
 from eventlog.personal import SubjectCipher, canonical_json
 from eventlog.projections import ProjectionRunner
 from eventlog.store import EventStore, create_pool, decode_event
 from runtime.crypto import KeyRing
 from runtime.embedded import EmbeddedPostgres, free_port
+from tests.eventlog.naive import NaiveLog
 
 START_DAY = date(2021, 1, 4)
 END = datetime(2026, 1, 1, tzinfo=UTC)

@@ -194,14 +194,13 @@ async def main(n: int) -> dict[str, Any]:
 
     from temporalio.client import Client
 
-    from activities.digital_post import FakeDigitalPost
-    from activities.kommune import FakeKommuneChannel
     from domain.application import Application
     from eventlog.migrate import migrate_dsn
     from eventlog.store import EventStore, create_pool
     from runtime.crypto import KeyRing
     from runtime.embedded import EmbeddedPostgres, TemporalDevServer, free_port
     from runtime.temporal import data_converter
+    from tests.doubles import FakeDigitalPost, FakeKommuneChannel
     from workers.worker import build_worker
     from workflows.case import CaseWorkflow
     from workflows.client import start_case

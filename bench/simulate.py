@@ -63,11 +63,12 @@ async def main(weeks: int, rate: float, shards: int, jobs: int) -> dict[str, Any
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from cli.simulate import SIM_WORKER_OPTIONS, run_simulation
     from runtime.crypto import KeyRing
     from runtime.embedded import venv_binary
     from runtime.temporal import data_converter
+    from sim.shards import SIM_WORKER_OPTIONS, run_simulation
     from sim.simulation import SimulationOptions, event_log
+    from workers.worker import build_worker
 
     options = SimulationOptions(
         start=date(2021, 1, 1), weeks=weeks, rate_per_week=rate, seed=1, shards=shards, jobs=jobs
@@ -82,7 +83,7 @@ async def main(weeks: int, rate: float, shards: int, jobs: int) -> dict[str, Any
 
     async with event_log(None) as dsn:
         cpu0, t0 = _cpu_seconds(), time.perf_counter()
-        summary = await run_simulation(options, database_url=dsn, progress=progress)
+        summary = await run_simulation(options, worker=build_worker, database_url=dsn, progress=progress)
         ours_s, ours_cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
         print(f"ours: {ours_s:.1f}s wall, {ours_cpu:.1f}s CPU, {summary.shards} shards", flush=True)
         closed_lifecycle = await _events_per_closed_case(dsn)

@@ -9,7 +9,7 @@
 
 Business time is `occurred_at`. An interval starts at the case's clock, the running maximum of its events'
 `occurred_at`, so a late-stamped event never makes an interval end before it starts; "as of T" is then exactly the
-fold of each case's events up to the first one stamped after T (what `eventlog.naive` computes from the raw log).
+fold of each case's events up to the first one stamped after T (what `tests/eventlog/naive.py` computes from the log).
 
 `ProjectionRunner` applies batches in transactions that also move the tracking position, catches up, then follows
 (LISTEN `events_appended` as a wake-up only, plus polling). `rebuild` refolds from position 0 into fresh tables and
@@ -90,7 +90,7 @@ def fact_for(event: Event, before: CaseState, after: CaseState) -> tuple[Any, ..
     """(task_id, kommune_kode, outcome, answer_days, on_time) for a countable event, else None.
 
     A task's events count for the task's kommune, a transfer for the receiving kommune, anything else for the
-    case's kommune at that moment. `eventlog.naive` works this out again from the raw events, independently.
+    case's kommune at that moment. `tests/eventlog/naive.py` works this out again from the raw events, independently.
     """
     if not isinstance(event, FACT_TYPES):
         return None

@@ -5,7 +5,7 @@ T (see `eventlog.projections`); `at=None` means the current state. Weeks are ISO
 both in Danish time (Europe/Copenhagen). Each answer is as of the projection's tracking position, which
 `projection_position` gives (a report records it so that it can be reproduced).
 
-`eventlog.naive` computes every one of these by folding the raw log; the tests check that they agree.
+`tests/eventlog/naive.py` computes every one of these by folding the raw log; the tests check that they agree.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     subject_pepper_file: Path | None = None
     # The SLA policy new cases start under (the demo uses "demo-1").
     sla_policy: str = "standard-2021.1"
+    # The worker's citizen-letter adapter (activities/digital_post.py). There is no Digital Post connection yet:
+    # "log", the only adapter today, logs each letter's ids and sends nothing.
+    letters: Literal["log"] = "log"
+
+    @field_validator("letters", mode="before")
+    @classmethod
+    def _known_letter_adapter(cls, value: object) -> object:
+        if value != "log":
+            raise ValueError(
+                f"SAGSFLOW_LETTERS={value!r} is not a letter adapter; the only one today is 'log'"
+                " (no Digital Post connection yet)"
+            )
+        return value
 
     @property
     def key_file(self) -> Path:

@@ -2,7 +2,8 @@
 
 `build_worker(client, pool, ...)` is the one place that wires workflows and activities together; the dev stack,
 tests, the simulator and the benchmarks reuse it. Activities are registered by name, so passing an activity with
-the name of a default one (e.g. the real `deliver_task`) replaces the default.
+the name of a default one replaces the default. The kommune channel is `kommune=` (the simulator's kommuner, test
+doubles) or the real `deliver_task` activity (`serve`); the citizen-letter adapter is chosen by `SAGSFLOW_LETTERS`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities.digital_post import DigitalPost, DigitalPostActivities, FakeDigitalPost
+from activities.digital_post import DigitalPost, DigitalPostActivities, LogOnlyLetters, letters_from_settings
 from activities.eventlog import EventLogActivities
-from activities.kommune import KommuneActivities, KommuneChannel, LoggingKommuneChannel
+from activities.kommune import KommuneActivities, KommuneChannel
 from activities.kommune_delivery import KommuneDelivery
 from activities.prescreen import prescreen_application
 from activities.report import ReportActivities
@@ -37,6 +38,7 @@ from runtime.logs import get_logger
 from runtime.temporal import connect, sandbox_runner
 from workflows.case import CaseWorkflow
 from workflows.common import FAILURE_TYPES
+from workflows.models import DELIVER_TASK
 from workflows.report import QuarterlyReportWorkflow
 from workflows.task import OplysningTaskWorkflow
 
@@ -59,14 +61,15 @@ def default_activities(
     digital_post: DigitalPost | None = None,
 ) -> list[Callable[..., Any]]:
     store = EventStore(pool)
-    kommune_acts = KommuneActivities(kommune or LoggingKommuneChannel())
-    post_acts = DigitalPostActivities(digital_post or FakeDigitalPost())
-    return [
+    post_acts = DigitalPostActivities(digital_post or LogOnlyLetters())
+    defaults: list[Callable[..., Any]] = [
         EventLogActivities(store).append_events,
         prescreen_application,
-        kommune_acts.deliver_task,
         post_acts.notify_citizen,
     ]
+    if kommune is not None:
+        defaults.append(KommuneActivities(kommune).deliver_task)
+    return defaults
 
 
 def warm_up() -> None:
@@ -90,6 +93,9 @@ def build_worker(
     warm_up()
     by_name = {_name(fn): fn for fn in default_activities(pool, kommune=kommune, digital_post=digital_post)}
     by_name.update({_name(fn): fn for fn in activities})
+    if DELIVER_TASK not in by_name:
+        # Without one, every task would wait for a delivery that no activity makes.
+        raise ValueError("a worker needs a kommune channel: pass kommune= or a deliver_task activity")
     options.setdefault("graceful_shutdown_timeout", timedelta(seconds=10))
     options.setdefault("workflow_runner", sandbox_runner())
     return Worker(
@@ -125,7 +131,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     projections = asyncio.create_task(ProjectionRunner(pool).run(stop))
     http = httpx.AsyncClient()
     try:
-        # The real kommune channel (signed push or inbox) replaces the logging default by activity name.
+        # The real kommune channel: signed push or inbox, per kommune.
         delivery = KommuneDelivery.from_settings(settings, pool, http)
         # The quarterly report's Schedule starts its workflow on this task queue too (cli/schedules.py).
         reports = ReportActivities(database_url(settings), settings.data_dir / "reports")
@@ -133,6 +139,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             client,
             pool,
             task_queue=settings.task_queue,
+            digital_post=letters_from_settings(settings),
             activities=[delivery.deliver_task, reports.build_quarterly_report],
             workflows=[QuarterlyReportWorkflow],
         )

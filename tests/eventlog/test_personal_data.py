@@ -12,13 +12,13 @@ from domain.application import Applicant
 from domain.events import ApplicationReceived, DecisionMade, Event
 from eventlog import queries
 from eventlog.access import Access, access_log
-from eventlog.naive import NaiveLog
 from eventlog.personal import SubjectCipher
 from eventlog.projections import ProjectionRunner, rebuild
 from eventlog.store import DuplicateEventConflict, EventStore, content_hash
 from runtime.config import Settings
 from runtime.crypto import KeyRing, KeyRingError
 from tests.eventlog.builders import happy_case
+from tests.eventlog.naive import NaiveLog
 
 READER = Access(actor="cw-7", purpose="sagsbehandling")
 START = datetime(2021, 1, 4, 9, 0, tzinfo=UTC)

@@ -12,10 +12,10 @@ import pytest
 from domain.events import OplysningCompleted
 from eventlog import queries
 from eventlog.migrate import migrate_dsn
-from eventlog.naive import NaiveLog
 from eventlog.projections import FACT_TYPES, TABLES, ProjectionError, ProjectionRunner, projection_position, rebuild
 from eventlog.store import EventStore
 from tests.eventlog.builders import happy_case
+from tests.eventlog.naive import NaiveLog
 
 START = datetime(2021, 1, 4, 9, 0, tzinfo=UTC)
 

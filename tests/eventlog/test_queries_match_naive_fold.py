@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from domain.events import Event
 from domain.state import fold
 from eventlog import queries
-from eventlog.naive import NaiveLog
 from eventlog.personal import SubjectCipher
 from eventlog.projections import ProjectionRunner, rebuild
 from eventlog.store import EventStore
 from tests.eventlog.histories import log_history
+from tests.eventlog.naive import NaiveLog
 
 RESET = (
     "TRUNCATE events, case_subjects, subject_keys, access_log, case_status, task_intervals, task_deltas,"

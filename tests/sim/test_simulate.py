@@ -13,7 +13,6 @@ from typing import Any
 
 import asyncpg
 
-from cli.simulate import run_simulation
 from domain.events import Event, event_from_record
 from domain.state import CaseStatus, fold
 from reports.build import build_quarterly
@@ -28,8 +27,10 @@ from sim.behaviour import (
     rng_for,
 )
 from sim.profiles import default_profiles
+from sim.shards import run_simulation
 from sim.simulation import SimulationOptions, SimulationSummary
 from sim.temporal_driver import GRID, sim_case_id, task_draws
+from workers.worker import build_worker
 
 # Two shards in two processes: the way a year runs (sim/simulation.py), on a small scale.
 OPTIONS = SimulationOptions(
@@ -116,7 +117,9 @@ def _check_kommune_plans(streams: dict[str, list[Event]], options: SimulationOpt
 
 async def test_three_weeks_through_the_real_workflows(db_url: str) -> None:
     days_done: list[float] = []
-    summary: SimulationSummary = await run_simulation(OPTIONS, database_url=db_url, progress=days_done.append)
+    summary: SimulationSummary = await run_simulation(
+        OPTIONS, worker=build_worker, database_url=db_url, progress=days_done.append
+    )
     assert summary.shards == 2
     assert days_done[-1] == OPTIONS.weeks * 7
     streams = await _events(db_url)
@@ -163,7 +166,7 @@ async def test_a_new_tasks_first_answer_comes_on_time_when_little_else_happens(d
     options = SimulationOptions(
         start=date(2021, 1, 1), weeks=2, rate_per_week=10, seed=1, kommune_speed=20.0, shards=1, jobs=1
     )
-    summary = await run_simulation(options, database_url=db_url)
+    summary = await run_simulation(options, worker=build_worker, database_url=db_url)
     assert summary.tasks_delivered >= 10
     assert summary.max_late_seconds < 60
     by_kind = _check_kommune_plans(await _events(db_url), options)

@@ -27,8 +27,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.digital_post import FakeDigitalPost
-from activities.kommune import FakeKommuneChannel
 from domain.application import Application
 from domain.events import Event, OplysningRequested
 from domain.sla import DEFAULT_POLICY_ID
@@ -36,6 +34,7 @@ from domain.state import CaseStatus
 from eventlog.store import EventStore, create_pool
 from runtime.crypto import KeyRing
 from runtime.temporal import data_converter
+from tests.doubles import FakeDigitalPost, FakeKommuneChannel
 from workers.worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.client import CaseHandle, start_case

@@ -48,8 +48,9 @@ async def _connect(address: str) -> tuple[Client, asyncpg.Pool]:
 
 async def old_side(address: str, task_queue: str) -> None:
     """Start a case on the old code, let its task be delivered and partly answered, then stop the worker."""
-    from activities.digital_post import FakeDigitalPost
-    from activities.kommune import FakeKommuneChannel
+    # The old tree's doubles: OLD_COMMIT kept them in activities/, before they moved to tests/doubles.py.
+    from activities.digital_post import FakeDigitalPost  # type: ignore[attr-defined]
+    from activities.kommune import FakeKommuneChannel  # type: ignore[attr-defined]
     from tests.workflows.conftest import application
     from workers.worker import build_worker
     from workflows.client import start_case
@@ -75,8 +76,7 @@ async def old_side(address: str, task_queue: str) -> None:
 
 async def new_side(address: str, task_queue: str, case_id: str, task_id: str) -> None:
     """Withdraw the case on the current code, check the task's end, and save both histories."""
-    from activities.digital_post import FakeDigitalPost
-    from activities.kommune import FakeKommuneChannel
+    from tests.doubles import FakeDigitalPost, FakeKommuneChannel
     from workers.worker import build_worker
     from workflows import search_attributes as sa
     from workflows.models import CaseResult, CaseUpdateResult, TaskResult, WithdrawRequest, task_workflow_id

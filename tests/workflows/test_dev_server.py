@@ -14,9 +14,8 @@ import asyncpg
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from activities.digital_post import FakeDigitalPost
-from activities.kommune import FakeKommuneChannel
 from domain.state import CaseStatus
+from tests.doubles import FakeDigitalPost, FakeKommuneChannel
 from tests.workflows.conftest import TaskHandle, application, eventually, utc
 from workers.worker import build_worker
 from workflows import search_attributes as sa

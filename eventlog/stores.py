@@ -1,7 +1,8 @@
 """Every store the API, the CLI and the worker read and write through, over one connection pool.
 
-A store is a class over the pool with a small typed interface; nothing outside `eventlog/` sees a connection. Adding
-one is one line in `Stores`: `name = store(TheStore)`.
+A store is a class over the pool with a small typed interface, taking and returning plain values, dataclasses and
+models, never connections or rows. Adding one is one line in `Stores`: `name = store(TheStore)`, where
+`TheStore(pool)` makes it; what a store needs beyond the pool it takes per call (as `Documents` takes its key ring).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from eventlog.store import EventStore, create_pool
 S = TypeVar("S")
 
 
-class store(Generic[S]):
+class _Store(Generic[S]):
     """A store of the bundle: made from the pool on first use, then kept (a store may hold caches, as the event
     store does)."""
 
@@ -31,10 +32,10 @@ class store(Generic[S]):
         self._name = name
 
     @overload
-    def __get__(self, obj: None, owner: type[Any]) -> store[S]: ...
+    def __get__(self, obj: None, owner: type[Any]) -> _Store[S]: ...
     @overload
     def __get__(self, obj: Stores, owner: type[Any]) -> S: ...
-    def __get__(self, obj: Stores | None, owner: type[Any]) -> store[S] | S:
+    def __get__(self, obj: Stores | None, owner: type[Any]) -> _Store[S] | S:
         if obj is None:
             return self
         made: S | None = obj.__dict__.get(self._name)
@@ -44,7 +45,14 @@ class store(Generic[S]):
         return made
 
 
+def store(make: Callable[[Pool], S]) -> _Store[S]:
+    """Declare a store of `Stores`: `name = store(TheStore)`, where `TheStore(pool)` makes it."""
+    return _Store(make)
+
+
 class Stores:
+    """The stores over one pool, each made on first use and shared by whoever holds the bundle."""
+
     events = store(EventStore)
     access = store(AccessLog)
     intake_keys = store(IntakeKeys)

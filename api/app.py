@@ -86,12 +86,8 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         checks: dict[str, str] = {}
-        if deps.pool is not None:
-            try:
-                await deps.pool.fetchval("SELECT 1")
-                checks["database"] = "ok"
-            except Exception:
-                checks["database"] = "unavailable"
+        if deps.database is not None:
+            checks["database"] = "ok" if await deps.database.reachable() else "unavailable"
         if deps.client is not None:
             checks["temporal"] = "ok" if await _temporal_ok(deps.client) else "unavailable"
         return {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", **checks}

@@ -23,15 +23,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from fastapi import APIRouter, HTTPException, Request
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from api.auth import authenticate_principal
 from api.responses import Message
 from api.state import ApiDeps, deps_of
-from eventlog.access import Access, record_access_in
+from eventlog.access import Access, AccessEntry
+from eventlog.db import StoreUnavailable
 from runtime.logs import get_logger
 from runtime.temporal import ENCODING, EncryptionCodec
 
@@ -102,18 +101,18 @@ async def _audit(deps: ApiDeps, caller: Caller, namespace: str, sent: list[Paylo
         unattributed += not cases
     if not per_case and not unattributed:
         return
-    if deps.pool is None:
+    if deps.database is None:
         raise HTTPException(status_code=503, detail="the access log is not available, so nothing was decoded")
-    access = Access(caller.actor, caller.purpose)
+    entries = [
+        AccessEntry(f"{_plural(n)} naming this case", case_id=case_id, namespace=namespace)
+        for case_id, n in sorted(per_case.items())
+    ]
+    if unattributed:
+        what = f"{_plural(unattributed)} naming no case (a summary, details or an argument)"
+        entries.append(AccessEntry(what, namespace=namespace))
     try:
-        async with deps.pool.acquire() as conn, conn.transaction():
-            for case_id, n in sorted(per_case.items()):
-                what = f"{_plural(n)} naming this case"
-                await record_access_in(conn, access, what=what, case_id=case_id, namespace=namespace)
-            if unattributed:
-                what = f"{_plural(unattributed)} naming no case (a summary, details or an argument)"
-                await record_access_in(conn, access, what=what, namespace=namespace)
-    except (asyncpg.PostgresError, OSError):
+        await deps.database.access.record_all(Access(caller.actor, caller.purpose), entries)
+    except StoreUnavailable:
         raise HTTPException(
             status_code=503, detail="the access log could not be written, so nothing was decoded"
         ) from None
@@ -136,11 +135,11 @@ async def _bearer_caller(request: Request, deps: ApiDeps) -> Caller | None:
         return None
     if _is_static_token(presented, deps.ops_token):
         return Caller(STATIC_TOKEN_ACTOR, BEARER)
-    if deps.pool is None:
+    if deps.database is None:
         return None
     try:
-        principal = await authenticate_principal(deps.pool, presented)
-    except (asyncpg.PostgresError, OSError):
+        principal = await deps.database.api_keys.authenticate(presented)
+    except StoreUnavailable:
         raise HTTPException(status_code=503, detail="authentication is unavailable") from None
     return Caller(principal.key_id, BEARER) if principal is not None and principal.role == "ops" else None
 

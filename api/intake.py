@@ -71,18 +71,10 @@ async def submit_application(
         check_case_input(inp)
     except DomainError as exc:
         raise refusal(422, "invalid", str(exc)) from None
-    row = await deps.db.fetchrow(
-        "INSERT INTO intake_requests (idempotency_key, fingerprint, case_id) VALUES ($1, $2, $3)"
-        " ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key"
-        " RETURNING fingerprint, case_id, (xmax = 0) AS inserted",
-        body.idempotency_key,
-        fingerprint,
-        case_id,
-    )
-    assert row is not None
-    if row["fingerprint"] != fingerprint:
+    claim = await deps.stores.intake_keys.claim(body.idempotency_key, fingerprint, case_id)
+    if claim.fingerprint != fingerprint:
         raise refusal(409, "conflict", "idempotency_key: already used for a different application")
-    replayed = not row["inserted"]
+    replayed = not claim.first
     try:
         # Started even on a replay: the first call may have died between recording the key and starting.
         await start_case(deps.temporal, inp, task_queue=deps.task_queue)

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict
 
 from api.auth import KommunePrincipal, require_kommune
 from api.calls import inner, not_found, query, refusal, update
-from api.documents import DocumentError, check_document, discard_documents, store_document, stored_ids
 from api.kommune_schemas import ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
 from api.params import TaskId
 from api.responses import errors
@@ -18,6 +17,7 @@ from api.state import deps_of
 from domain.boundary import Cursor, Key, Message
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
+from eventlog.documents import DocumentError, check_document
 from eventlog.inbox import InboxPage, fetch_inbox
 from workflows.models import (
     AnswerRequest,
@@ -125,12 +125,11 @@ async def submit(task_id: TaskId, body: SubmissionRequest, request: Request, kom
     stored_now: list[uuid.UUID] = []
     try:
         if accepts or recorded:
-            already = await stored_ids(deps.db, document_ids)
+            already = await deps.stores.documents.stored_ids(document_ids)
             stored_now = [d for d in document_ids if d not in already]
             for i, (doc, doc_id) in enumerate(zip(body.documents, document_ids, strict=True)):
                 try:
-                    await store_document(
-                        deps.db,
+                    await deps.stores.documents.store(
                         deps.documents,
                         kommune.kommune_kode,
                         task_id,
@@ -147,7 +146,7 @@ async def submit(task_id: TaskId, body: SubmissionRequest, request: Request, kom
         # Refused for good (a 4xx): nothing refers to what this call stored, so nothing of it stays. After a 5xx
         # the update may still be carried out, and a retry under the same key finds the documents.
         if 400 <= exc.status_code < 500:
-            await discard_documents(deps.db, stored_now)
+            await deps.stores.documents.discard(stored_now)
         raise
 
 

@@ -22,11 +22,11 @@ import binascii
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.documents import ALLOWED_CONTENT_TYPES, MAX_DOCUMENT_BYTES
 from domain.application import Application
 from domain.boundary import FileName, FreeText, Key, KommuneKode, Label, Message
 from domain.calendar import Duration
 from domain.commands import MAX_DOCUMENTS
+from eventlog.documents import ALLOWED_CONTENT_TYPES, MAX_DOCUMENT_BYTES
 
 # base64 of MAX_DOCUMENT_BYTES, rounded up to whole 4-character groups.
 MAX_BASE64_CHARS = 4 * ((MAX_DOCUMENT_BYTES + 2) // 3)

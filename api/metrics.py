@@ -14,7 +14,6 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.state import deps_of
-from eventlog.figures import FigureStore
 from runtime.logs import get_logger
 from workflows.models import CASE_WORKFLOW, TASK_WORKFLOW
 from workflows.search_attributes import NEEDS_OPERATIONS
@@ -32,7 +31,7 @@ router = APIRouter(tags=["ops"])
 )
 async def metrics(request: Request) -> Response:
     deps = deps_of(request)
-    figures = FigureStore(deps.db)
+    figures = deps.stores.figures
     registry = CollectorRegistry()
     backlog = Gauge("sagsflow_backlog_tasks", "Open kommune tasks", ["kommune_kode", "status"], registry=registry)
     overdue = Gauge(

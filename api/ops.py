@@ -18,8 +18,7 @@ from domain.boundary import FreeText, Key, KommuneKode, Label, LongFreeText, Mes
 from domain.commands import MAX_LIST
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
-from eventlog.access import AccessLogError, record_access
-from eventlog.figures import FigureStore
+from eventlog.access import Access, AccessLogError
 from eventlog.queries import BacklogRow, CaseBacklogRow
 from workflows.models import (
     AnswerRequest,
@@ -103,7 +102,7 @@ async def backlog(
         ),
     ] = None,
 ) -> Backlog:
-    figures = await FigureStore(deps_of(request).db).backlog(as_of)
+    figures = await deps_of(request).stores.figures.backlog(as_of)
     return Backlog(as_of=as_of, tasks=figures.tasks, cases=figures.cases)
 
 
@@ -154,7 +153,7 @@ async def get_case(
         phase = f"The case's workflow {how} and waits for operations ({workflow_id} in the Web UI); it was: "
         summary = summary.model_copy(update={"needs_operations": True, "phase": phase + summary.phase})
     try:
-        await record_access(deps.db, actor=ops.actor, purpose=purpose, what="case summary", case_id=case_id)
+        await deps.stores.access.record(Access(ops.actor, purpose), what="case summary", case_id=case_id)
     except AccessLogError as exc:
         # The purpose is stored and shown to auditors: it must not itself carry personal data.
         raise refusal(422, "invalid", f"purpose: {str(exc).removeprefix('access log: purpose ')}") from None

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import asyncpg
 from fastapi import HTTPException, Request
 from temporalio.client import Client
 
+from eventlog.db import Pool
+from eventlog.stores import Stores
 from runtime.crypto import KeyRing
 
 
 @dataclass
 class ApiDeps:
     client: Client | None
-    pool: asyncpg.Pool | None
+    # The database, through its stores; None until start-up connects it.
+    database: Stores | None
     payload_ring: KeyRing
     ops_token: str
     ui_origins: list[str] = field(default_factory=list)
@@ -38,10 +40,16 @@ class ApiDeps:
         return self.documents_ring
 
     @property
-    def db(self) -> asyncpg.Pool:
-        if self.pool is None:
+    def stores(self) -> Stores:
+        if self.database is None:
             raise HTTPException(status_code=503, detail="the database is not connected")
-        return self.pool
+        return self.database
+
+    @property
+    def db(self) -> Pool:
+        """The raw pool, for the reads that have no store yet (backlog and metrics figures, the kommune inbox): they
+        are moving into stores, and then this goes."""
+        return self.stores.pool
 
 
 def deps_of(request: Request) -> ApiDeps:

@@ -28,14 +28,14 @@ def build_app(settings: Settings) -> FastAPI:
     from api.app import create_app, load_or_create_token
     from api.state import ApiDeps
     from eventlog.migrate import migrate_dsn
-    from eventlog.store import create_pool
+    from eventlog.stores import Stores
     from runtime.crypto import load_or_create_secret
     from runtime.kommune_config import KommuneSettings, documents_key_ring
     from runtime.temporal import connect, key_ring
 
     deps = ApiDeps(
         client=None,
-        pool=None,
+        database=None,
         payload_ring=key_ring(settings),
         ops_token=settings.ops_token or load_or_create_token(settings.data_dir / "ops-token"),
         ui_origins=ui_origins(settings),
@@ -53,12 +53,12 @@ def build_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         dsn = database_url(settings)
         await migrate_dsn(dsn)
-        deps.pool = await create_pool(dsn, max_size=20)
+        deps.database = stores = await Stores.connect(dsn, max_size=20)
         deps.client = await connect(settings)
         try:
             yield
         finally:
-            await deps.pool.close()
+            await stores.close()
 
     return create_app(deps, lifespan=lifespan)
 
@@ -91,10 +91,8 @@ def register(app: typer.Typer) -> None:
 async def reach_services(settings: Settings) -> None:
     """Connect once to PostgreSQL and Temporal before serving. uvicorn logs a failing start-up as a traceback and
     goes on to exit; this way an unreachable service is the CLI's one line instead (cli/main.py)."""
-    import asyncpg
-
+    from eventlog.db import reach
     from runtime.temporal import connect
 
-    conn = await asyncpg.connect(database_url(settings), timeout=10)
-    await conn.close()
+    await reach(database_url(settings), connect_timeout=10)
     await connect(settings)

@@ -8,16 +8,16 @@ import json
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import typer
 
 from domain.calendar import COPENHAGEN
 from domain.ids import parse_case_id
-from eventlog.access import AccessLogError, AccessRecord, access_log
+from eventlog.access import AccessLogError, AccessRecord
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import ProjectionRunner, rebuild
-from eventlog.store import EventStore, create_pool
+from eventlog.stores import Stores
 from runtime import services
 
 T = TypeVar("T")
@@ -29,13 +29,13 @@ def database_url(explicit: str | None) -> str:
     return services.database_url(explicit=explicit)
 
 
-def _with_pool(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+def _with_stores(url: str, work: Callable[[Stores], Awaitable[T]]) -> T:
     async def main() -> T:
-        pool = await create_pool(url, min_size=1, max_size=4)
+        stores = await Stores.connect(url, min_size=1, max_size=4)
         try:
-            return await work(pool)
+            return await work(stores)
         finally:
-            await pool.close()
+            await stores.close()
 
     return asyncio.run(main())
 
@@ -107,9 +107,11 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"--case: {exc}", err=True)
                 raise typer.Exit(2) from None
         try:
-            records = _with_pool(
+            records = _with_stores(
                 database_url(url),
-                lambda pool: access_log(pool, case_id=case, subject_id=subject, actor=actor, since=start, until=end),
+                lambda stores: stores.access.find(
+                    case_id=case, subject_id=subject, actor=actor, since=start, until=end
+                ),
             )
         except AccessLogError as exc:
             typer.echo(str(exc), err=True)
@@ -128,7 +130,8 @@ def register(app: typer.Typer) -> None:
     @eventlog.command("rebuild")
     def rebuild_cmd(url: str | None = typer.Option(None, "--database-url", help=DATABASE_URL_HELP)) -> None:
         """Refold the case views from position 0 into fresh tables and swap them in."""
-        position = _with_pool(database_url(url), rebuild)
+        # The projections are the event log's own: they take the pool the stores share.
+        position = _with_stores(database_url(url), lambda stores: rebuild(stores.pool))
         typer.echo(f"case views rebuilt up to global position {position}")
 
     @eventlog.command("project")
@@ -138,8 +141,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Bring the case views up to date (and with --follow keep them so)."""
 
-        async def work(pool: Any) -> int:
-            runner = ProjectionRunner(pool)
+        async def work(stores: Stores) -> int:
+            runner = ProjectionRunner(stores.pool)
             if not follow:
                 return await runner.catch_up()
             stop = asyncio.Event()
@@ -149,7 +152,7 @@ def register(app: typer.Typer) -> None:
             await runner.run(stop)
             return await runner.catch_up()
 
-        position = _with_pool(database_url(url), work)
+        position = _with_stores(database_url(url), work)
         typer.echo(f"case views at global position {position}")
 
     @eventlog.command("forget-subject")
@@ -160,8 +163,8 @@ def register(app: typer.Typer) -> None:
         url: str | None = typer.Option(None, "--database-url", help=DATABASE_URL_HELP),
     ) -> None:
         """Delete a person's data key: their personal fields become unreadable for good; figures stay."""
-        deleted = _with_pool(
+        deleted = _with_stores(
             database_url(url),
-            lambda pool: EventStore(pool).forget_subject(subject, actor=actor, purpose=purpose),
+            lambda stores: stores.events.forget_subject(subject, actor=actor, purpose=purpose),
         )
         typer.echo("key deleted" if deleted else "no key to delete (already forgotten or never stored)")

@@ -94,10 +94,10 @@ def register(app: typer.Typer) -> None:
         label: str = typer.Option("", help="A note for operators, e.g. the system's name"),
     ) -> None:
         """Create an API key for one kommune's system and print it ONCE (only its hash is stored)."""
-        from api.auth import AuthError, create_key
+        from eventlog.api_keys import ApiKeys, AuthError
 
         async def work(pool: asyncpg.Pool) -> str:
-            return await create_key(pool, kode, label=label)
+            return await ApiKeys(pool).create_kommune_key(kode, label=label)
 
         try:
             key = with_pool(Settings(), work)
@@ -109,10 +109,10 @@ def register(app: typer.Typer) -> None:
     @kommune.command("add-ops-token")
     def add_ops_token(label: str = typer.Option("", help="Who or what uses the token")) -> None:
         """Create a bearer token for operations staff and print it ONCE."""
-        from api.auth import create_ops_token
+        from eventlog.api_keys import ApiKeys
 
         async def work(pool: asyncpg.Pool) -> str:
-            return await create_ops_token(pool, label=label)
+            return await ApiKeys(pool).create_ops_token(label=label)
 
         typer.echo(with_pool(Settings(), work))
         typer.echo("Store this token now: it is not shown again.", err=True)
@@ -120,10 +120,10 @@ def register(app: typer.Typer) -> None:
     @kommune.command("revoke-key")
     def revoke(key_id: str = typer.Argument(..., help="The key id: the middle part of sfk.<id>.<secret>")) -> None:
         """Revoke an API key or ops token by its id."""
-        from api.auth import revoke_key
+        from eventlog.api_keys import ApiKeys
 
         async def work(pool: asyncpg.Pool) -> bool:
-            return await revoke_key(pool, key_id)
+            return await ApiKeys(pool).revoke(key_id)
 
         if not with_pool(Settings(), work):
             raise _fail(f"no active key with id {key_id!r}")
@@ -132,13 +132,15 @@ def register(app: typer.Typer) -> None:
     @kommune.command("keys")
     def keys() -> None:
         """List API keys and ops tokens (ids and metadata only)."""
-        from api.auth import list_keys
+        from eventlog.api_keys import ApiKeyInfo, ApiKeys
 
-        rows = with_pool(Settings(), list_keys)
-        for r in rows:
-            state = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "active"
-            who = r["kommune_kode"] or "-"
-            typer.echo(f"{r['key_id']}  {r['role']:<7} {who:<4} {state:<18} {r['label']}")
+        async def work(pool: asyncpg.Pool) -> list[ApiKeyInfo]:
+            return await ApiKeys(pool).all_keys()
+
+        for r in with_pool(Settings(), work):
+            state = f"revoked {r.revoked_at:%Y-%m-%d}" if r.revoked_at else "active"
+            who = r.kommune_kode or "-"
+            typer.echo(f"{r.key_id}  {r.role:<7} {who:<4} {state:<18} {r.label}")
 
     @kommune.command("channel")
     def channel(

@@ -10,13 +10,12 @@ It holds ids, actors and purposes only. Free-text fields are checked so that a c
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
-from eventlog.db import Conn
+from eventlog.db import Conn, Pool, unavailable_as_store_error
 from runtime.logs import CPR_PATTERN
 
 MAX_TEXT = 200
@@ -92,59 +91,79 @@ async def record_access_in(
     )
 
 
-async def record_access(
-    pool: asyncpg.Pool,
-    *,
-    actor: str,
-    purpose: str,
-    what: str,
-    case_id: str | None = None,
-    subject_id: str | None = None,
-    namespace: str | None = None,
-) -> None:
-    """Record that `actor` read personal data of a case or person (e.g. a codec-server decode) and why."""
-    async with pool.acquire() as conn:
-        await record_access_in(
-            conn, Access(actor, purpose), what=what, case_id=case_id, subject_id=subject_id, namespace=namespace
+@dataclass(frozen=True)
+class AccessEntry:
+    """One record of a read: what was read, of which case or person, or (naming neither) in which namespace."""
+
+    what: str
+    case_id: str | None = None
+    subject_id: str | None = None
+    namespace: str | None = None
+
+
+class AccessLog:
+    """The access log table: reads are recorded here (the event store records its own, in its transactions)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def record(
+        self,
+        access: Access,
+        *,
+        what: str,
+        case_id: str | None = None,
+        subject_id: str | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        """Record that `access.actor` read personal data of a case or person and why. `AccessLogError` for a record
+        the log must not hold; `StoreUnavailable` if the database cannot take it."""
+        await self.record_all(access, [AccessEntry(what, case_id, subject_id, namespace)])
+
+    async def record_all(self, access: Access, entries: Sequence[AccessEntry]) -> None:
+        """Several records of one read, all or none (one transaction)."""
+        async with unavailable_as_store_error(), self._pool.acquire() as conn, conn.transaction():
+            for e in entries:
+                await record_access_in(
+                    conn, access, what=e.what, case_id=e.case_id, subject_id=e.subject_id, namespace=e.namespace
+                )
+
+    async def find(
+        self,
+        *,
+        case_id: str | None = None,
+        subject_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[AccessRecord]:
+        """Every access to a case, or to anything of a person (their cases included), oldest first; narrowed (or,
+        with neither, selected) by actor and by time, `since` included and `until` excluded."""
+        if case_id is not None and subject_id is not None:
+            raise AccessLogError("give a case_id or a subject_id, not both")
+        if case_id is None and subject_id is None and actor is None and since is None and until is None:
+            raise AccessLogError("give a case_id, a subject_id, an actor or a time range")
+        where: list[str] = []
+        args: list[Any] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if case_id is not None:
+            where.append(f"case_id = {arg(case_id)}")
+        if subject_id is not None:
+            p = arg(subject_id)
+            where.append(f"(subject_id = {p} OR case_id IN (SELECT case_id FROM case_subjects WHERE subject_id = {p}))")
+        if actor is not None:
+            where.append(f"actor = {arg(actor)}")
+        if since is not None:
+            where.append(f"at >= {arg(since)}")
+        if until is not None:
+            where.append(f"at < {arg(until)}")
+        rows = await self._pool.fetch(
+            "SELECT at, actor, case_id, subject_id, purpose, what, namespace FROM access_log"
+            f" WHERE {' AND '.join(where)} ORDER BY at, id",
+            *args,
         )
-
-
-async def access_log(
-    conn: Conn | asyncpg.Pool,
-    *,
-    case_id: str | None = None,
-    subject_id: str | None = None,
-    actor: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[AccessRecord]:
-    """Every access to a case, or to anything of a person (their cases included), oldest first; narrowed (or, with
-    neither, selected) by actor and by time, `since` included and `until` excluded."""
-    if case_id is not None and subject_id is not None:
-        raise AccessLogError("give a case_id or a subject_id, not both")
-    if case_id is None and subject_id is None and actor is None and since is None and until is None:
-        raise AccessLogError("give a case_id, a subject_id, an actor or a time range")
-    where: list[str] = []
-    args: list[Any] = []
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
-    if case_id is not None:
-        where.append(f"case_id = {arg(case_id)}")
-    if subject_id is not None:
-        p = arg(subject_id)
-        where.append(f"(subject_id = {p} OR case_id IN (SELECT case_id FROM case_subjects WHERE subject_id = {p}))")
-    if actor is not None:
-        where.append(f"actor = {arg(actor)}")
-    if since is not None:
-        where.append(f"at >= {arg(since)}")
-    if until is not None:
-        where.append(f"at < {arg(until)}")
-    rows = await conn.fetch(
-        "SELECT at, actor, case_id, subject_id, purpose, what, namespace FROM access_log"
-        f" WHERE {' AND '.join(where)} ORDER BY at, id",
-        *args,
-    )
-    return [AccessRecord(**dict(r)) for r in rows]
+        return [AccessRecord(**dict(r)) for r in rows]

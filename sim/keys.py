@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from api.auth import authenticate, create_key
+from eventlog.api_keys import ApiKeys
 from sim.population import populations
 
 
@@ -37,10 +37,11 @@ async def provision_sim_keys(pool: asyncpg.Pool, path: Path) -> dict[str, str]:
     """Keys for all 98 kommuner: reuse those in `path` that still authenticate, create the rest."""
     existing = await asyncio.to_thread(_read_if_exists, path)
     keys = dict(existing or {})
+    api_keys = ApiKeys(pool)
     for k in populations():
         current = keys.get(k.kode)
-        if current is None or await authenticate(pool, current) != k.kode:
-            keys[k.kode] = await create_key(pool, k.kode, label="simulator")
+        if current is None or await api_keys.kommune_of(current) != k.kode:
+            keys[k.kode] = await api_keys.create_kommune_key(k.kode, label="simulator")
     if keys != existing:
         await asyncio.to_thread(write_keys_file, path, keys)
     return keys

@@ -193,12 +193,12 @@ async def test_a_case_id_that_is_not_one_is_refused_before_any_connection(tmp_pa
 
 @pytest.mark.parametrize("given", [CASE, CASE.removeprefix("case-"), CASE.upper().replace("CASE-", "case-")])
 async def test_access_log_takes_the_case_id_as_the_web_ui_shows_it(tmp_path: Path, db_url: str, given: str) -> None:
-    from eventlog.access import record_access
+    from eventlog.access import Access, AccessLog
     from eventlog.store import create_pool
 
     pool = await create_pool(db_url)
     try:
-        await record_access(pool, actor="ops:test", purpose="test: read", what="case summary", case_id=CASE[5:])
+        await AccessLog(pool).record(Access("ops:test", "test: read"), what="case summary", case_id=CASE[5:])
     finally:
         await pool.close()
     run = await sagsflow(["access-log", "--case", given, "--json"], closed_env(tmp_path, DATABASE_URL=db_url), tmp_path)

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 from temporalio import activity as _activity
 from temporalio.client import Client
@@ -29,9 +28,11 @@ from activities.kommune_delivery import KommuneDelivery
 from activities.prescreen import prescreen_application
 from activities.report import ReportActivities
 from domain.kommuner import all_kommuner
+from eventlog.db import Pool
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import ProjectionRunner
-from eventlog.store import EventStore, create_pool
+from eventlog.store import EventStore
+from eventlog.stores import Stores
 from runtime import services
 from runtime.config import Settings
 from runtime.logs import get_logger
@@ -55,7 +56,7 @@ def _name(fn: Callable[..., Any]) -> str:
 
 
 def default_activities(
-    pool: asyncpg.Pool,
+    pool: Pool,
     *,
     kommune: KommuneChannel | None = None,
     digital_post: DigitalPost | None = None,
@@ -80,7 +81,7 @@ def warm_up() -> None:
 
 def build_worker(
     client: Client,
-    pool: asyncpg.Pool,
+    pool: Pool,
     *,
     task_queue: str,
     kommune: KommuneChannel | None = None,
@@ -126,18 +127,18 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             )
         )
     client = await connect(settings, runtime=runtime)
-    pool = await create_pool(database_url(settings))
+    stores = await Stores.connect(database_url(settings))
     # Projections follow the log in every worker process; runners take turns per batch, so N workers are safe.
-    projections = asyncio.create_task(ProjectionRunner(pool).run(stop))
+    projections = asyncio.create_task(ProjectionRunner(stores.pool).run(stop))
     http = httpx.AsyncClient()
     try:
         # The real kommune channel: signed push or inbox, per kommune.
-        delivery = KommuneDelivery.from_settings(settings, pool, http)
+        delivery = KommuneDelivery.from_settings(settings, stores.pool, http)
         # The quarterly report's Schedule starts its workflow on this task queue too (cli/schedules.py).
         reports = ReportActivities(database_url(settings), settings.data_dir / "reports")
         worker = build_worker(
             client,
-            pool,
+            stores.pool,
             task_queue=settings.task_queue,
             digital_post=letters_from_settings(settings),
             activities=[delivery.deliver_task, reports.build_quarterly_report],
@@ -151,7 +152,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         stop.set()
         await projections
         await http.aclose()
-        await pool.close()
+        await stores.close()
     log.info("worker stopped")
 
 

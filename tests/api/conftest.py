@@ -26,9 +26,9 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from api.auth import create_key
 from cli.api import build_app
 from domain.events import Event, OplysningTaskDelivered
+from eventlog.api_keys import ApiKeys
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import projection_position
 from eventlog.store import EventStore, create_pool
@@ -226,7 +226,9 @@ async def stack(
             app = build_app(settings)
             documents_ring = documents_key_ring(settings, KommuneSettings())
             pool = await create_pool(db_url, max_size=10)
-            keys = {k: await create_key(pool, k, label="test") for k in (*PUSH_KOMMUNER, *INBOX_KOMMUNER)}
+            keys = {
+                k: await ApiKeys(pool).create_kommune_key(k, label="test") for k in (*PUSH_KOMMUNER, *INBOX_KOMMUNER)
+            }
             profiles = quiet_profiles(**stack_profiles)
             # 20 model days per real second: a kommune's ~3-day answer takes ~0.15 s; the demo policy's 90-second
             # deadline is 1,800 model days away, so the simulator never plans an extension.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from api.auth import create_ops_token, key_id_of
-from eventlog.access import access_log
+from eventlog.access import AccessLog
+from eventlog.api_keys import ApiKeys, key_id_of
 from tests.api.conftest import Stack
 
 
@@ -14,19 +14,19 @@ async def test_reading_a_case_is_access_logged_with_actor_and_purpose(stack: Sta
     # The case's status query runs ahead of its appends (events are folded first, then written): a read in that
     # moment is logged before the log knows the case's person, so start from a settled log, as an auditor's test must.
     await stack.open_task(case_id)
-    before = len(await access_log(stack.pool, case_id=case_id))
+    before = len(await AccessLog(stack.pool).find(case_id=case_id))
 
     r = await stack.http.get(
         f"/v1/ops/cases/{case_id}", params={"purpose": "klage 2021-117: sagsgang"}, headers=stack.ops_headers
     )
     assert r.status_code == 200, r.text
-    token = await create_ops_token(stack.pool, label="caseworker 17")
+    token = await ApiKeys(stack.pool).create_ops_token(label="caseworker 17")
     r = await stack.http.get(
         f"/v1/ops/cases/{case_id}", params={"purpose": "opfølgning"}, headers={"Authorization": f"Bearer {token}"}
     )
     assert r.status_code == 200, r.text
 
-    records = (await access_log(stack.pool, case_id=case_id))[before:]
+    records = (await AccessLog(stack.pool).find(case_id=case_id))[before:]
     assert [(a.actor, a.purpose, a.what, a.case_id) for a in records] == [
         ("ops-token", "klage 2021-117: sagsgang", "case summary", case_id),
         (key_id_of(token), "opfølgning", "case summary", case_id),
@@ -35,13 +35,13 @@ async def test_reading_a_case_is_access_logged_with_actor_and_purpose(stack: Sta
     assert subject is not None
     assert {a.subject_id for a in records} == {subject}
     # The person's own view of who read their data shows the reads too.
-    assert records[-1] in await access_log(stack.pool, subject_id=subject)
+    assert records[-1] in await AccessLog(stack.pool).find(subject_id=subject)
 
 
 async def test_refused_reads_log_nothing(stack: Stack) -> None:
     case_id = (await stack.apply("561"))["case_id"]
     await stack.wait_case(case_id, "awaiting_kommune")
-    before = await access_log(stack.pool, case_id=case_id)
+    before = await AccessLog(stack.pool).find(case_id=case_id)
 
     async def get(path: str, params: dict[str, str], headers: dict[str, str]) -> int:
         return (await stack.http.get(path, params=params, headers=headers)).status_code
@@ -59,5 +59,5 @@ async def test_refused_reads_log_nothing(stack: Stack) -> None:
     unknown = str(uuid.uuid4())
     assert await get(f"/v1/ops/cases/{unknown}", {"purpose": "peek"}, stack.ops_headers) == 404
     assert await get("/v1/ops/cases/no-such-case", {"purpose": "peek"}, stack.ops_headers) == 422
-    assert await access_log(stack.pool, case_id=case_id) == before
-    assert await access_log(stack.pool, case_id=unknown) == []
+    assert await AccessLog(stack.pool).find(case_id=case_id) == before
+    assert await AccessLog(stack.pool).find(case_id=unknown) == []

@@ -10,9 +10,9 @@ import asyncpg
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from api.auth import create_key, create_ops_token, key_id_of, revoke_key
 from cli.api import build_app
-from eventlog.access import access_log
+from eventlog.access import AccessLog
+from eventlog.api_keys import ApiKeys, key_id_of
 from eventlog.store import create_pool
 from runtime.config import Settings
 from runtime.httpserve import serve
@@ -26,11 +26,11 @@ def bearer(token: str) -> dict[str, str]:
 async def test_keys_and_tokens_on_the_real_routes(stack: Stack) -> None:
     case_id = str((await stack.apply("461"))["case_id"])
     task_id = await stack.open_task(case_id)
-    kommune_key = await create_key(stack.pool, "461")
-    other_kommune = await create_key(stack.pool, "751")
-    ops_token = await create_ops_token(stack.pool)
-    revoked = await create_key(stack.pool, "461")
-    await revoke_key(stack.pool, key_id_of(revoked) or "")
+    kommune_key = await ApiKeys(stack.pool).create_kommune_key("461")
+    other_kommune = await ApiKeys(stack.pool).create_kommune_key("751")
+    ops_token = await ApiKeys(stack.pool).create_ops_token()
+    revoked = await ApiKeys(stack.pool).create_kommune_key("461")
+    await ApiKeys(stack.pool).revoke(key_id_of(revoked) or "")
     task_path = f"/v1/kommune/tasks/{task_id}"
     case_path = f"/v1/ops/cases/{case_id}"
     purpose = {"purpose": "test: who reads"}
@@ -47,11 +47,11 @@ async def test_keys_and_tokens_on_the_real_routes(stack: Stack) -> None:
     assert (await stack.http.get(task_path, headers=bearer(other_kommune))).status_code == 404
 
     # An ops token reads as itself: the access log names the token's key id, or the stack's own token.
-    before = len(await access_log(stack.pool, case_id=case_id))
+    before = len(await AccessLog(stack.pool).find(case_id=case_id))
     for token in (ops_token, OPS_TOKEN):
         r = await stack.http.get(case_path, params=purpose, headers=bearer(token))
         assert r.status_code == 200, r.text
-    actors = [a.actor for a in (await access_log(stack.pool, case_id=case_id))[before:]]
+    actors = [a.actor for a in (await AccessLog(stack.pool).find(case_id=case_id))[before:]]
     assert actors == [key_id_of(ops_token), "ops-token"]
 
     refusals = [
@@ -70,7 +70,7 @@ async def test_keys_and_tokens_on_the_real_routes(stack: Stack) -> None:
         assert r.json() == {"detail": "Not authenticated"}  # the same answer whatever was wrong
         assert r.headers["www-authenticate"] == "Bearer"
     # Refused reads are not reads: nothing more in the access log.
-    assert len(await access_log(stack.pool, case_id=case_id)) == before + 2
+    assert len(await AccessLog(stack.pool).find(case_id=case_id)) == before + 2
 
 
 async def test_the_stacks_ops_token_still_works_when_the_database_is_gone(
@@ -79,8 +79,8 @@ async def test_the_stacks_ops_token_still_works_when_the_database_is_gone(
     async with fresh_database(pg_server_url) as db_url:
         pool = await create_pool(db_url, max_size=2)
         try:
-            kommune_key = await create_key(pool, "461")
-            ops_token = await create_ops_token(pool)
+            kommune_key = await ApiKeys(pool).create_kommune_key("461")
+            ops_token = await ApiKeys(pool).create_ops_token()
         finally:
             await pool.close()
         settings = Settings(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from api.documents import MAX_DOCUMENT_BYTES
+from eventlog.documents import MAX_DOCUMENT_BYTES
 from tests.api.conftest import Stack, application
 
 

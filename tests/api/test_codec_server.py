@@ -26,10 +26,10 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import MAX_BODY_BYTES
-from api.auth import create_ops_token, key_id_of
 from cli.api import build_app
 from domain.state import CaseState
-from eventlog.access import AccessRecord, access_log
+from eventlog.access import AccessLog, AccessRecord
+from eventlog.api_keys import ApiKeys, key_id_of
 from eventlog.store import create_pool
 from runtime.config import Settings
 from runtime.crypto import KeyRing
@@ -59,7 +59,7 @@ class Codec:
         return json_format.MessageToDict(Payloads(payloads=payloads))
 
     async def log(self, **where: Any) -> list[AccessRecord]:
-        return await access_log(self.pool, **where)
+        return await AccessLog(self.pool).find(**where)
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ async def test_the_ui_and_the_cli_decode_and_each_read_is_logged_for_the_case_it
     ]
 
     # A person's own ops token works for the CLI, and the log names the token, not a shared one.
-    own = await create_ops_token(codec.pool, label="caseworker 17")
+    own = await ApiKeys(codec.pool).create_ops_token(label="caseworker 17")
     r = await codec.http.post(
         "/codec/decode", json=await codec.body(case_input(b)), headers={**AS_THE_UI, "Authorization": f"Bearer {own}"}
     )

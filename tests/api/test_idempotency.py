@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from api.documents import store_document
 from api.kommune_routes import DOCUMENT_IDS
+from eventlog.documents import Documents
 from tests.api.conftest import Stack, application
 
 PDF = base64.b64encode(b"%PDF-1.4 work history").decode()
@@ -196,8 +196,7 @@ async def test_a_submission_whose_documents_were_stored_but_not_recorded_is_chec
     task_id = await stack.open_task(case_id)
     part = {"idempotency_key": "part-lost", "final": False, "documents": [document()]}
     doc_id = uuid.uuid5(DOCUMENT_IDS, f"{task_id}/part-lost/0")
-    await store_document(
-        stack.pool,
+    await Documents(stack.pool).store(
         stack.documents,
         "461",
         task_id,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from eventlog.access import access_log
+from eventlog.access import AccessLog
 from tests.api.conftest import Stack
 
 PDF = base64.b64encode(b"%PDF-1.4 test").decode()
@@ -139,4 +139,4 @@ async def test_a_kommune_key_opens_no_operations_endpoint(stack: Stack, task: tu
     for method, path, body in KOMMUNE_CALLS:
         assert await call(stack, task, method, path, body, stack.ops_headers) == 401, (method, path)
     assert await snapshot(stack, case_id, task_id) == before
-    assert "peek" not in {a.purpose for a in await access_log(stack.pool, case_id=case_id)}
+    assert "peek" not in {a.purpose for a in await AccessLog(stack.pool).find(case_id=case_id)}

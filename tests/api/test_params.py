@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from eventlog.access import access_log
+from eventlog.access import AccessLog
 from tests.api.conftest import Stack
 
 ID_PROBLEM = "expected a {kind} id: a uuid, or {kind}-<uuid> as the Temporal Web UI shows it"
@@ -38,7 +38,7 @@ async def test_a_case_reads_the_same_by_its_uuid_and_by_its_workflow_id(stack: S
         assert summary["case_id"] == case_id
         assert summary["status"] == bare["status"]
     # The access log names the case by its uuid whichever form was asked for, so an auditor finds every read.
-    purposes = [r.purpose for r in await access_log(stack.pool, case_id=case_id)]
+    purposes = [r.purpose for r in await AccessLog(stack.pool).find(case_id=case_id)]
     assert purposes.count("test: id as the Web UI shows it") == 3
 
 

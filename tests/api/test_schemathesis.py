@@ -59,10 +59,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.auth import create_key
 from api.intake import CASE_IDS
 from api.kommune_routes import DOCUMENT_IDS
 from domain.kommuner import all_kommuner
+from eventlog.api_keys import ApiKeys
 from tests.api.conftest import Stack, application
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -280,7 +280,7 @@ async def fuzz(stack: Stack) -> Fuzz:
     keys = dict(stack.keys)
     for k in all_kommuner():
         if k.kode not in keys:
-            keys[k.kode] = await create_key(stack.pool, k.kode, label="fuzz")
+            keys[k.kode] = await ApiKeys(stack.pool).create_kommune_key(k.kode, label="fuzz")
     return Fuzz(stack, asyncio.get_running_loop(), keys)
 
 

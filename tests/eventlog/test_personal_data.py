@@ -11,7 +11,7 @@ import pytest
 from domain.application import Applicant
 from domain.events import ApplicationReceived, DecisionMade, Event
 from eventlog import queries
-from eventlog.access import Access, access_log
+from eventlog.access import Access, AccessLog
 from eventlog.personal import SubjectCipher
 from eventlog.projections import ProjectionRunner, rebuild
 from eventlog.store import DuplicateEventConflict, EventStore, content_hash
@@ -41,7 +41,7 @@ async def test_personal_fields_are_ciphertext_at_rest_and_readable_only_with_an_
 
     assert [s.event for s in await store.read_stream("c-1")] == without_personal(case.events)
     assert [s.event for s in await store.read_stream("c-1", access=READER)] == case.events
-    (entry,) = await access_log(pool, case_id="c-1")
+    (entry,) = await AccessLog(pool).find(case_id="c-1")
     assert (entry.actor, entry.case_id, entry.subject_id, entry.purpose) == (
         "cw-7",
         "c-1",
@@ -92,7 +92,7 @@ async def test_forgetting_a_subject_shreds_personal_data_and_every_figure_stays(
     naive = NaiveLog([s.event for s in await store.read_all(0)])
     assert await queries.task_backlog(pool, at) == naive.task_backlog(at) == before[0]
     # The erasure itself is on record, per person.
-    forgets = [r for r in await access_log(pool, subject_id="subj-A") if r.what == "forget subject key"]
+    forgets = [r for r in await AccessLog(pool).find(subject_id="subj-A") if r.what == "forget subject key"]
     assert [(r.actor, r.purpose) for r in forgets] == [("dpo-1", "sletning art. 17"), ("system", "erasure")]
 
 

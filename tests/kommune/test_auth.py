@@ -14,20 +14,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from api.auth import (
-    AuthError,
-    authenticate,
-    authenticate_principal,
-    create_key,
-    create_ops_token,
-    key_id_of,
-    revoke_key,
-)
+from eventlog.api_keys import ApiKeys, AuthError, key_id_of
 from runtime.embedded import free_port
 
 
 async def test_key_is_stored_hashed_and_authenticates(pool: asyncpg.Pool) -> None:
-    key = await create_key(pool, "0329", label="Ringsted sagssystem")
+    key = await ApiKeys(pool).create_kommune_key("0329", label="Ringsted sagssystem")
     prefix, key_id, secret = key.split(".")
     assert prefix == "sfk"
     assert len(secret) >= 43  # 32 random bytes, base64
@@ -40,14 +32,14 @@ async def test_key_is_stored_hashed_and_authenticates(pool: asyncpg.Pool) -> Non
     assert secret not in stored
     assert key not in stored
 
-    assert await authenticate(pool, key) == "329"
-    assert await authenticate(pool, f"  {key}  ") == "329"
+    assert await ApiKeys(pool).kommune_of(key) == "329"
+    assert await ApiKeys(pool).kommune_of(f"  {key}  ") == "329"
 
 
 async def test_wrong_unknown_and_malformed_keys_are_none(pool: asyncpg.Pool) -> None:
-    key = await create_key(pool, "329")
+    key = await ApiKeys(pool).create_kommune_key("329")
     prefix, key_id, secret = key.split(".")
-    other = await create_key(pool, "101")
+    other = await ApiKeys(pool).create_kommune_key("101")
     for bad in (
         f"{prefix}.{key_id}.{secret[:-1]}x",  # wrong secret
         f"{prefix}.{'0' * 16}.{secret}",  # unknown id
@@ -58,23 +50,23 @@ async def test_wrong_unknown_and_malformed_keys_are_none(pool: asyncpg.Pool) -> 
         None,
         "Bearer " + key,
     ):
-        assert await authenticate(pool, bad) is None
+        assert await ApiKeys(pool).kommune_of(bad) is None
 
 
 async def test_revoked_key_is_none(pool: asyncpg.Pool) -> None:
-    key = await create_key(pool, "329")
+    key = await ApiKeys(pool).create_kommune_key("329")
     key_id = key_id_of(key)
     assert key_id is not None
-    assert await revoke_key(pool, key_id)
-    assert await authenticate(pool, key) is None
-    assert not await revoke_key(pool, key_id)  # already revoked
+    assert await ApiKeys(pool).revoke(key_id)
+    assert await ApiKeys(pool).kommune_of(key) is None
+    assert not await ApiKeys(pool).revoke(key_id)  # already revoked
 
 
 async def test_ops_token_is_not_a_kommune_key(pool: asyncpg.Pool) -> None:
-    token = await create_ops_token(pool, label="vagt")
+    token = await ApiKeys(pool).create_ops_token(label="vagt")
     assert token.startswith("sfo.")
-    assert await authenticate(pool, token) is None
-    principal = await authenticate_principal(pool, token)
+    assert await ApiKeys(pool).kommune_of(token) is None
+    principal = await ApiKeys(pool).authenticate(token)
     assert principal is not None
     assert principal.role == "ops"
     assert principal.kommune_kode is None
@@ -82,7 +74,7 @@ async def test_ops_token_is_not_a_kommune_key(pool: asyncpg.Pool) -> None:
 
 async def test_unknown_kommune_is_refused(pool: asyncpg.Pool) -> None:
     with pytest.raises(AuthError, match="98 kommune codes"):
-        await create_key(pool, "999")
+        await ApiKeys(pool).create_kommune_key("999")
     assert await pool.fetchval("SELECT count(*) FROM api_keys") == 0
 
 
@@ -104,7 +96,7 @@ async def test_cli_add_key_prints_a_working_key_once(db_url: str, pool: asyncpg.
     assert done.returncode == 0, done.stderr
     key = done.stdout.strip()
     assert "\n" not in key
-    assert await authenticate(pool, key) == "329"
+    assert await ApiKeys(pool).kommune_of(key) == "329"
     assert "not shown again" in done.stderr
 
     bad = await asyncio.to_thread(_cli, ["kommune", "add-key", "999"], _env(tmp_path, db_url), tmp_path)

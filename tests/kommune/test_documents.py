@@ -9,16 +9,14 @@ import asyncpg
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from api.documents import (
+from eventlog.documents import (
     MAX_DOCUMENT_BYTES,
     DocumentConflict,
     DocumentNotFound,
+    Documents,
     DocumentTooLarge,
     InvalidDocument,
     UnsupportedContentType,
-    document_refs,
-    read_document,
-    store_document,
 )
 from runtime.crypto import KeyRing
 
@@ -27,7 +25,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 async def test_round_trip_and_ciphertext_at_rest(pool: asyncpg.Pool, key_ring: KeyRing) -> None:
-    ref = await store_document(pool, key_ring, "0329", "task-1", "Jens Hansen LÆ145.pdf", "Application/PDF", PDF)
+    ref = await Documents(pool).store(key_ring, "0329", "task-1", "Jens Hansen LÆ145.pdf", "Application/PDF", PDF)
     assert ref.kommune_kode == "329"
     assert ref.content_type == "application/pdf"
     assert ref.size_bytes == len(PDF)
@@ -35,7 +33,7 @@ async def test_round_trip_and_ciphertext_at_rest(pool: asyncpg.Pool, key_ring: K
     # The reference is what Temporal payloads carry: small, no content.
     assert len(ref.model_dump_json()) < 300
 
-    doc = await read_document(pool, key_ring, ref.document_id, kommune_kode="329")
+    doc = await Documents(pool).read(key_ring, ref.document_id, kommune_kode="329")
     assert doc.data == PDF
     assert doc.filename == "Jens Hansen LÆ145.pdf"
     assert doc.ref == ref
@@ -51,31 +49,31 @@ async def test_round_trip_and_ciphertext_at_rest(pool: asyncpg.Pool, key_ring: K
 
 
 async def test_another_kommune_cannot_read_it(pool: asyncpg.Pool, key_ring: KeyRing) -> None:
-    ref = await store_document(pool, key_ring, "329", "task-1", "a.pdf", "application/pdf", PDF)
+    ref = await Documents(pool).store(key_ring, "329", "task-1", "a.pdf", "application/pdf", PDF)
     with pytest.raises(DocumentNotFound):
-        await read_document(pool, key_ring, ref.document_id, kommune_kode="101")
+        await Documents(pool).read(key_ring, ref.document_id, kommune_kode="101")
     with pytest.raises(DocumentNotFound):
-        await document_refs(pool, [ref.document_id], kommune_kode="101")
+        await Documents(pool).refs([ref.document_id], kommune_kode="101")
     with pytest.raises(DocumentNotFound):
-        await read_document(pool, key_ring, "not-a-uuid")
+        await Documents(pool).read(key_ring, "not-a-uuid")
     with pytest.raises(DocumentNotFound):
-        await read_document(pool, key_ring, uuid.uuid4())
+        await Documents(pool).read(key_ring, uuid.uuid4())
 
 
 async def test_ciphertext_is_bound_to_its_row(pool: asyncpg.Pool, key_ring: KeyRing) -> None:
     """Moving a document to another task in the database makes it unreadable rather than misattributed."""
-    ref = await store_document(pool, key_ring, "329", "task-1", "a.pdf", "application/pdf", PDF)
+    ref = await Documents(pool).store(key_ring, "329", "task-1", "a.pdf", "application/pdf", PDF)
     await pool.execute("UPDATE documents SET task_id = 'task-2' WHERE document_id = $1", ref.document_id)
     with pytest.raises(InvalidTag):
-        await read_document(pool, key_ring, ref.document_id)
+        await Documents(pool).read(key_ring, ref.document_id)
 
 
 async def test_rotated_key_still_reads_old_documents(pool: asyncpg.Pool, key_ring: KeyRing) -> None:
-    ref = await store_document(pool, key_ring, "329", "task-1", "a.png", "image/png", PNG)
+    ref = await Documents(pool).store(key_ring, "329", "task-1", "a.png", "image/png", PNG)
     rotated = KeyRing(active="test-2", keys={**key_ring.keys, "test-2": KeyRing.generate("test-2").keys["test-2"]})
-    newer = await store_document(pool, rotated, "329", "task-1", "b.png", "image/png", PNG)
-    assert (await read_document(pool, rotated, ref.document_id)).data == PNG
-    assert (await read_document(pool, rotated, newer.document_id)).data == PNG
+    newer = await Documents(pool).store(rotated, "329", "task-1", "b.png", "image/png", PNG)
+    assert (await Documents(pool).read(rotated, ref.document_id)).data == PNG
+    assert (await Documents(pool).read(rotated, newer.document_id)).data == PNG
 
 
 REFUSED: list[tuple[str, str, bytes, type[Exception]]] = [
@@ -98,7 +96,7 @@ REFUSED: list[tuple[str, str, bytes, type[Exception]]] = [
 async def test_limits_refuse_and_store_nothing(pool: asyncpg.Pool, key_ring: KeyRing) -> None:
     for filename, content_type, data, error in REFUSED:
         with pytest.raises(error):
-            await store_document(pool, key_ring, "329", "task-1", filename, content_type, data)
+            await Documents(pool).store(key_ring, "329", "task-1", filename, content_type, data)
     assert await pool.fetchval("SELECT count(*) FROM documents") == 0
     assert DocumentTooLarge.status_code == 413
     assert UnsupportedContentType.status_code == 415
@@ -115,11 +113,11 @@ async def test_accepted_types_and_file_name_cleaning(pool: asyncpg.Pool, key_rin
     ]
     refs = []
     for filename, ctype, data, expected_name in cases:
-        ref = await store_document(pool, key_ring, "329", "task-9", filename, ctype, data)
+        ref = await Documents(pool).store(key_ring, "329", "task-9", filename, ctype, data)
         refs.append(ref)
         if expected_name is not None:
-            assert (await read_document(pool, key_ring, ref.document_id)).filename == expected_name
-    listed = await document_refs(pool, [r.document_id for r in reversed(refs)], kommune_kode="329")
+            assert (await Documents(pool).read(key_ring, ref.document_id)).filename == expected_name
+    listed = await Documents(pool).refs([r.document_id for r in reversed(refs)], kommune_kode="329")
     assert listed == list(reversed(refs))
     assert refs[-1].size_bytes == MAX_DOCUMENT_BYTES
 
@@ -128,21 +126,20 @@ async def test_a_chosen_id_stores_one_document_however_many_retries_race(pool: a
     doc_id = uuid.uuid4()
     refs = await asyncio.gather(
         *(
-            store_document(pool, key_ring, "329", "task-r", "a.pdf", "application/pdf", PDF, document_id=doc_id)
+            Documents(pool).store(key_ring, "329", "task-r", "a.pdf", "application/pdf", PDF, document_id=doc_id)
             for _ in range(8)
         )
     )
     assert {r.document_id for r in refs} == {doc_id}
     assert await pool.fetchval("SELECT count(*) FROM documents WHERE document_id = $1", doc_id) == 1
     with pytest.raises(DocumentConflict, match="differs from the document first sent"):
-        await store_document(
-            pool, key_ring, "329", "task-r", "a.pdf", "application/pdf", PDF + b"x", document_id=doc_id
+        await Documents(pool).store(
+            key_ring, "329", "task-r", "a.pdf", "application/pdf", PDF + b"x", document_id=doc_id
         )
     with pytest.raises(DocumentNotFound):
-        await store_document(pool, key_ring, "101", "task-r", "a.pdf", "application/pdf", PDF, document_id=doc_id)
+        await Documents(pool).store(key_ring, "101", "task-r", "a.pdf", "application/pdf", PDF, document_id=doc_id)
     with pytest.raises(DocumentConflict, match="is not among the documents first sent"):
-        await store_document(
-            pool,
+        await Documents(pool).store(
             key_ring,
             "329",
             "task-r",
@@ -152,4 +149,4 @@ async def test_a_chosen_id_stores_one_document_however_many_retries_race(pool: a
             document_id=uuid.uuid4(),
             only_existing=True,
         )
-    assert (await read_document(pool, key_ring, doc_id)).data == PDF
+    assert (await Documents(pool).read(key_ring, doc_id)).data == PDF

@@ -18,7 +18,6 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.documents import read_document
 from domain.events import (
     ExtensionRequested,
     OplysningCompleted,
@@ -28,6 +27,7 @@ from domain.events import (
     QuestionAsked,
 )
 from domain.kommune_protocol import TaskMessage, signed_headers
+from eventlog.documents import Documents
 from sim.behaviour import ReturnTaskAction, SubmitPartAction
 from sim.client import SagsflowApiClient
 from sim.server import KommuneSimulator, SimSettings, dev_secrets
@@ -112,7 +112,7 @@ async def test_pushed_task_is_answered_through_the_api_with_the_kommunes_key(sta
     document_ids = [d for p in parts for d in p.document_ids]
     sent = [d for p in plan if isinstance(p.action, SubmitPartAction) for d in p.action.documents]
     assert len(document_ids) == len(sent) > 0  # every document the kommune sent, stored
-    docs = [await read_document(stack.pool, stack.documents, d, kommune_kode="329") for d in document_ids]
+    docs = [await Documents(stack.pool).read(stack.documents, d, kommune_kode="329") for d in document_ids]
     assert all(doc.data.startswith(b"%PDF-") for doc in docs)
 
 

@@ -13,5 +13,7 @@ Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyn
 Row: TypeAlias = "asyncpg.Record | Mapping[str, Any]"
 # Anything that answers a one-shot query.
 Db: TypeAlias = "asyncpg.Pool[asyncpg.Record] | Conn"
+# What stores are built from; code outside eventlog/ names the pool by this alias, never by asyncpg.
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 
-__all__ = ["Conn", "Db", "PoolConnectionProxy", "Row", "asyncpg"]
+__all__ = ["Conn", "Db", "Pool", "PoolConnectionProxy", "Row", "asyncpg"]

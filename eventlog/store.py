@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from domain.events import EVENT_TYPES, ApplicationReceived, Event, event_from_record
 from eventlog.access import Access, record_access_in
-from eventlog.db import Conn, Row
+from eventlog.db import Conn, Db, Row
 from eventlog.personal import (
     SubjectCipher,
     SubjectKey,
@@ -54,6 +54,7 @@ __all__ = [
     "content_hash",
     "create_pool",
     "decode_event",
+    "head_position_in",
 ]
 
 
@@ -333,6 +334,11 @@ class _Lru(OrderedDict[str, Any]):
             self.popitem(last=False)
 
 
+async def head_position_in(db: Db) -> int:
+    """The last global position written (0 for an empty log), read on `db`: inside its transaction if one is open."""
+    return int(await db.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
+
+
 _SELECT_EVENTS = (
     "SELECT global_position, event_id, case_id, stream_version, type, schema_version, data, occurred_at, recorded_at"
     " FROM events"
@@ -539,8 +545,7 @@ class EventStore:
         return [to_stored(r) for r in rows]
 
     async def head_position(self) -> int:
-        async with self.pool.acquire() as conn:
-            return int(await conn.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
+        return await head_position_in(self.pool)
 
     # ---- personal data ------------------------------------------------------------------------------------------
 

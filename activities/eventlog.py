@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import time
 
-import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from eventlog.store import ConcurrencyError, DuplicateEventConflict, EventStore
+from eventlog.store import ConcurrencyError, DuplicateEventConflict, EventDataRefused, EventStore
 from workflows.models import APPEND_EVENTS, EVENT_DATA_REFUSED, AppendRequest, AppendResult
 
 
@@ -33,15 +32,9 @@ class EventLogActivities:
             raise ApplicationError(str(exc), type="ConcurrencyError", non_retryable=True) from None
         except DuplicateEventConflict as exc:
             raise ApplicationError(str(exc), type="DuplicateEventConflict", non_retryable=True) from None
-        except (asyncpg.DataError, UnicodeError) as exc:
-            # SQLSTATE class 22 (and asyncpg's refusal to encode an argument) is about the values, which the same
-            # append sends again on every retry. The database's message may quote them: name the kind only.
-            sqlstate = getattr(exc, "sqlstate", None) or "-"
-            raise ApplicationError(
-                f"the event log cannot store these events as data ({type(exc).__name__}, SQLSTATE {sqlstate})",
-                type=EVENT_DATA_REFUSED,
-                non_retryable=True,
-            ) from None
+        except EventDataRefused as exc:
+            # About the values, which the same append sends again on every retry.
+            raise ApplicationError(str(exc), type=EVENT_DATA_REFUSED, non_retryable=True) from None
         # Exported with the SDK's own metrics on the worker's Prometheus endpoint.
         activity.metric_meter().create_histogram_float(
             "sagsflow_eventlog_append_seconds", "Event-log append latency", "s"

@@ -2,7 +2,7 @@
 
 Register the bound method with the worker::
 
-    delivery = KommuneDelivery(pool, channels, http_client)
+    delivery = KommuneDelivery(InboxStore(pool), channels, http_client)
     Worker(client, task_queue=..., activities=[delivery.deliver_task, ...])
 
 Outcome contract for the workflow:
@@ -40,9 +40,10 @@ from domain.kommune_protocol import TaskMessage, idempotency_key, signed_headers
 from workflows.models import DELIVER_TASK, DeliveryReceipt, KommuneMessage
 
 if TYPE_CHECKING:
-    import asyncpg
     import httpx
 
+    from eventlog.db import Pool
+    from eventlog.inbox import InboxStore
     from runtime.config import Settings
     from runtime.kommune_config import ChannelSource, PushChannel
 
@@ -143,34 +144,33 @@ def _default_seq(inp: KommuneMessage) -> str:
 class KommuneDelivery:
     def __init__(
         self,
-        pool: asyncpg.Pool | None,
+        inbox: InboxStore | None,
         channels: ChannelSource,
         http_client: httpx.AsyncClient,
         *,
         limiter: KommuneRateLimiter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.pool = pool
+        self.inbox = inbox
         self.channels = channels
         self.http = http_client
         self.limiter = limiter or KommuneRateLimiter()
         self._wall_clock = clock
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, pool: asyncpg.Pool | None, http_client: httpx.AsyncClient
-    ) -> KommuneDelivery:
+    def from_settings(cls, settings: Settings, pool: Pool | None, http_client: httpx.AsyncClient) -> KommuneDelivery:
         """The worker's wiring: channels from `kommune_channels` (with a pool) over the channels file or the dev
         default (see `runtime.kommune_config`)."""
-        from runtime.kommune_config import DbChannels, KommuneSettings, StaticChannels, base_channel_config
+        from eventlog.channels import ChannelStore, DbChannels
+        from eventlog.inbox import InboxStore
+        from runtime.kommune_config import KommuneSettings, StaticChannels, base_channel_config
         from runtime.kommune_config import documents_key_ring as ring_for
 
         ksettings = KommuneSettings()
         base = base_channel_config(settings, ksettings)
-        channels: ChannelSource = (
-            DbChannels(pool, ring_for(settings, ksettings), base) if pool is not None else StaticChannels(base)
-        )
-        return cls(pool, channels, http_client)
+        if pool is None:
+            return cls(None, StaticChannels(base), http_client)
+        return cls(InboxStore(pool), DbChannels(ChannelStore(pool, ring_for(settings, ksettings)), base), http_client)
 
     def message_for(self, inp: KommuneMessage) -> TaskMessage:
         return TaskMessage(
@@ -197,12 +197,12 @@ class KommuneDelivery:
         return await self._to_inbox(message)
 
     async def _to_inbox(self, message: TaskMessage) -> DeliveryReceipt:
-        from eventlog.inbox import InboxConflict, append_inbox
+        from eventlog.inbox import InboxConflict
 
-        if self.pool is None:
+        if self.inbox is None:
             raise _rejected(message.kommune_kode, "inbox channel configured but this worker has no database")
         try:
-            seq = await append_inbox(self.pool, message)
+            seq = await self.inbox.append(message)
         except InboxConflict:
             raise _rejected(message.kommune_kode, "inbox already holds a different message under this key") from None
         activity.logger.info("task message stored in inbox", extra={"kommune_kode": message.kommune_kode, "seq": seq})

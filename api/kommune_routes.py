@@ -18,7 +18,7 @@ from domain.boundary import Cursor, Key, Message
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
 from eventlog.documents import DocumentError, check_document
-from eventlog.inbox import InboxPage, fetch_inbox
+from eventlog.inbox import InboxPage
 from workflows.models import (
     AnswerRequest,
     ExtensionRequest,
@@ -75,7 +75,7 @@ async def poll_inbox(
     after: Annotated[Cursor, Query(description="The last sequence number received (acknowledged)")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> InboxPage:
-    return await fetch_inbox(deps_of(request).db, kommune.kommune_kode, after=after, limit=limit)
+    return await deps_of(request).stores.inbox.poll(kommune.kommune_kode, after=after, limit=limit)
 
 
 @router.get(

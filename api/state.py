@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from fastapi import HTTPException, Request
 from temporalio.client import Client
 
-from eventlog.db import Pool
 from eventlog.stores import Stores
 from runtime.crypto import KeyRing
 
@@ -44,12 +43,6 @@ class ApiDeps:
         if self.database is None:
             raise HTTPException(status_code=503, detail="the database is not connected")
         return self.database
-
-    @property
-    def db(self) -> Pool:
-        """The raw pool, for the reads that have no store yet (backlog and metrics figures, the kommune inbox): they
-        are moving into stores, and then this goes."""
-        return self.stores.pool
 
 
 def deps_of(request: Request) -> ApiDeps:

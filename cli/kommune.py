@@ -13,24 +13,24 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
-import asyncpg
 import typer
 from pydantic import SecretStr, ValidationError
 
-from eventlog.migrate import migrate
+from eventlog.channels import ChannelStore
+from eventlog.db import Pool
+from eventlog.migrate import migrated_pool
 from runtime import services
 from runtime.config import Settings
 from runtime.kommune_config import (
     ChannelConfigError,
     InboxChannel,
+    KommuneChannel,
     KommuneSettings,
     PushChannel,
     documents_key_ring,
     load_or_create_secret_file,
-    read_channel_rows,
-    set_channel,
     sim_master_secret_path,
 )
 
@@ -43,18 +43,13 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+def with_pool(settings: Settings, work: Callable[[Pool], Awaitable[T]]) -> T:
     """Run `work` with a migrated pool (an unreachable database is reported by `cli.main`)."""
     url = services.database_url(settings)
 
     async def run() -> T:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=2, timeout=CONNECT_TIMEOUT)
-        try:
-            async with pool.acquire() as conn:
-                await migrate(cast(asyncpg.Connection, conn))  # the pool's proxy stands in for the connection
+        async with migrated_pool(url, max_size=2, connect_timeout=CONNECT_TIMEOUT) as pool:
             return await work(pool)
-        finally:
-            await pool.close()
 
     return asyncio.run(run())
 
@@ -96,7 +91,7 @@ def register(app: typer.Typer) -> None:
         """Create an API key for one kommune's system and print it ONCE (only its hash is stored)."""
         from eventlog.api_keys import ApiKeys, AuthError
 
-        async def work(pool: asyncpg.Pool) -> str:
+        async def work(pool: Pool) -> str:
             return await ApiKeys(pool).create_kommune_key(kode, label=label)
 
         try:
@@ -111,7 +106,7 @@ def register(app: typer.Typer) -> None:
         """Create a bearer token for operations staff and print it ONCE."""
         from eventlog.api_keys import ApiKeys
 
-        async def work(pool: asyncpg.Pool) -> str:
+        async def work(pool: Pool) -> str:
             return await ApiKeys(pool).create_ops_token(label=label)
 
         typer.echo(with_pool(Settings(), work))
@@ -122,7 +117,7 @@ def register(app: typer.Typer) -> None:
         """Revoke an API key or ops token by its id."""
         from eventlog.api_keys import ApiKeys
 
-        async def work(pool: asyncpg.Pool) -> bool:
+        async def work(pool: Pool) -> bool:
             return await ApiKeys(pool).revoke(key_id)
 
         if not with_pool(Settings(), work):
@@ -134,7 +129,7 @@ def register(app: typer.Typer) -> None:
         """List API keys and ops tokens (ids and metadata only)."""
         from eventlog.api_keys import ApiKeyInfo, ApiKeys
 
-        async def work(pool: asyncpg.Pool) -> list[ApiKeyInfo]:
+        async def work(pool: Pool) -> list[ApiKeyInfo]:
             return await ApiKeys(pool).all_keys()
 
         for r in with_pool(Settings(), work):
@@ -171,8 +166,8 @@ def register(app: typer.Typer) -> None:
         except ValidationError as exc:
             raise _fail(f"invalid channel: {exc.errors()[0]['loc'][-1]}: {exc.errors()[0]['msg']}") from None
 
-        async def work(pool: asyncpg.Pool) -> None:
-            await set_channel(pool, ring, kode, chosen)
+        async def work(pool: Pool) -> None:
+            await ChannelStore(pool, ring).set_channel(kode, chosen)
 
         try:
             with_pool(settings, work)
@@ -189,8 +184,8 @@ def register(app: typer.Typer) -> None:
         settings = Settings()
         ring = documents_key_ring(settings, KommuneSettings())
 
-        async def work(pool: asyncpg.Pool) -> dict[str, Any]:
-            return await read_channel_rows(pool, ring)
+        async def work(pool: Pool) -> dict[str, KommuneChannel]:
+            return await ChannelStore(pool, ring).channels()
 
         for kode, ch in sorted(with_pool(settings, work).items(), key=lambda kv: int(kv[0])):
             typer.echo(f"{kode:>4}  {ch.kind:<5} {getattr(ch, 'url', '')}")
@@ -203,7 +198,7 @@ def register(app: typer.Typer) -> None:
         settings = Settings()
         path = keys_file or settings.data_dir / "sim-keys.json"
 
-        async def work(pool: asyncpg.Pool) -> dict[str, str]:
+        async def work(pool: Pool) -> dict[str, str]:
             return await provision_sim_keys(pool, path)
 
         created = with_pool(settings, work)

@@ -13,9 +13,10 @@ from asyncpg.pool import PoolConnectionProxy
 # A plain connection or one borrowed from a pool: both run queries and transactions alike.
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 Row: TypeAlias = "asyncpg.Record | Mapping[str, Any]"
-Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 # Anything that answers a one-shot query.
 Db: TypeAlias = "asyncpg.Pool[asyncpg.Record] | Conn"
+# What stores are built from; code outside eventlog/ names the pool by this alias, never by asyncpg.
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 
 # Errors with which PostgreSQL itself turns a connection away: a wrong login or database, or not accepting yet.
 _REFUSALS = (

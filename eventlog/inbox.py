@@ -40,56 +40,60 @@ class InboxPage(BaseModel):
     next_after: int = Field(description="Pass as `after` on the next poll; it acknowledges everything up to it")
 
 
-async def append_inbox(pool: asyncpg.Pool, message: TaskMessage) -> int:
-    """Store `message` once; a retry with the same idempotency key returns the first sequence number."""
-    body = message.model_dump(mode="json")
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", INBOX_LOCK_CLASS, message.kommune_kode)
-        existing = await conn.fetchrow(
-            "SELECT seq, body FROM kommune_inbox WHERE idempotency_key = $1", message.message_id
-        )
-        if existing is not None:
-            if json.loads(existing["body"]) != body:
-                raise InboxConflict("a different message is already stored under this idempotency key")
-            return int(existing["seq"])
-        seq = await conn.fetchval(
-            "SELECT coalesce(max(seq), 0) + 1 FROM kommune_inbox WHERE kommune_kode = $1", message.kommune_kode
-        )
-        await conn.execute(
-            """
-            INSERT INTO kommune_inbox (kommune_kode, seq, idempotency_key, task_id, case_id, kind, body)
-            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
-            """,
-            message.kommune_kode,
-            seq,
-            message.message_id,
-            message.task_id,
-            message.case_id,
-            message.kind,
-            json.dumps(body),
-        )
-        return int(seq)
+class InboxStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
 
-
-async def fetch_inbox(pool: asyncpg.Pool, kommune_kode: str, *, after: int = 0, limit: int = 100) -> InboxPage:
-    """Messages with seq > `after`, oldest first; marks those up to `after` as acknowledged."""
-    limit = max(1, min(limit, MAX_PAGE))
-    async with pool.acquire() as conn, conn.transaction():
-        if after > 0:
+    async def append(self, message: TaskMessage) -> int:
+        """Store `message` once; a retry with the same idempotency key returns the first sequence number."""
+        body = message.model_dump(mode="json")
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", INBOX_LOCK_CLASS, message.kommune_kode)
+            existing = await conn.fetchrow(
+                "SELECT seq, body FROM kommune_inbox WHERE idempotency_key = $1", message.message_id
+            )
+            if existing is not None:
+                if json.loads(existing["body"]) != body:
+                    raise InboxConflict("a different message is already stored under this idempotency key")
+                return int(existing["seq"])
+            seq = await conn.fetchval(
+                "SELECT coalesce(max(seq), 0) + 1 FROM kommune_inbox WHERE kommune_kode = $1", message.kommune_kode
+            )
             await conn.execute(
-                "UPDATE kommune_inbox SET acked_at = now() WHERE kommune_kode = $1 AND seq <= $2 AND acked_at IS NULL",
+                """
+                INSERT INTO kommune_inbox (kommune_kode, seq, idempotency_key, task_id, case_id, kind, body)
+                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+                """,
+                message.kommune_kode,
+                seq,
+                message.message_id,
+                message.task_id,
+                message.case_id,
+                message.kind,
+                json.dumps(body),
+            )
+            return int(seq)
+
+    async def poll(self, kommune_kode: str, *, after: int = 0, limit: int = 100) -> InboxPage:
+        """Messages with seq > `after`, oldest first; marks those up to `after` as acknowledged."""
+        limit = max(1, min(limit, MAX_PAGE))
+        async with self.pool.acquire() as conn, conn.transaction():
+            if after > 0:
+                await conn.execute(
+                    "UPDATE kommune_inbox SET acked_at = now()"
+                    " WHERE kommune_kode = $1 AND seq <= $2 AND acked_at IS NULL",
+                    kommune_kode,
+                    after,
+                )
+            rows = await conn.fetch(
+                "SELECT seq, created_at, body FROM kommune_inbox WHERE kommune_kode = $1 AND seq > $2 "
+                "ORDER BY seq LIMIT $3",
                 kommune_kode,
                 after,
+                limit,
             )
-        rows = await conn.fetch(
-            "SELECT seq, created_at, body FROM kommune_inbox WHERE kommune_kode = $1 AND seq > $2 "
-            "ORDER BY seq LIMIT $3",
-            kommune_kode,
-            after,
-            limit,
-        )
-    messages = [
-        InboxMessage(seq=r["seq"], created_at=r["created_at"], message=TaskMessage.model_validate_json(r["body"]))
-        for r in rows
-    ]
-    return InboxPage(messages=messages, next_after=messages[-1].seq if messages else after)
+        messages = [
+            InboxMessage(seq=r["seq"], created_at=r["created_at"], message=TaskMessage.model_validate_json(r["body"]))
+            for r in rows
+        ]
+        return InboxPage(messages=messages, next_after=messages[-1].seq if messages else after)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from importlib import resources
+from typing import cast
 
 import asyncpg
 
@@ -44,3 +47,16 @@ async def migrate_dsn(dsn: str) -> list[str]:
         return await migrate(conn)
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def migrated_pool(dsn: str, *, max_size: int = 2, connect_timeout: float = 5.0) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool for a one-shot command, on a database brought up to date first. `connect_timeout` is short so
+    that an unreachable database fails the command quickly."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, timeout=connect_timeout)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(cast(asyncpg.Connection, conn))  # the pool's proxy stands in for the connection
+        yield pool
+    finally:
+        await pool.close()

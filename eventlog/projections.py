@@ -46,7 +46,7 @@ from domain.events import (
 )
 from domain.state import CaseState, CaseStatus, TaskState, evolve
 from eventlog.db import Conn, Db, PoolConnectionProxy, Row
-from eventlog.store import decode_event
+from eventlog.store import decode_event, head_position_in
 from runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -535,7 +535,7 @@ async def rebuild(pool: asyncpg.Pool, *, batch_size: int = 2000) -> int:
         # Holding the tracking row keeps every live runner out until the swap is committed.
         await conn.fetchrow("SELECT position FROM projection_positions WHERE name = $1 FOR UPDATE", PROJECTION)
         # Up to the head as of now; later events are the live runner's, from the position set below.
-        head = int(await conn.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
+        head = await head_position_in(conn)
         while position < head:
             rows = await conn.fetch(_SELECT_RAW, position, batch_size)
             if not rows:

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from domain.events import EVENT_TYPES, ApplicationReceived, Event, event_from_record
 from eventlog.access import Access, record_access_in
-from eventlog.db import Conn, Row
+from eventlog.db import Conn, Db, Row
 from eventlog.personal import (
     SubjectCipher,
     SubjectKey,
@@ -54,6 +54,7 @@ __all__ = [
     "content_hash",
     "create_pool",
     "decode_event",
+    "head_position_in",
 ]
 
 
@@ -67,6 +68,17 @@ class ConcurrencyError(EventLogError):
 
 class DuplicateEventConflict(EventLogError):
     """An event id already stored with different content: a bug in id generation, never to be papered over."""
+
+
+class EventDataRefused(EventLogError):
+    """The database refused the events' values as data (SQLSTATE class 22, or a value the driver cannot encode).
+    The same append would be refused again; the message names the kind only, since the database's may quote the
+    values."""
+
+    def __init__(self, cause: Exception) -> None:
+        self.kind = type(cause).__name__
+        self.sqlstate = getattr(cause, "sqlstate", None) or "-"
+        super().__init__(f"the event log cannot store these events as data ({self.kind}, SQLSTATE {self.sqlstate})")
 
 
 @dataclass(frozen=True)
@@ -333,6 +345,11 @@ class _Lru(OrderedDict[str, Any]):
             self.popitem(last=False)
 
 
+async def head_position_in(db: Db) -> int:
+    """The last global position written (0 for an empty log), read on `db`: inside its transaction if one is open."""
+    return int(await db.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
+
+
 _SELECT_EVENTS = (
     "SELECT global_position, event_id, case_id, stream_version, type, schema_version, data, occurred_at, recorded_at"
     " FROM events"
@@ -364,14 +381,20 @@ class EventStore:
         Appends issued concurrently from this process share one statement and one commit (group commit); each
         still succeeds or fails on its own.
         """
-        return await self._append(None, case_id, expected_version, events)
+        try:
+            return await self._append(None, case_id, expected_version, events)
+        except (asyncpg.DataError, UnicodeError) as exc:
+            raise EventDataRefused(exc) from exc
 
     async def append_in(self, conn: Conn, case_id: str, expected_version: int, events: Sequence[Event]) -> list[int]:
         """`append` on the caller's connection, inside the caller's transaction if one is open.
 
         The table lock is then held until the caller commits: keep such transactions short.
         """
-        return await self._append(conn, case_id, expected_version, events)
+        try:
+            return await self._append(conn, case_id, expected_version, events)
+        except (asyncpg.DataError, UnicodeError) as exc:
+            raise EventDataRefused(exc) from exc
 
     async def _append(
         self, conn: Conn | None, case_id: str, expected_version: int, events: Sequence[Event]
@@ -539,8 +562,7 @@ class EventStore:
         return [to_stored(r) for r in rows]
 
     async def head_position(self) -> int:
-        async with self.pool.acquire() as conn:
-            return int(await conn.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
+        return await head_position_in(self.pool)
 
     # ---- personal data ------------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from eventlog.api_keys import ApiKeys
 from eventlog.db import Pool
 from eventlog.documents import Documents
 from eventlog.figures import FigureStore
+from eventlog.inbox import InboxStore
 from eventlog.intake_keys import IntakeKeys
 from eventlog.store import EventStore, create_pool
 
@@ -60,10 +61,11 @@ class Stores:
     api_keys = store(ApiKeys)
     documents = store(Documents)
     figures = store(FigureStore)
+    inbox = store(InboxStore)
 
     def __init__(self, pool: Pool) -> None:
-        # The pool stays reachable for the reads not yet behind a store of their own (the kommune inbox and
-        # channels); they move into stores here, and then it is the stores' alone.
+        # Shared with the event log's own machinery (projections, the kommune channel store), which the worker and
+        # the CLI run over the same pool; routers use the stores only.
         self.pool = pool
 
     @classmethod

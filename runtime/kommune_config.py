@@ -2,8 +2,8 @@
 
 Sources, most specific first:
 
-1. the `kommune_channels` table (set with `sagsflow kommune channel 329 push --url ...`; secrets encrypted with the
-   documents key ring, associated data = the kommune code),
+1. the `kommune_channels` table (set with `sagsflow kommune channel 329 push --url ...`; stored and read by
+   `eventlog.channels`, whose `DbChannels` layers it over the sources below),
 2. a channels file (`SAGSFLOW_CHANNELS_FILE`, JSON or TOML, see `ChannelConfig`),
 3. the dev/demo default: every kommune pushes to the simulator (`SAGSFLOW_SIM_URL`, default
    `http://127.0.0.1:<sim_port>`), except the codes in `SAGSFLOW_INBOX_KOMMUNER` (comma-separated), which use the
@@ -29,13 +29,11 @@ import hmac
 import json
 import os
 import secrets
-import time
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -243,7 +241,7 @@ def base_channel_config(settings: Settings, ksettings: KommuneSettings) -> Chann
     )
 
 
-# --- sources the delivery activity reads from ----------------------------------------------------------------------
+# --- sources the delivery activity reads from (the table's is `eventlog.channels.DbChannels`) ----------------------
 
 
 class ChannelSource(Protocol):
@@ -256,67 +254,3 @@ class StaticChannels:
 
     async def channel_for(self, kommune_kode: str) -> KommuneChannel | None:
         return self.config.channel_for(kommune_kode)
-
-
-class DbChannels:
-    """`kommune_channels` rows over a base config; re-read at most every `ttl` seconds, so a CLI change lands soon
-    without a query per delivery."""
-
-    def __init__(self, pool: asyncpg.Pool, ring: KeyRing, base: ChannelConfig, *, ttl: float = 30.0) -> None:
-        self.pool = pool
-        self.ring = ring
-        self.base = base
-        self.ttl = ttl
-        self._rows: dict[str, KommuneChannel] = {}
-        self._loaded_at: float | None = None
-
-    async def refresh(self) -> None:
-        self._rows = await read_channel_rows(self.pool, self.ring)
-        self._loaded_at = time.monotonic()
-
-    async def channel_for(self, kommune_kode: str) -> KommuneChannel | None:
-        if self._loaded_at is None or time.monotonic() - self._loaded_at > self.ttl:
-            await self.refresh()
-        kode = normalize_kode(kommune_kode)
-        return self._rows.get(kode) or self.base.channel_for(kode)
-
-
-def _secret_aad(kommune_kode: str) -> bytes:
-    return f"kommune_channels:{kommune_kode}".encode()
-
-
-async def set_channel(pool: asyncpg.Pool, ring: KeyRing, kommune_kode: str, channel: KommuneChannel) -> None:
-    kode = normalize_kode(kommune_kode)
-    if not is_kommune(kode):
-        raise ChannelConfigError(f"{kommune_kode!r} is not one of the 98 kommune codes")
-    if isinstance(channel, PushChannel):
-        key_id, blob = ring.encrypt(channel.secret.get_secret_value().encode(), _secret_aad(kode))
-        settings = {"timeout_seconds": channel.timeout_seconds, "rate_per_second": channel.rate_per_second}
-        settings["burst"] = channel.burst
-        args: tuple[Any, ...] = (kode, "push", channel.url, key_id, blob, json.dumps(settings))
-    else:
-        args = (kode, "inbox", None, None, None, "{}")
-    await pool.execute(
-        """
-        INSERT INTO kommune_channels (kommune_kode, kind, url, secret_key_id, secret_enc, settings, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, now())
-        ON CONFLICT (kommune_kode) DO UPDATE SET kind = EXCLUDED.kind, url = EXCLUDED.url,
-            secret_key_id = EXCLUDED.secret_key_id, secret_enc = EXCLUDED.secret_enc,
-            settings = EXCLUDED.settings, updated_at = now()
-        """,
-        *args,
-    )
-
-
-async def read_channel_rows(pool: asyncpg.Pool, ring: KeyRing) -> dict[str, KommuneChannel]:
-    rows = await pool.fetch("SELECT kommune_kode, kind, url, secret_key_id, secret_enc, settings FROM kommune_channels")
-    out: dict[str, KommuneChannel] = {}
-    for r in rows:
-        kode = r["kommune_kode"]
-        if r["kind"] == "inbox":
-            out[kode] = InboxChannel()
-            continue
-        secret = ring.decrypt(r["secret_key_id"], r["secret_enc"], _secret_aad(kode)).decode()
-        extra = json.loads(r["settings"]) if isinstance(r["settings"], str) else dict(r["settings"])
-        out[kode] = PushChannel(url=r["url"], secret=SecretStr(secret), **extra)
-    return out

@@ -7,9 +7,8 @@ import json
 import os
 from pathlib import Path
 
-import asyncpg
-
 from eventlog.api_keys import ApiKeys
+from eventlog.db import Pool
 from sim.population import populations
 
 
@@ -33,7 +32,7 @@ def _read_if_exists(path: Path) -> dict[str, str] | None:
     return read_keys_file(path) if path.exists() else None
 
 
-async def provision_sim_keys(pool: asyncpg.Pool, path: Path) -> dict[str, str]:
+async def provision_sim_keys(pool: Pool, path: Path) -> dict[str, str]:
     """Keys for all 98 kommuner: reuse those in `path` that still authenticate, create the rest."""
     existing = await asyncio.to_thread(_read_if_exists, path)
     keys = dict(existing or {})

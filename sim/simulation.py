@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -30,16 +28,16 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.calendar import COPENHAGEN
-from domain.events import Event, event_from_record
-from domain.state import CaseState, CaseStatus, fold
+from domain.state import CaseStatus, fold
+from eventlog.counts import CaseCounts
 from eventlog.migrate import migrate_dsn
+from eventlog.store import EventStore, create_pool
 from runtime.embedded import EmbeddedPostgres, free_port
 from sim.temporal_driver import WEEK, sim_case_id
 from workflows.search_attributes import REGISTRATION
@@ -170,50 +168,36 @@ async def register_search_attributes(client: Client) -> None:
         )
 
 
-async def refuse_reused_database(dsn: str, seed: int) -> None:
-    conn = await asyncpg.connect(dsn)
+@contextlib.asynccontextmanager
+async def _counts(dsn: str) -> AsyncIterator[tuple[CaseCounts, EventStore]]:
+    pool = await create_pool(dsn, min_size=1, max_size=1)
     try:
-        exists = await conn.fetchval("SELECT 1 FROM events WHERE case_id = $1 LIMIT 1", sim_case_id(seed, 1))
+        yield CaseCounts(pool), EventStore(pool)
     finally:
-        await conn.close()
+        await pool.close()
+
+
+async def refuse_reused_database(dsn: str, seed: int) -> None:
+    async with _counts(dsn) as (counts, _):
+        exists = await counts.has_case(sim_case_id(seed, 1))
     if exists:
         raise ValueError(f"the event log already holds a simulation with seed {seed}: use a fresh database")
 
 
 async def summarise(dsn: str, options: SimulationOptions, summary: SimulationSummary) -> None:
     """Counts from the event log itself (the system of record), for this run's cases only."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        received = await conn.fetch(
-            "SELECT case_id, occurred_at FROM events WHERE type = 'ApplicationReceived'"
-            " AND case_id = ANY($1::text[]) ORDER BY occurred_at",
-            _candidate_ids(options, await _received_count_bound(conn)),
-        )
-        ids = [r["case_id"] for r in received]
-        rows = await conn.fetch(
-            "SELECT type, count(*) AS n FROM events WHERE case_id = ANY($1::text[]) GROUP BY type", ids
-        )
-        by_type = {r["type"]: int(r["n"]) for r in rows}
-        outcomes = await conn.fetch(
-            "SELECT data->>'outcome' AS outcome, count(*) AS n FROM events"
-            " WHERE type = 'DecisionMade' AND case_id = ANY($1::text[]) GROUP BY 1",
-            ids,
-        )
-        closed = {
-            r["case_id"]
-            for r in await conn.fetch(
-                "SELECT case_id FROM events WHERE type = 'CaseClosed' AND case_id = ANY($1::text[])", ids
-            )
-        }
+    async with _counts(dsn) as (counts, store):
+        received = await counts.received_at(_candidate_ids(options, await counts.count_of_type("ApplicationReceived")))
+        ids = [case_id for case_id, _ in received]
+        by_type = await counts.count_by_type(ids)
+        by_outcome = await counts.decision_outcomes(ids)
+        closed = await counts.cases_with("CaseClosed", ids)
         open_ids = [c for c in ids if c not in closed]
         waiting = 0
-        async for state in _fold_streams(conn, open_ids):
-            if state.status is CaseStatus.AWAITING_KOMMUNE:
+        async for events in counts.streams(open_ids):
+            if fold(events).status is CaseStatus.AWAITING_KOMMUNE:
                 waiting += 1
-        head = int(await conn.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
-    finally:
-        await conn.close()
-    by_outcome = {r["outcome"]: int(r["n"]) for r in outcomes}
+        head = await store.head_position()
     summary.cases_started = len(ids)
     summary.decided = sum(by_outcome.values())
     summary.granted = by_outcome.get("granted", 0)
@@ -226,48 +210,10 @@ async def summarise(dsn: str, options: SimulationOptions, summary: SimulationSum
     summary.events_by_type = dict(sorted(by_type.items()))
     summary.log_position = head
     if received:
-        summary.first_received_at = received[0]["occurred_at"].isoformat()
-        summary.last_received_at = received[-1]["occurred_at"].isoformat()
-
-
-async def _received_count_bound(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM events WHERE type = 'ApplicationReceived'"))
+        summary.first_received_at = received[0][1].isoformat()
+        summary.last_received_at = received[-1][1].isoformat()
 
 
 def _candidate_ids(options: SimulationOptions, bound: int) -> list[str]:
     # This run's case ids are (seed, 1..N); N is at most the number of applications in the log.
     return [sim_case_id(options.seed, n) for n in range(1, bound + 1)]
-
-
-async def _fold_streams(conn: asyncpg.Connection, case_ids: list[str]) -> AsyncIterator[CaseState]:
-    """Each case's stream folded with the domain's own `fold` (personal fields are not read)."""
-    rows = await conn.fetch(
-        "SELECT event_id, case_id, type, schema_version, occurred_at, data - 'personal' AS data FROM events"
-        " WHERE case_id = ANY($1::text[]) ORDER BY case_id, stream_version",
-        case_ids,
-    )
-    current: str | None = None
-    batch: list[Event] = []
-    for row in rows:
-        if row["case_id"] != current and batch:
-            yield fold(batch)
-            batch = []
-        current = row["case_id"]
-        batch.append(_event(row))
-    if batch:
-        yield fold(batch)
-
-
-def _event(row: asyncpg.Record) -> Event:
-    data = row["data"]
-    if isinstance(data, str):
-        data = json.loads(data)
-    event_id = row["event_id"] if isinstance(row["event_id"], uuid.UUID) else uuid.UUID(str(row["event_id"]))
-    return event_from_record(
-        event_id=event_id,
-        case_id=row["case_id"],
-        event_type=row["type"],
-        schema_version=row["schema_version"],
-        occurred_at=row["occurred_at"],
-        data=data,
-    )

@@ -14,11 +14,11 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from activities.kommune_delivery import KommuneDelivery
+from eventlog.channels import ChannelStore, DbChannels
 from runtime.config import Settings
 from runtime.crypto import KeyRing
 from runtime.kommune_config import (
     ChannelConfigError,
-    DbChannels,
     InboxChannel,
     KommuneSettings,
     PushChannel,
@@ -28,8 +28,6 @@ from runtime.kommune_config import (
     documents_key_ring,
     load_channel_file,
     parse_channel_config,
-    read_channel_rows,
-    set_channel,
 )
 from sim.server import dev_secrets
 
@@ -137,12 +135,13 @@ def test_settings_build_the_dev_default_from_the_data_dir(tmp_path: Path, monkey
 
 async def test_database_rows_override_the_base(pool: asyncpg.Pool, key_ring: KeyRing) -> None:
     base = dev_channel_config("http://sim", "master-secret")
-    channels = DbChannels(pool, key_ring, base, ttl=0)
+    store = ChannelStore(pool, key_ring)
+    channels = DbChannels(store, base, ttl=0)
     assert isinstance(await channels.channel_for("329"), PushChannel)
 
-    await set_channel(pool, key_ring, "329", InboxChannel())
+    await store.set_channel("329", InboxChannel())
     custom = PushChannel(url="https://ringsted.example/hook", secret=SecretStr("s" * 40), rate_per_second=3, burst=2)
-    await set_channel(pool, key_ring, "101", custom)
+    await store.set_channel("101", custom)
     assert isinstance(await channels.channel_for("329"), InboxChannel)
     assert await channels.channel_for("101") == custom
     assert await channels.channel_for("810") == base.channel_for("810")
@@ -152,7 +151,7 @@ async def test_database_rows_override_the_base(pool: asyncpg.Pool, key_ring: Key
     assert b"s" * 40 not in bytes(row["secret_enc"])
 
     with pytest.raises(ChannelConfigError):
-        await set_channel(pool, key_ring, "999", InboxChannel())
+        await store.set_channel("999", InboxChannel())
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -172,7 +171,8 @@ async def test_cli_sets_a_push_channel_and_prints_its_secret_once(
     secret = lines[1]
 
     ring = documents_key_ring(Settings(SAGSFLOW_DATA_DIR=tmp_path), KommuneSettings())
-    rows = await read_channel_rows(pool, ring)
+    store = ChannelStore(pool, ring)
+    rows = await store.channels()
     channel = rows["329"]
     assert isinstance(channel, PushChannel)
     assert channel.secret.get_secret_value() == secret
@@ -185,7 +185,7 @@ async def test_cli_sets_a_push_channel_and_prints_its_secret_once(
     assert bad_kind.returncode == 1
     inbox = await asyncio.to_thread(_cli, ["kommune", "channel", "329", "inbox"], env)
     assert inbox.returncode == 0
-    assert isinstance((await read_channel_rows(pool, ring))["329"], InboxChannel)
+    assert isinstance((await store.channels())["329"], InboxChannel)
 
 
 async def test_worker_wiring_from_settings(pool: asyncpg.Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,7 +194,7 @@ async def test_worker_wiring_from_settings(pool: asyncpg.Pool, tmp_path: Path, m
     monkeypatch.setenv("SAGSFLOW_INBOX_KOMMUNER", "810")
     settings = Settings()
     ring = documents_key_ring(settings, KommuneSettings())
-    await set_channel(pool, ring, "329", InboxChannel())
+    await ChannelStore(pool, ring).set_channel("329", InboxChannel())
     async with httpx.AsyncClient() as http:
         delivery = KommuneDelivery.from_settings(settings, pool, http)
         assert isinstance(await delivery.channels.channel_for("329"), InboxChannel)  # the database row

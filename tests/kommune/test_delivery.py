@@ -22,7 +22,7 @@ from activities.kommune_delivery import (
     KommuneRateLimiter,
 )
 from domain.events import Channel
-from eventlog.inbox import fetch_inbox
+from eventlog.inbox import InboxStore
 from runtime.kommune_config import (
     ChannelConfig,
     InboxChannel,
@@ -188,7 +188,7 @@ async def test_idempotency_keys_per_kind() -> None:
 async def test_inbox_delivery_is_stored_once_in_postgres(pool: asyncpg.Pool) -> None:
     channels = StaticChannels(ChannelConfig(kommuner={"101": InboxChannel()}))
     async with httpx.AsyncClient() as http:
-        delivery = KommuneDelivery(pool, channels, http)
+        delivery = KommuneDelivery(InboxStore(pool), channels, http)
         inp = task_input("101")
         assert await run_activity(delivery, inp) == DeliveryReceipt(channel=Channel.INBOX)
         # A retry after a lost completion stores nothing new.
@@ -205,12 +205,13 @@ async def test_inbox_delivery_is_stored_once_in_postgres(pool: asyncpg.Pool) -> 
     assert body["requested_documents"] == ["work_history", "health_records"]
     assert rows[0]["acked_at"] is None
 
-    page = await fetch_inbox(pool, "101")
+    inbox = InboxStore(pool)
+    page = await inbox.poll("101")
     assert [m.seq for m in page.messages] == [1, 2]
     assert page.messages[0].message.task_id == inp.task_id
-    assert (await fetch_inbox(pool, "329")).messages == []
+    assert (await inbox.poll("329")).messages == []
     # Asking for what comes after 1 acknowledges 1.
-    after = await fetch_inbox(pool, "101", after=1)
+    after = await inbox.poll("101", after=1)
     assert [m.seq for m in after.messages] == [2]
     acked = await pool.fetch("SELECT seq FROM kommune_inbox WHERE acked_at IS NOT NULL")
     assert [r["seq"] for r in acked] == [1]

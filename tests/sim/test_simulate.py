@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
 from domain.events import Event, event_from_record
 from domain.state import CaseStatus, fold
@@ -28,7 +29,7 @@ from sim.behaviour import (
 )
 from sim.profiles import default_profiles
 from sim.shards import run_simulation
-from sim.simulation import SimulationOptions, SimulationSummary
+from sim.simulation import SimulationOptions, SimulationSummary, refuse_reused_database
 from sim.temporal_driver import GRID, sim_case_id, task_draws
 from workers.worker import build_worker
 
@@ -171,3 +172,7 @@ async def test_a_new_tasks_first_answer_comes_on_time_when_little_else_happens(d
     assert summary.max_late_seconds < 60
     by_kind = _check_kommune_plans(await _events(db_url), options)
     assert sum(by_kind.values()) >= 10
+    # A second run with the same seed would mix its cases with these; another seed may share the log.
+    with pytest.raises(ValueError, match="fresh database"):
+        await refuse_reused_database(db_url, options.seed)
+    await refuse_reused_database(db_url, options.seed + 1)

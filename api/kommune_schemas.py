@@ -4,14 +4,17 @@ Their fields have the boundary types of `domain.boundary`, the same as the workf
 commands, so whatever passes here passes there too (and the OpenAPI document says what that is).
 
 Shared so the API routers and the simulator cannot drift apart. Every write carries the caller's
-`idempotency_key`: the same key twice gives the first answer again and no second effect.
+`idempotency_key` (an answer, the `question_id` it answers): the same key twice gives the first answer again and no
+second effect. A body is not the workflow update's argument: that one names the key for what it identifies and
+adds what the route knows (the caller's kommune, the stored documents' ids); see `workflows.models`.
 
     POST /v1/applications                                   ApplicationSubmission
     GET  /v1/kommune/tasks?after=<seq>&limit=<n>            -> eventlog.inbox.InboxPage
     GET  /v1/kommune/tasks/{task_id}
     POST /v1/kommune/tasks/{task_id}/submissions            SubmissionRequest
     POST /v1/kommune/tasks/{task_id}/extension-requests     ExtensionRequestBody
-    POST /v1/kommune/tasks/{task_id}/questions              QuestionBody
+    POST /v1/kommune/tasks/{task_id}/questions              QuestionBody (also operations': /v1/ops/tasks/...)
+    POST /v1/kommune/tasks/{task_id}/answers                AnswerBody (also operations': /v1/ops/tasks/...)
     POST /v1/kommune/tasks/{task_id}/returns                ReturnBody
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -30,6 +34,13 @@ from domain.commands import MAX_DOCUMENTS
 
 # base64 of MAX_DOCUMENT_BYTES, rounded up to whole 4-character groups.
 MAX_BASE64_CHARS = 4 * ((MAX_DOCUMENT_BYTES + 2) // 3)
+DOCUMENT_IDS = uuid.UUID("0f6f2f5e-5b8e-4a77-9a52-8d3c2a1e9b10")
+
+
+def document_id(task_id: str, idempotency_key: str, index: int) -> uuid.UUID:
+    """The id of the `index`th document of the submission `idempotency_key` to `task_id`. Deterministic, so a
+    retried submission names the same documents and the workflow sees the same request again."""
+    return uuid.uuid5(DOCUMENT_IDS, f"{task_id}/{idempotency_key}/{index}")
 
 
 class _Body(BaseModel):
@@ -65,6 +76,9 @@ class SubmissionRequest(_Body):
     final: bool = Field(description="True when this completes the kommune's information for the task")
     documents: list[DocumentUpload] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
 
+    def document_ids(self, task_id: str) -> list[uuid.UUID]:
+        return [document_id(task_id, self.idempotency_key, i) for i in range(len(self.documents))]
+
 
 class ExtensionRequestBody(_Body):
     idempotency_key: Key
@@ -74,6 +88,11 @@ class ExtensionRequestBody(_Body):
 
 class QuestionBody(_Body):
     idempotency_key: Key
+    text: Message
+
+
+class AnswerBody(_Body):
+    question_id: Key
     text: Message
 
 

@@ -43,16 +43,17 @@ def document_id(task_id: str, idempotency_key: str, index: int) -> uuid.UUID:
     return uuid.uuid5(DOCUMENT_IDS, f"{task_id}/{idempotency_key}/{index}")
 
 
-class _Body(BaseModel):
+# The base of every HTTP request body, operations' too: unknown fields are refused, not ignored.
+class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ApplicationSubmission(_Body):
+class ApplicationSubmission(Body):
     idempotency_key: Key
     application: Application
 
 
-class DocumentUpload(_Body):
+class DocumentUpload(Body):
     document_type: Label = Field(description="Which requested document this is")
     filename: FileName
     content_type: str = Field(description=f"One of: {', '.join(sorted(ALLOWED_CONTENT_TYPES))}")
@@ -71,7 +72,7 @@ class DocumentUpload(_Body):
         return base64.b64decode(self.content_base64)
 
 
-class SubmissionRequest(_Body):
+class SubmissionRequest(Body):
     idempotency_key: Key
     final: bool = Field(description="True when this completes the kommune's information for the task")
     documents: list[DocumentUpload] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
@@ -80,23 +81,23 @@ class SubmissionRequest(_Body):
         return [document_id(task_id, self.idempotency_key, i) for i in range(len(self.documents))]
 
 
-class ExtensionRequestBody(_Body):
+class ExtensionRequestBody(Body):
     idempotency_key: Key
     extend_by: Duration
     reason: FreeText | None = None
 
 
-class QuestionBody(_Body):
+class QuestionBody(Body):
     idempotency_key: Key
     text: Message
 
 
-class AnswerBody(_Body):
+class AnswerBody(Body):
     question_id: Key
     text: Message
 
 
-class ReturnBody(_Body):
+class ReturnBody(Body):
     idempotency_key: Key
     correct_kommune_kode: KommuneKode
     reason: FreeText | None = None

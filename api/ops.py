@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from temporalio.client import Client
 
 from api.auth import OpsPrincipal, require_ops
 from api.calls import CASE, CLOSED_WITHOUT_RESULT, TASK, UpdateRoute, query, refusal, register_updates, workflow_status
-from api.kommune_schemas import AnswerBody, QuestionBody
+from api.kommune_schemas import AnswerBody, Body, QuestionBody
 from api.params import INSTANT_EXAMPLE, CaseId, OptionalInstant
 from api.responses import TASK_OPERATIONS, errors, links
 from api.state import deps_of
@@ -37,10 +37,6 @@ from workflows.models import (
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 Ops = Annotated[OpsPrincipal, Depends(require_ops)]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class DecisionBody(Body):

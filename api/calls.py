@@ -333,6 +333,9 @@ def register_updates(
     (an `Annotated[..., Depends(...)]`); `guard`, when given, runs before the argument is built (e.g. the kommune's
     own-task check, which answers 404 for another kommune's task)."""
     for route in routes:
+        # A row that names a field or path parameter that is not there fails at import, not on its first call.
+        if f"{{{target.parameter}}}" not in route.path or route.key not in route.argument.model_fields:
+            raise ValueError(f"update route {route.name}: no {{{target.parameter}}} in its path or no {route.key!r}")
         router.add_api_route(
             route.path,
             _UpdateEndpoint(route, target, principal, guard),

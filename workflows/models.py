@@ -381,7 +381,7 @@ class CaseCarry(Frozen):
 class DecisionRequest(Frozen):
     """The caseworker's decision, or a request for supplementary information (a new task to the kommune).
 
-    Not the HTTP body (`DecisionBody`): `decided_by` is the caller's API key, and the key is `request_id`."""
+    Not the HTTP body (`DecisionBody`): `decided_by` is the caller (its key id), and the key is `request_id`."""
 
     request_id: Id
     outcome: Literal["granted", "rejected", "supplementary"]

@@ -1,4 +1,5 @@
-"""Calling the workflows from HTTP: updates and queries, with refusals mapped to clear HTTP errors.
+"""Calling the workflows from HTTP: updates and queries, with refusals mapped to clear HTTP errors, and the table
+form of the routes that are one workflow update each (`UpdateRoute`, `register_updates`).
 
 An update's validator (domain.decide) refuses what the state does not allow before it enters history; the refusal
 arrives here as an ApplicationError whose type is the DomainError code. A task or case that another kommune owns is
@@ -8,10 +9,13 @@ reported exactly like one that does not exist, so a kommune learns nothing about
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from fastapi import HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
@@ -23,9 +27,22 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.params import CaseId, TaskId
+from api.responses import errors
+from api.state import deps_of
 from domain.boundary import field_errors
 from runtime.logs import get_logger
-from workflows.models import Answer, fingerprint, reused_key_message
+from workflows.models import (
+    Answer,
+    CaseResult,
+    CaseUpdateResult,
+    TaskResult,
+    TaskUpdateResult,
+    case_workflow_id,
+    fingerprint,
+    reused_key_message,
+    task_workflow_id,
+)
 
 log = get_logger(__name__)
 
@@ -207,3 +224,124 @@ async def _answer_after_close(
         code = answer.refusal.code
         raise refusal(STATUS_BY_CODE.get(code, 409), code, answer.refusal.message)
     return result_type.model_validate(answer.result)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Routes that are one workflow update each, written as a table
+
+
+@dataclass(frozen=True)
+class Target(Generic[R]):
+    """The kind of workflow a route's update goes to: which path parameter names it, and what it answers."""
+
+    what: str  # "task" or "case", as refusals name it
+    parameter: str  # the path parameter with the id
+    id_type: object  # its annotated type (parsing and OpenAPI)
+    workflow_id: Callable[[str], str]
+    result_type: type[R]
+    closed_result_type: type[BaseModel]  # the workflow's result, where a duplicate after the close finds its answer
+
+    async def update(self, request: Request, target_id: str, name: str, arg: BaseModel, key: str) -> R:
+        return await update(
+            deps_of(request).temporal,
+            self.workflow_id(target_id),
+            name,
+            arg,
+            self.result_type,
+            key=key,
+            what=self.what,
+            closed_result_type=self.closed_result_type,
+        )
+
+
+TASK: Target[TaskUpdateResult] = Target("task", "task_id", TaskId, task_workflow_id, TaskUpdateResult, TaskResult)
+CASE: Target[CaseUpdateResult] = Target("case", "case_id", CaseId, case_workflow_id, CaseUpdateResult, CaseResult)
+
+P = TypeVar("P")
+
+
+def _nothing(_caller: object) -> Mapping[str, object]:
+    return {}
+
+
+@dataclass(frozen=True)
+class UpdateRoute(Generic[P]):
+    """One POST route that is one workflow update: its HTTP body becomes the update's argument field by field.
+
+    The body's `idempotency_key` goes into the argument's `key` field (the workflows name the caller's key for what
+    it identifies: `request_id`, `question_id`, `submission_id`); `caller` adds the fields that come from the
+    authenticated caller or the route, never from the body. Each body field keeps its name otherwise."""
+
+    path: str
+    name: str  # the operation's name: its OpenAPI operationId starts with it
+    summary: str
+    update: str  # the workflow's update name
+    body: type[BaseModel]
+    argument: type[BaseModel]
+    key: str  # the argument field with the caller's idempotency key
+    caller: Callable[[P], Mapping[str, object]] = _nothing
+    # A task is returned at most once, so the workflow keys that answer by the task id, not the caller's key.
+    keyed_by_target: bool = False
+    responses: Mapping[int | str, dict[str, Any]] = field(default_factory=lambda: errors(404, 409, 422))
+
+    def argument_of(self, body: BaseModel, caller: P) -> BaseModel:
+        fields = {
+            self.key if name == "idempotency_key" else name: getattr(body, name) for name in type(body).model_fields
+        }
+        return inner(self.argument, **fields, **self.caller(caller))
+
+
+Guard = Callable[[Request, str, P], Awaitable[object]]
+
+
+# The endpoint of one `UpdateRoute`. FastAPI reads its parameters from `__signature__`: the path id, the body model
+# of this route, the request and the caller (the router's authentication dependency). No docstring: FastAPI would
+# publish it as every such operation's description.
+class _UpdateEndpoint(Generic[P]):
+    def __init__(self, route: UpdateRoute[P], target: Target[Any], principal: object, guard: Guard[P] | None) -> None:
+        self.route, self.target, self.guard = route, target, guard
+        positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        self.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter(target.parameter, positional, annotation=target.id_type),
+                inspect.Parameter("body", positional, annotation=route.body),
+                inspect.Parameter("request", positional, annotation=Request),
+                inspect.Parameter("caller", positional, annotation=principal),
+            ],
+            return_annotation=target.result_type,
+        )
+
+    async def __call__(self, *, body: BaseModel, request: Request, caller: P, **ids: str) -> BaseModel:
+        route, target_id = self.route, ids[self.target.parameter]
+        if self.guard is not None:
+            await self.guard(request, target_id, caller)
+        arg = route.argument_of(body, caller)
+        key = target_id if route.keyed_by_target else str(getattr(arg, route.key))
+        result: BaseModel = await self.target.update(request, target_id, route.update, arg, key)
+        return result
+
+
+def register_updates(
+    router: APIRouter,
+    target: Target[Any],
+    principal: object,
+    routes: Sequence[UpdateRoute[P]],
+    *,
+    guard: Guard[P] | None = None,
+) -> None:
+    """Adds each route of the table to `router`, in order. `principal` is the router's authentication dependency
+    (an `Annotated[..., Depends(...)]`); `guard`, when given, runs before the argument is built (e.g. the kommune's
+    own-task check, which answers 404 for another kommune's task)."""
+    for route in routes:
+        # A row that names a field or path parameter that is not there fails at import, not on its first call.
+        if f"{{{target.parameter}}}" not in route.path or route.key not in route.argument.model_fields:
+            raise ValueError(f"update route {route.name}: no {{{target.parameter}}} in its path or no {route.key!r}")
+        router.add_api_route(
+            route.path,
+            _UpdateEndpoint(route, target, principal, guard),
+            methods=["POST"],
+            name=route.name,
+            response_model=target.result_type,
+            summary=route.summary,
+            responses=dict(route.responses),
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -19,7 +18,7 @@ from api.state import deps_of
 from domain.errors import DomainError
 from runtime.crypto import subject_id_for
 from workflows.client import check_case_input, start_case
-from workflows.models import CaseInput, case_workflow_id
+from workflows.models import CaseInput, case_workflow_id, fingerprint
 from workflows.search_attributes import NEEDS_OPERATIONS
 
 router = APIRouter(prefix="/v1", tags=["intake"])
@@ -56,7 +55,8 @@ async def submit_application(
     body: ApplicationSubmission, request: Request, response: Response, _principal: OpsPrincipal = Depends(require_ops)
 ) -> CaseCreated:
     deps = deps_of(request)
-    fingerprint = hashlib.sha256(body.application.model_dump_json().encode()).digest()
+    # The same fingerprint the workflows keep for their update keys, stored as bytes (intake_requests.fingerprint).
+    content = bytes.fromhex(fingerprint(body.application))
     # The case id follows from the key, so a retry after a lost reply finds the same case.
     case_id = uuid.uuid5(CASE_IDS, body.idempotency_key)
     inp = inner(
@@ -71,8 +71,8 @@ async def submit_application(
         check_case_input(inp)
     except DomainError as exc:
         raise refusal(422, "invalid", str(exc)) from None
-    claim = await deps.stores.intake_keys.claim(body.idempotency_key, fingerprint, case_id)
-    if claim.fingerprint != fingerprint:
+    claim = await deps.stores.intake_keys.claim(body.idempotency_key, content, case_id)
+    if claim.fingerprint != content:
         raise refusal(409, "conflict", "idempotency_key: already used for a different application")
     replayed = not claim.first
     try:

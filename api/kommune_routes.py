@@ -1,20 +1,21 @@
-"""The kommune API: a kommune system reads its tasks and answers them. Every write is a Temporal update."""
+"""The kommune API: a kommune system reads its tasks and answers them. Every write is a Temporal update; all but
+the submission (which stores documents first) are rows of `UPDATES`."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict
 
 from api.auth import KommunePrincipal, require_kommune
-from api.calls import inner, not_found, query, refusal, update
-from api.kommune_schemas import ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
+from api.calls import TASK, UpdateRoute, inner, not_found, query, refusal, register_updates
+from api.kommune_schemas import AnswerBody, ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
 from api.params import TaskId
 from api.responses import errors
 from api.state import deps_of
-from domain.boundary import Cursor, Key, Message
+from domain.boundary import Cursor
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
 from eventlog.documents import DocumentError, check_document
@@ -25,7 +26,6 @@ from workflows.models import (
     QuestionRequest,
     ReturnRequest,
     SubmitPartRequest,
-    TaskResult,
     TaskSummary,
     TaskUpdateResult,
     task_workflow_id,
@@ -33,13 +33,6 @@ from workflows.models import (
 
 router = APIRouter(prefix="/v1/kommune", tags=["kommune"])
 Kommune = Annotated[KommunePrincipal, Depends(require_kommune)]
-DOCUMENT_IDS = uuid.UUID("0f6f2f5e-5b8e-4a77-9a52-8d3c2a1e9b10")
-
-
-class AnswerBody(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    question_id: Key
-    text: Message
 
 
 async def _own_task(request: Request, task_id: str, kommune: KommunePrincipal) -> TaskSummary:
@@ -48,19 +41,6 @@ async def _own_task(request: Request, task_id: str, kommune: KommunePrincipal) -
     if summary.kommune_kode != kommune.kommune_kode:
         raise not_found("task")
     return summary
-
-
-async def _task_update(request: Request, task_id: str, name: str, arg: BaseModel, key: str) -> TaskUpdateResult:
-    return await update(
-        deps_of(request).temporal,
-        task_workflow_id(task_id),
-        name,
-        arg,
-        TaskUpdateResult,
-        key=key,
-        what="task",
-        closed_result_type=TaskResult,
-    )
 
 
 @router.get(
@@ -108,9 +88,7 @@ async def submit(task_id: TaskId, body: SubmissionRequest, request: Request, kom
     # Deterministic ids: a retried submission names the same documents, so the workflow sees the same request and
     # answers with its first answer instead of refusing a changed one. The ids alone would let a retry with other
     # content pass as the first: the stored documents are compared as well.
-    document_ids = [
-        uuid.uuid5(DOCUMENT_IDS, f"{task_id}/{body.idempotency_key}/{i}") for i in range(len(body.documents))
-    ]
+    document_ids = body.document_ids(task_id)
     # Built before anything is stored, so a request the workflow would not take leaves no document behind.
     arg = inner(
         SubmitPartRequest,
@@ -141,7 +119,7 @@ async def submit(task_id: TaskId, body: SubmissionRequest, request: Request, kom
                     )
                 except DocumentError as exc:
                     raise refusal(exc.status_code, exc.code, f"documents[{i}]: {exc}") from None
-        return await _task_update(request, task_id, "submit_part", arg, body.idempotency_key)
+        return await TASK.update(request, task_id, "submit_part", arg, body.idempotency_key)
     except HTTPException as exc:
         # Refused for good (a 4xx): nothing refers to what this call stored, so nothing of it stays. After a 5xx
         # the update may still be carried out, and a retry under the same key finds the documents.
@@ -150,72 +128,58 @@ async def submit(task_id: TaskId, body: SubmissionRequest, request: Request, kom
         raise
 
 
-@router.post(
-    "/tasks/{task_id}/extension-requests",
-    response_model=TaskUpdateResult,
-    summary="Ask for more time: granted at once within the policy, else decided by operations",
-    responses=errors(404, 409, 422),
+def _kommune(kommune: KommunePrincipal) -> Mapping[str, object]:
+    return {"kommune_kode": kommune.kommune_kode}
+
+
+def _kommune_asks(kommune: KommunePrincipal) -> Mapping[str, object]:
+    return {"asked_by": Party.KOMMUNE, "kommune_kode": kommune.kommune_kode}
+
+
+UPDATES: tuple[UpdateRoute[KommunePrincipal], ...] = (
+    UpdateRoute(
+        "/tasks/{task_id}/extension-requests",
+        "request_extension",
+        "Ask for more time: granted at once within the policy, else decided by operations",
+        update="request_extension",
+        body=ExtensionRequestBody,
+        argument=ExtensionRequest,
+        key="request_id",
+        caller=_kommune,
+    ),
+    UpdateRoute(
+        "/tasks/{task_id}/questions",
+        "ask_question",
+        "Ask Seniorpension a question",
+        update="ask_question",
+        body=QuestionBody,
+        argument=QuestionRequest,
+        key="question_id",
+        caller=_kommune_asks,
+    ),
+    UpdateRoute(
+        "/tasks/{task_id}/answers",
+        "answer_question",
+        "Answer a question the caseworker asked on this task",
+        update="answer_question",
+        body=AnswerBody,
+        argument=AnswerRequest,
+        key="question_id",
+        caller=_kommune,
+    ),
+    UpdateRoute(
+        "/tasks/{task_id}/returns",
+        "return_task",
+        "Not our citizen: return the task, naming the kommune the citizen lives in",
+        update="return_task",
+        body=ReturnBody,
+        argument=ReturnRequest,
+        key="request_id",
+        caller=_kommune,
+        keyed_by_target=True,
+    ),
 )
-async def request_extension(
-    task_id: TaskId, body: ExtensionRequestBody, request: Request, kommune: Kommune
-) -> TaskUpdateResult:
-    await _own_task(request, task_id, kommune)
-    arg = inner(
-        ExtensionRequest,
-        kommune_kode=kommune.kommune_kode,
-        request_id=body.idempotency_key,
-        extend_by=body.extend_by,
-        reason=body.reason,
-    )
-    return await _task_update(request, task_id, "request_extension", arg, body.idempotency_key)
-
-
-@router.post(
-    "/tasks/{task_id}/questions",
-    response_model=TaskUpdateResult,
-    summary="Ask Seniorpension a question",
-    responses=errors(404, 409, 422),
-)
-async def ask_question(task_id: TaskId, body: QuestionBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
-    await _own_task(request, task_id, kommune)
-    arg = inner(
-        QuestionRequest,
-        question_id=body.idempotency_key,
-        asked_by=Party.KOMMUNE,
-        kommune_kode=kommune.kommune_kode,
-        text=body.text,
-    )
-    return await _task_update(request, task_id, "ask_question", arg, body.idempotency_key)
-
-
-@router.post(
-    "/tasks/{task_id}/answers",
-    response_model=TaskUpdateResult,
-    summary="Answer a question the caseworker asked on this task",
-    responses=errors(404, 409, 422),
-)
-async def answer_question(task_id: TaskId, body: AnswerBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
-    await _own_task(request, task_id, kommune)
-    arg = inner(AnswerRequest, question_id=body.question_id, kommune_kode=kommune.kommune_kode, text=body.text)
-    return await _task_update(request, task_id, "answer_question", arg, body.question_id)
-
-
-@router.post(
-    "/tasks/{task_id}/returns",
-    response_model=TaskUpdateResult,
-    summary="Not our citizen: return the task, naming the kommune the citizen lives in",
-    responses=errors(404, 409, 422),
-)
-async def return_task(task_id: TaskId, body: ReturnBody, request: Request, kommune: Kommune) -> TaskUpdateResult:
-    await _own_task(request, task_id, kommune)
-    arg = inner(
-        ReturnRequest,
-        kommune_kode=kommune.kommune_kode,
-        correct_kommune_kode=body.correct_kommune_kode,
-        reason=body.reason,
-        request_id=body.idempotency_key,
-    )
-    return await _task_update(request, task_id, "return_task", arg, task_id)
+register_updates(router, TASK, Kommune, UPDATES, guard=_own_task)
 
 
 __all__ = ["HTTPException", "router"]

@@ -4,14 +4,17 @@ Their fields have the boundary types of `domain.boundary`, the same as the workf
 commands, so whatever passes here passes there too (and the OpenAPI document says what that is).
 
 Shared so the API routers and the simulator cannot drift apart. Every write carries the caller's
-`idempotency_key`: the same key twice gives the first answer again and no second effect.
+`idempotency_key` (an answer, the `question_id` it answers): the same key twice gives the first answer again and no
+second effect. A body is not the workflow update's argument: that one names the key for what it identifies and
+adds what the route knows (the caller's kommune, the stored documents' ids); see `workflows.models`.
 
     POST /v1/applications                                   ApplicationSubmission
     GET  /v1/kommune/tasks?after=<seq>&limit=<n>            -> eventlog.inbox.InboxPage
     GET  /v1/kommune/tasks/{task_id}
     POST /v1/kommune/tasks/{task_id}/submissions            SubmissionRequest
     POST /v1/kommune/tasks/{task_id}/extension-requests     ExtensionRequestBody
-    POST /v1/kommune/tasks/{task_id}/questions              QuestionBody
+    POST /v1/kommune/tasks/{task_id}/questions              QuestionBody (also operations': /v1/ops/tasks/...)
+    POST /v1/kommune/tasks/{task_id}/answers                AnswerBody (also operations': /v1/ops/tasks/...)
     POST /v1/kommune/tasks/{task_id}/returns                ReturnBody
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -30,18 +34,26 @@ from eventlog.documents import ALLOWED_CONTENT_TYPES, MAX_DOCUMENT_BYTES
 
 # base64 of MAX_DOCUMENT_BYTES, rounded up to whole 4-character groups.
 MAX_BASE64_CHARS = 4 * ((MAX_DOCUMENT_BYTES + 2) // 3)
+DOCUMENT_IDS = uuid.UUID("0f6f2f5e-5b8e-4a77-9a52-8d3c2a1e9b10")
 
 
-class _Body(BaseModel):
+def document_id(task_id: str, idempotency_key: str, index: int) -> uuid.UUID:
+    """The id of the `index`th document of the submission `idempotency_key` to `task_id`. Deterministic, so a
+    retried submission names the same documents and the workflow sees the same request again."""
+    return uuid.uuid5(DOCUMENT_IDS, f"{task_id}/{idempotency_key}/{index}")
+
+
+# The base of every HTTP request body, operations' too: unknown fields are refused, not ignored.
+class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ApplicationSubmission(_Body):
+class ApplicationSubmission(Body):
     idempotency_key: Key
     application: Application
 
 
-class DocumentUpload(_Body):
+class DocumentUpload(Body):
     document_type: Label = Field(description="Which requested document this is")
     filename: FileName
     content_type: str = Field(description=f"One of: {', '.join(sorted(ALLOWED_CONTENT_TYPES))}")
@@ -60,24 +72,32 @@ class DocumentUpload(_Body):
         return base64.b64decode(self.content_base64)
 
 
-class SubmissionRequest(_Body):
+class SubmissionRequest(Body):
     idempotency_key: Key
     final: bool = Field(description="True when this completes the kommune's information for the task")
     documents: list[DocumentUpload] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
 
+    def document_ids(self, task_id: str) -> list[uuid.UUID]:
+        return [document_id(task_id, self.idempotency_key, i) for i in range(len(self.documents))]
 
-class ExtensionRequestBody(_Body):
+
+class ExtensionRequestBody(Body):
     idempotency_key: Key
     extend_by: Duration
     reason: FreeText | None = None
 
 
-class QuestionBody(_Body):
+class QuestionBody(Body):
     idempotency_key: Key
     text: Message
 
 
-class ReturnBody(_Body):
+class AnswerBody(Body):
+    question_id: Key
+    text: Message
+
+
+class ReturnBody(Body):
     idempotency_key: Key
     correct_kommune_kode: KommuneKode
     reason: FreeText | None = None

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from temporalio.client import Client
 
 from api.auth import OpsPrincipal, require_ops
-from api.calls import CLOSED_WITHOUT_RESULT, inner, query, refusal, update, workflow_status
-from api.params import INSTANT_EXAMPLE, CaseId, OptionalInstant, TaskId
+from api.calls import CASE, CLOSED_WITHOUT_RESULT, TASK, UpdateRoute, query, refusal, register_updates, workflow_status
+from api.kommune_schemas import AnswerBody, Body, QuestionBody
+from api.params import INSTANT_EXAMPLE, CaseId, OptionalInstant
 from api.responses import TASK_OPERATIONS, errors, links
 from api.state import deps_of
-from domain.boundary import FreeText, Key, KommuneKode, Label, LongFreeText, Message, Purpose
+from domain.boundary import FreeText, Key, KommuneKode, Label, LongFreeText, Purpose
 from domain.commands import MAX_LIST
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
@@ -22,15 +24,11 @@ from eventlog.access import Access, AccessLogError
 from eventlog.queries import BacklogRow, CaseBacklogRow
 from workflows.models import (
     AnswerRequest,
-    CaseResult,
     CaseSummary,
-    CaseUpdateResult,
     DecisionRequest,
     ExtensionDecision,
     QuestionRequest,
-    TaskResult,
     TaskSummary,
-    TaskUpdateResult,
     TransferRequest,
     WithdrawRequest,
     case_workflow_id,
@@ -39,10 +37,6 @@ from workflows.models import (
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 Ops = Annotated[OpsPrincipal, Depends(require_ops)]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class DecisionBody(Body):
@@ -61,21 +55,6 @@ class WithdrawBody(Body):
 class TransferBody(Body):
     idempotency_key: Key
     to_kommune_kode: KommuneKode
-
-
-class ExtensionDecisionBody(Body):
-    request_id: Key
-    grant: bool
-
-
-class QuestionBody(Body):
-    idempotency_key: Key
-    text: Message
-
-
-class AnswerBody(Body):
-    question_id: Key
-    text: Message
 
 
 class Backlog(BaseModel):
@@ -160,112 +139,75 @@ async def get_case(
     return summary
 
 
-async def _case_update(request: Request, case_id: str, name: str, arg: BaseModel, key: str) -> CaseUpdateResult:
-    return await update(
-        deps_of(request).temporal,
-        case_workflow_id(case_id),
-        name,
-        arg,
-        CaseUpdateResult,
-        key=key,
-        what="case",
-        closed_result_type=CaseResult,
-    )
+def _decided_by(ops: OpsPrincipal) -> Mapping[str, object]:
+    return {"decided_by": ops.actor}
 
 
-@router.post(
-    "/cases/{case_id}/decision",
-    response_model=CaseUpdateResult,
-    summary="Decide (granted / rejected with reasons), or ask the kommune for supplementary information",
-    responses={200: links(TASK_OPERATIONS, "task_id", "$response.body#/task_id"), **errors(404, 409, 422)},
+def _caseworker_asks(_ops: OpsPrincipal) -> Mapping[str, object]:
+    return {"asked_by": Party.CASEWORKER}
+
+
+CASE_UPDATES: tuple[UpdateRoute[OpsPrincipal], ...] = (
+    UpdateRoute(
+        "/cases/{case_id}/decision",
+        "decide",
+        "Decide (granted / rejected with reasons), or ask the kommune for supplementary information",
+        update="decide",
+        body=DecisionBody,
+        argument=DecisionRequest,
+        key="request_id",
+        caller=_decided_by,
+        responses={200: links(TASK_OPERATIONS, "task_id", "$response.body#/task_id"), **errors(404, 409, 422)},
+    ),
+    UpdateRoute(
+        "/cases/{case_id}/withdrawal",
+        "withdraw",
+        "The citizen withdraws",
+        update="withdraw",
+        body=WithdrawBody,
+        argument=WithdrawRequest,
+        key="request_id",
+    ),
+    UpdateRoute(
+        "/cases/{case_id}/transfer",
+        "transfer",
+        "The citizen moved: the case goes to the new kommune",
+        update="transfer",
+        body=TransferBody,
+        argument=TransferRequest,
+        key="request_id",
+    ),
 )
-async def decide(case_id: CaseId, body: DecisionBody, request: Request, ops: Ops) -> CaseUpdateResult:
-    arg = inner(
-        DecisionRequest,
-        request_id=body.idempotency_key,
-        outcome=body.outcome,
-        decided_by=ops.actor,
-        reason_codes=body.reason_codes,
-        reasons=body.reasons,
-        requested_documents=body.requested_documents,
-    )
-    return await _case_update(request, case_id, "decide", arg, body.idempotency_key)
-
-
-@router.post(
-    "/cases/{case_id}/withdrawal",
-    response_model=CaseUpdateResult,
-    summary="The citizen withdraws",
-    responses=errors(404, 409, 422),
+TASK_UPDATES: tuple[UpdateRoute[OpsPrincipal], ...] = (
+    # The body is the workflow's argument itself: operations name the pending request by its id.
+    UpdateRoute(
+        "/tasks/{task_id}/extension-decision",
+        "extension_decision",
+        "Grant or refuse an extension beyond what the SLA policy grants by itself",
+        update="decide_extension",
+        body=ExtensionDecision,
+        argument=ExtensionDecision,
+        key="request_id",
+    ),
+    UpdateRoute(
+        "/tasks/{task_id}/questions",
+        "ask_kommune",
+        "The caseworker asks the kommune a question on its task (the kommune answers via its API)",
+        update="ask_question",
+        body=QuestionBody,
+        argument=QuestionRequest,
+        key="question_id",
+        caller=_caseworker_asks,
+    ),
+    UpdateRoute(
+        "/tasks/{task_id}/answers",
+        "answer_kommune",
+        "The caseworker answers a question the kommune asked (the task cannot complete while one is open)",
+        update="answer_question",
+        body=AnswerBody,
+        argument=AnswerRequest,
+        key="question_id",
+    ),
 )
-async def withdraw(case_id: CaseId, body: WithdrawBody, request: Request, _ops: Ops) -> CaseUpdateResult:
-    arg = inner(WithdrawRequest, request_id=body.idempotency_key, reason=body.reason)
-    return await _case_update(request, case_id, "withdraw", arg, body.idempotency_key)
-
-
-@router.post(
-    "/cases/{case_id}/transfer",
-    response_model=CaseUpdateResult,
-    summary="The citizen moved: the case goes to the new kommune",
-    responses=errors(404, 409, 422),
-)
-async def transfer(case_id: CaseId, body: TransferBody, request: Request, _ops: Ops) -> CaseUpdateResult:
-    arg = inner(TransferRequest, request_id=body.idempotency_key, to_kommune_kode=body.to_kommune_kode)
-    return await _case_update(request, case_id, "transfer", arg, body.idempotency_key)
-
-
-@router.post(
-    "/tasks/{task_id}/extension-decision",
-    response_model=TaskUpdateResult,
-    summary="Grant or refuse an extension beyond what the SLA policy grants by itself",
-    responses=errors(404, 409, 422),
-)
-async def extension_decision(
-    task_id: TaskId, body: ExtensionDecisionBody, request: Request, _ops: Ops
-) -> TaskUpdateResult:
-    arg = inner(ExtensionDecision, request_id=body.request_id, grant=body.grant)
-    return await update(
-        deps_of(request).temporal,
-        task_workflow_id(task_id),
-        "decide_extension",
-        arg,
-        TaskUpdateResult,
-        key=body.request_id,
-        what="task",
-        closed_result_type=TaskResult,
-    )
-
-
-async def _task_update(request: Request, task_id: str, name: str, arg: BaseModel, key: str) -> TaskUpdateResult:
-    return await update(
-        deps_of(request).temporal,
-        task_workflow_id(task_id),
-        name,
-        arg,
-        TaskUpdateResult,
-        key=key,
-        what="task",
-        closed_result_type=TaskResult,
-    )
-
-
-@router.post(
-    "/tasks/{task_id}/questions",
-    response_model=TaskUpdateResult,
-    summary="The caseworker asks the kommune a question on its task (the kommune answers via its API)",
-    responses=errors(404, 409, 422),
-)
-async def ask_kommune(task_id: TaskId, body: QuestionBody, request: Request, _ops: Ops) -> TaskUpdateResult:
-    arg = inner(QuestionRequest, question_id=body.idempotency_key, asked_by=Party.CASEWORKER, text=body.text)
-    return await _task_update(request, task_id, "ask_question", arg, body.idempotency_key)
-
-
-@router.post(
-    "/tasks/{task_id}/answers",
-    response_model=TaskUpdateResult,
-    summary="The caseworker answers a question the kommune asked (the task cannot complete while one is open)",
-    responses=errors(404, 409, 422),
-)
-async def answer_kommune(task_id: TaskId, body: AnswerBody, request: Request, _ops: Ops) -> TaskUpdateResult:
-    arg = inner(AnswerRequest, question_id=body.question_id, text=body.text)
-    return await _task_update(request, task_id, "answer_question", arg, body.question_id)
+register_updates(router, CASE, Ops, CASE_UPDATES)
+register_updates(router, TASK, Ops, TASK_UPDATES)

@@ -100,11 +100,26 @@ class Answer(Frozen):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Update arguments
+#
+# One model per action at each boundary that needs its own: the HTTP body (api/kommune_schemas.py, api/ops.py), the
+# update argument here, the domain command (domain/commands.py: the argument plus the task id the workflow adds) and
+# the event it records. An argument is kept apart from its HTTP body only where the two truly differ, as each
+# docstring says; both JSON shapes are fixed (clients send the one, running workflows and saved histories carry the
+# other). Where they do not differ the body is the argument (`ExtensionDecision`). The API builds an argument from
+# its body in one place (`api.calls.UpdateRoute`).
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # OplysningTaskWorkflow: id "task-<task_id>"
 
 
 class SubmitPartRequest(Frozen):
-    """A kommune's submission: documents by reference (stored outside Temporal). `final` completes the task."""
+    """A kommune's submission: documents by reference (stored outside Temporal). `final` completes the task.
+
+    Not the HTTP body (`SubmissionRequest`): that one carries the documents' content, which never enters Temporal;
+    this one the ids they were stored under, the caller's kommune (from its API key) and the key as
+    `submission_id`."""
 
     kommune_kode: str
     submission_id: Id
@@ -115,6 +130,9 @@ class SubmitPartRequest(Frozen):
 
 
 class ExtensionRequest(Frozen):
+    """Not the HTTP body (`ExtensionRequestBody`): the kommune comes from the caller's API key, and the key is
+    `request_id`."""
+
     kommune_kode: str
     request_id: Id
     extend_by: Duration
@@ -123,14 +141,17 @@ class ExtensionRequest(Frozen):
     _k = field_validator("kommune_kode")(_kommune)
 
 
+# Operations decide an extension beyond what the policy grants by itself. Also the HTTP body of
+# /v1/ops/tasks/{task_id}/extension-decision (no docstring: it would become that body's OpenAPI description).
 class ExtensionDecision(Frozen):
-    """Operations decide an extension beyond what the policy grants by itself."""
-
     request_id: Id
     grant: bool
 
 
 class QuestionRequest(Frozen):
+    """Not the HTTP body (`QuestionBody`, the same for kommune and caseworker): who asks comes from the route and
+    the caller's API key, and the key is `question_id`."""
+
     question_id: Id
     asked_by: Party
     kommune_kode: str | None = Field(default=None, description="Set when a kommune asks; checked against the task")
@@ -143,6 +164,8 @@ class QuestionRequest(Frozen):
 
 
 class AnswerRequest(Frozen):
+    """Not the HTTP body (`AnswerBody`): a kommune's answer carries its kommune, from the caller's API key."""
+
     question_id: Id
     kommune_kode: str | None = Field(default=None, description="Set when a kommune answers")
     text: Message  # personal: free text
@@ -154,7 +177,9 @@ class AnswerRequest(Frozen):
 
 
 class ReturnRequest(Frozen):
-    """'Not our citizen': the case is re-routed to `correct_kommune_kode` with a new task."""
+    """'Not our citizen': the case is re-routed to `correct_kommune_kode` with a new task.
+
+    Not the HTTP body (`ReturnBody`): the kommune comes from the caller's API key, and the key is `request_id`."""
 
     kommune_kode: str
     correct_kommune_kode: KommuneKode
@@ -354,7 +379,9 @@ class CaseCarry(Frozen):
 
 
 class DecisionRequest(Frozen):
-    """The caseworker's decision, or a request for supplementary information (a new task to the kommune)."""
+    """The caseworker's decision, or a request for supplementary information (a new task to the kommune).
+
+    Not the HTTP body (`DecisionBody`): `decided_by` is the caller (its key id), and the key is `request_id`."""
 
     request_id: Id
     outcome: Literal["granted", "rejected", "supplementary"]
@@ -365,12 +392,17 @@ class DecisionRequest(Frozen):
 
 
 class WithdrawRequest(Frozen):
+    """Not the HTTP body (`WithdrawBody`): the HTTP API calls every caller's key `idempotency_key`, the workflow
+    argument `request_id`, and both shapes are fixed."""
+
     request_id: Id
     reason: FreeText | None = None  # personal
 
 
 class TransferRequest(Frozen):
-    """The citizen moved: the open task (if any) is cancelled with a notice and a new one goes to the new kommune."""
+    """The citizen moved: the open task (if any) is cancelled with a notice and a new one goes to the new kommune.
+
+    Not the HTTP body (`TransferBody`): the key is `request_id` here, `idempotency_key` there."""
 
     request_id: Id
     to_kommune_kode: KommuneKode

@@ -4,13 +4,12 @@ closed; the same key with other content is refused and changes nothing."""
 from __future__ import annotations
 
 import base64
-import uuid
 from collections import Counter
 from typing import Any
 
 import httpx
 
-from api.kommune_routes import DOCUMENT_IDS
+from api.kommune_schemas import document_id
 from eventlog.documents import Documents
 from tests.api.conftest import Stack, application
 
@@ -195,7 +194,7 @@ async def test_a_submission_whose_documents_were_stored_but_not_recorded_is_chec
     case_id = (await stack.apply("461"))["case_id"]
     task_id = await stack.open_task(case_id)
     part = {"idempotency_key": "part-lost", "final": False, "documents": [document()]}
-    doc_id = uuid.uuid5(DOCUMENT_IDS, f"{task_id}/part-lost/0")
+    doc_id = document_id(task_id, "part-lost", 0)
     await Documents(stack.pool).store(
         stack.documents,
         "461",

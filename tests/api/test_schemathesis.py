@@ -60,7 +60,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.intake import CASE_IDS
-from api.kommune_routes import DOCUMENT_IDS
+from api.kommune_schemas import document_id
 from domain.kommuner import all_kommuner
 from eventlog.api_keys import ApiKeys
 from tests.api.conftest import Stack, application
@@ -175,7 +175,7 @@ class Fuzz:
             access = await pool.fetchval("SELECT count(*) FROM access_log WHERE case_id = $1", case_id)
         documents = 0
         if named.task_id is not None and named.key is not None:
-            ids = [uuid.uuid5(DOCUMENT_IDS, f"{named.task_id}/{named.key}/{i}") for i in range(20)]
+            ids = [document_id(named.task_id, named.key, i) for i in range(20)]
             documents = await pool.fetchval("SELECT count(*) FROM documents WHERE document_id = ANY($1::uuid[])", ids)
         intake = 0
         if named.path == "/v1/applications" and named.key is not None:

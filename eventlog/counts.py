@@ -12,7 +12,7 @@ from datetime import datetime
 import asyncpg
 
 from domain.events import Event
-from eventlog.store import decode_event
+from eventlog.store import case_streams
 
 
 class CaseCounts:
@@ -61,18 +61,10 @@ class CaseCounts:
 
     async def streams(self, case_ids: Sequence[str]) -> AsyncIterator[list[Event]]:
         """Each of `case_ids`' events in stream order, one case at a time (cases without events are skipped)."""
-        rows = await self.pool.fetch(
+        async for events in case_streams(
+            self.pool,
             "SELECT event_id, case_id, type, schema_version, occurred_at, data - 'personal' AS data FROM events"
             " WHERE case_id = ANY($1::text[]) ORDER BY case_id, stream_version",
             list(case_ids),
-        )
-        current: str | None = None
-        batch: list[Event] = []
-        for row in rows:
-            if row["case_id"] != current and batch:
-                yield batch
-                batch = []
-            current = row["case_id"]
-            batch.append(decode_event(row))
-        if batch:
-            yield batch
+        ):
+            yield events

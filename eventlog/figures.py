@@ -39,7 +39,7 @@ import asyncpg
 from domain.calendar import Duration, Unit, add_to_date, deadline_instant, roll_forward
 from domain.events import Event
 from eventlog.queries import BacklogRow, CaseBacklogRow, case_backlog, projection_lag, task_backlog
-from eventlog.store import EventStore, decode_event
+from eventlog.store import EventStore, case_streams
 from eventlog.timeline import CaseTimeline, TaskTimeline, case_timeline
 
 SIX_MONTHS = Duration(quantity=6, unit=Unit.MONTHS)
@@ -295,17 +295,8 @@ class FigureStore:
 
     async def case_streams(self, up_to: int) -> AsyncIterator[list[Event]]:
         """Each case's events up to a log position, in stream order, one case at a time, without personal data."""
-        current: str | None = None
-        batch: list[Event] = []
-        async with self.pool.acquire() as conn, conn.transaction():
-            async for row in conn.cursor(_CASE_STREAMS, up_to, prefetch=5000):
-                if row["case_id"] != current and batch:
-                    yield batch
-                    batch = []
-                current = row["case_id"]
-                batch.append(decode_event(row))
-        if batch:
-            yield batch
+        async for events in case_streams(self.pool, _CASE_STREAMS, up_to):
+            yield events
 
     async def log_at(self, position: int) -> LogAt:
         timelines: list[CaseTimeline] = []

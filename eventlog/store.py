@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,10 +47,12 @@ __all__ = [
     "Access",
     "ConcurrencyError",
     "DuplicateEventConflict",
+    "EventDataRefused",
     "EventLogError",
     "EventStore",
     "StoredEvent",
     "canonical_json",
+    "case_streams",
     "content_hash",
     "create_pool",
     "decode_event",
@@ -343,6 +345,22 @@ class _Lru(OrderedDict[str, Any]):
         self.move_to_end(key)
         if len(self) > self.size:
             self.popitem(last=False)
+
+
+async def case_streams(pool: asyncpg.Pool, query: str, *args: Any) -> AsyncIterator[list[Event]]:
+    """Each case's events, one case at a time, from `query`: rows of the events table (without personal data)
+    ordered by case_id, stream_version. Read through a cursor, so a whole log never sits in memory at once."""
+    current: str | None = None
+    batch: list[Event] = []
+    async with pool.acquire() as conn, conn.transaction():
+        async for row in conn.cursor(query, *args, prefetch=5000):
+            if row["case_id"] != current and batch:
+                yield batch
+                batch = []
+            current = row["case_id"]
+            batch.append(decode_event(row))
+    if batch:
+        yield batch
 
 
 async def head_position_in(db: Db) -> int:

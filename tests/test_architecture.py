@@ -72,3 +72,9 @@ def test_the_table_is_not_vacuous() -> None:
     # The parametrised test above must have something to check in every package.
     assert all(any(p == package for p, _ in _modules()) for package in ALLOWED)
     assert "asyncpg" in _imports(ROOT / "eventlog" / "store.py")
+
+
+def test_the_architecture_page_describes_every_package() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [package for package in ALLOWED if f"| `{package}/` |" not in page]
+    assert not missing, f"docs/architecture.md has no row for {missing}"

@@ -294,31 +294,35 @@ class UpdateRoute(Generic[P]):
 Guard = Callable[[Request, str, P], Awaitable[object]]
 
 
-# The endpoint of one `UpdateRoute`. FastAPI reads its parameters from `__signature__`: the path id, the body model
-# of this route, the request and the caller (the router's authentication dependency). No docstring: FastAPI would
-# publish it as every such operation's description.
-class _UpdateEndpoint(Generic[P]):
-    def __init__(self, route: UpdateRoute[P], target: Target[Any], principal: object, guard: Guard[P] | None) -> None:
-        self.route, self.target, self.guard = route, target, guard
-        positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
-        self.__signature__ = inspect.Signature(
-            [
-                inspect.Parameter(target.parameter, positional, annotation=target.id_type),
-                inspect.Parameter("body", positional, annotation=route.body),
-                inspect.Parameter("request", positional, annotation=Request),
-                inspect.Parameter("caller", positional, annotation=principal),
-            ],
-            return_annotation=target.result_type,
-        )
+def _endpoint(
+    route: UpdateRoute[P], target: Target[Any], principal: object, guard: Guard[P] | None
+) -> Callable[..., Awaitable[BaseModel]]:
+    """The endpoint of one `UpdateRoute`: a coroutine function (FastAPI runs anything else in a thread pool), whose
+    parameters FastAPI reads from `__signature__`: the path id, this route's body model, the request and the caller
+    (the router's authentication dependency)."""
 
-    async def __call__(self, *, body: BaseModel, request: Request, caller: P, **ids: str) -> BaseModel:
-        route, target_id = self.route, ids[self.target.parameter]
-        if self.guard is not None:
-            await self.guard(request, target_id, caller)
+    # No docstring on the endpoint itself: FastAPI would publish it as every such operation's description.
+    async def endpoint(*, body: BaseModel, request: Request, caller: P, **ids: str) -> BaseModel:
+        target_id = ids[target.parameter]
+        if guard is not None:
+            await guard(request, target_id, caller)
         arg = route.argument_of(body, caller)
         key = target_id if route.keyed_by_target else str(getattr(arg, route.key))
-        result: BaseModel = await self.target.update(request, target_id, route.update, arg, key)
+        result: BaseModel = await target.update(request, target_id, route.update, arg, key)
         return result
+
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    signature = inspect.Signature(
+        [
+            inspect.Parameter(target.parameter, positional, annotation=target.id_type),
+            inspect.Parameter("body", positional, annotation=route.body),
+            inspect.Parameter("request", positional, annotation=Request),
+            inspect.Parameter("caller", positional, annotation=principal),
+        ],
+        return_annotation=target.result_type,
+    )
+    setattr(endpoint, "__signature__", signature)  # noqa: B010 (a function has no declared __signature__)
+    return endpoint
 
 
 def register_updates(
@@ -338,7 +342,7 @@ def register_updates(
             raise ValueError(f"update route {route.name}: no {{{target.parameter}}} in its path or no {route.key!r}")
         router.add_api_route(
             route.path,
-            _UpdateEndpoint(route, target, principal, guard),
+            _endpoint(route, target, principal, guard),
             methods=["POST"],
             name=route.name,
             response_model=target.result_type,

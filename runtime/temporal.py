@@ -79,6 +79,8 @@ class SharedPydanticPayloadConverter(PydanticPayloadConverter):
 PASSTHROUGH_MODULES = (
     "domain",
     "runtime",
+    # Pure name/type constants the workflows set; shared as the old `sagsflow` package shared them.
+    "workflows.search_attributes",
     "pydantic",
     "pydantic_core",
     "holidays",

@@ -1,4 +1,4 @@
--- Per-kommune delivery channel (runtime/kommune_config.py; stored by eventlog/channels.py). A row overrides the channels file / dev default.
+-- Per-kommune delivery channel (sagsflow/kommune_config.py). A row overrides the channels file / dev default.
 -- The push secret must be usable (HMAC), so it is encrypted, not hashed: AES-GCM with the documents key ring.
 CREATE TABLE IF NOT EXISTS kommune_channels (
     kommune_kode  text        PRIMARY KEY,

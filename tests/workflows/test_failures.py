@@ -19,6 +19,7 @@ from domain.events import ApplicationReceived, Channel
 from domain.state import CaseStatus
 from runtime.config import Settings
 from runtime.crypto import KeyRing
+from runtime.embedded import free_port
 from tests.workflows.conftest import Lifecycle, application, eventually, utc
 from workers.worker import serve
 from workflows.case import CaseWorkflow
@@ -76,6 +77,8 @@ async def test_worker_process_runs_cases_and_stops_gracefully(
         codec_key_file=key_file,
         SAGSFLOW_DATA_DIR=tmp_path,
         task_queue=f"serve-{uuid.uuid4().hex[:8]}",
+        # Its own free port: the default one may be taken by a dev stack running on this machine.
+        worker_metrics_port=free_port(),
     )
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, stop=stop))

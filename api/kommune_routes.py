@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from api.auth import KommunePrincipal, require_kommune
 from api.calls import TASK, UpdateRoute, inner, not_found, query, refusal, register_updates
@@ -90,7 +90,7 @@ CITIZEN_ROUTE = CITIZEN_PATH.removeprefix("/v1/kommune")
     "(open tasks only; every read is written to the access log)",
     responses=errors(404, body=False),
 )
-async def get_citizen(task_id: TaskId, request: Request, kommune: Kommune) -> CitizenView:
+async def get_citizen(task_id: TaskId, request: Request, response: Response, kommune: Kommune) -> CitizenView:
     summary = await _own_task(request, task_id, kommune)
     # Only while the task is open, and no grace period after: the kommune fetches the person when it starts its
     # oplysning, and once the task is completed, returned or taken back (withdrawn, moved) it has no purpose left
@@ -110,6 +110,8 @@ async def get_citizen(task_id: TaskId, request: Request, kommune: Kommune) -> Ci
     if application is None:
         # No application, or its person erased (the subject's key shredded): there is nobody to hand out.
         raise not_found("task")
+    # Personal data: no proxy or client cache is to keep a copy the access log does not know of.
+    response.headers["Cache-Control"] = "no-store"
     requested = next(
         (e.requested_documents for e in events if isinstance(e, OplysningRequested) and e.task_id == task_id), ()
     )

@@ -40,6 +40,7 @@ async def test_the_owning_kommune_reads_the_citizen_at_the_path_its_message_name
 
     r = await stack.http.get(message["citizen_path"], headers=stack.kommune("461"))
     assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
     body = r.json()
     assert (body["cpr"], body["name"]) == (APPLICANT["cpr"], APPLICANT["name"])
     assert (body["task_id"], body["case_id"], body["kommune_kode"]) == (task_id, case_id, "461")

@@ -9,7 +9,10 @@
   with the kommune's key after its delay divided by `compression` (model seconds per real second; 86,400 makes a
   model day last one real second, which matches the `demo-1` SLA policy where 90 s stand for 3 months).
 
-`GET /sim/stats` reports counts (no personal data exists here: tasks carry ids only).
+- Like a real kommune system, it first fetches whom a new task concerns (the `citizen_path` its message names), and
+  drops the answer: only the status is counted.
+
+`GET /sim/stats` reports counts (no personal data is kept here: tasks carry ids only).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.events import Channel
-from domain.kommune_protocol import TaskMessage, idempotency_key, signed_headers
+from domain.kommune_protocol import TaskMessage, citizen_path, idempotency_key, signed_headers
 from workflows.models import DELIVER_TASK, DeliveryReceipt, KommuneMessage
 
 if TYPE_CHECKING:
@@ -182,6 +182,10 @@ class KommuneDelivery:
             deadline_at=inp.deadline_at,
             requested_documents=inp.requested_documents,
             notice=inp.notice,
+            # Built here, not in the workflow: the path is derived from the task id alone, so every retry carries
+            # the same message (the inbox compares a retry with what it stored) and no workflow history changes.
+            # Notices go out when the task has closed or is closing, when the path answers 404 anyway.
+            citizen_path=citizen_path(inp.task_id) if inp.kind != "notice" else None,
         )
 
     @activity.defn(name=DELIVER_TASK)

@@ -7,17 +7,26 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from api.auth import KommunePrincipal, require_kommune
 from api.calls import TASK, UpdateRoute, inner, not_found, query, refusal, register_updates
-from api.kommune_schemas import AnswerBody, ExtensionRequestBody, QuestionBody, ReturnBody, SubmissionRequest
+from api.kommune_schemas import (
+    AnswerBody,
+    CitizenView,
+    ExtensionRequestBody,
+    QuestionBody,
+    ReturnBody,
+    SubmissionRequest,
+)
 from api.params import TaskId
 from api.responses import errors
 from api.state import deps_of
 from domain.boundary import Cursor
-from domain.events import Party
+from domain.events import ApplicationReceived, OplysningRequested, Party
+from domain.kommune_protocol import CITIZEN_PATH
 from domain.state import OPEN_TASK_STATUSES
+from eventlog.access import Access, AccessLogError
 from eventlog.documents import DocumentError, check_document
 from eventlog.inbox import InboxPage
 from workflows.models import (
@@ -66,6 +75,62 @@ async def poll_inbox(
 )
 async def get_task(task_id: TaskId, request: Request, kommune: Kommune) -> TaskSummary:
     return await _own_task(request, task_id, kommune)
+
+
+# What the kommune states as its reason for reading, in the access log: the one thing it may read the person for.
+CITIZEN_PURPOSE = "oplysning"
+# The path the task messages name (`domain.kommune_protocol.citizen_path`), under this router's prefix.
+CITIZEN_ROUTE = CITIZEN_PATH.removeprefix("/v1/kommune")
+
+
+@router.get(
+    CITIZEN_ROUTE,
+    response_model=CitizenView,
+    summary="Whom the task concerns: CPR number, name and the application's facts for the oplysning "
+    "(open tasks only; every read is written to the access log)",
+    responses=errors(404, body=False),
+)
+async def get_citizen(task_id: TaskId, request: Request, response: Response, kommune: Kommune) -> CitizenView:
+    summary = await _own_task(request, task_id, kommune)
+    # Only while the task is open, and no grace period after: the kommune fetches the person when it starts its
+    # oplysning, and once the task is completed, returned or taken back (withdrawn, moved) it has no purpose left
+    # to read them for. A closed task answers exactly as a missing one, as another kommune's does.
+    if summary.status not in OPEN_TASK_STATUSES or summary.closing:
+        raise not_found("task")
+    stores = deps_of(request).stores
+    # The read and its access record are one transaction of the event store: no read without its record.
+    access = Access(actor=f"kommune:{kommune.kommune_kode}:{kommune.key_id}", purpose=CITIZEN_PURPOSE)
+    try:
+        stored = await stores.events.read_stream(summary.case_id, access=access)
+    except AccessLogError:
+        # The actor is built from our own key id; should the log refuse it, nothing was read and nothing is echoed.
+        raise refusal(503, "unavailable", "the access log could not be written, so nothing was read") from None
+    events = [s.event for s in stored]
+    application = next((e.personal for e in events if isinstance(e, ApplicationReceived)), None)
+    if application is None:
+        # No application, or its person erased (the subject's key shredded): there is nobody to hand out.
+        raise not_found("task")
+    # Personal data: no proxy or client cache is to keep a copy the access log does not know of.
+    response.headers["Cache-Control"] = "no-store"
+    requested = next(
+        (e.requested_documents for e in events if isinstance(e, OplysningRequested) and e.task_id == task_id), ()
+    )
+    return CitizenView(
+        task_id=task_id,
+        case_id=summary.case_id,
+        kommune_kode=summary.kommune_kode,
+        reason=summary.reason,
+        requested_documents=requested,
+        cpr=application.applicant.cpr,
+        name=application.applicant.name,
+        case_type=application.case_type,
+        received_on=application.received_on,
+        employment=application.employment,
+        latest_job_months=application.latest_job_months,
+        current_attachment=application.current_attachment,
+        declared_weekly_work_capacity_hours=application.declared_weekly_work_capacity_hours,
+        consent_to_health_records=application.consent_to_health_records,
+    )
 
 
 @router.post(

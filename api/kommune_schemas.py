@@ -11,6 +11,7 @@ adds what the route knows (the caller's kommune, the stored documents' ids); see
     POST /v1/applications                                   ApplicationSubmission
     GET  /v1/kommune/tasks?after=<seq>&limit=<n>            -> eventlog.inbox.InboxPage
     GET  /v1/kommune/tasks/{task_id}
+    GET  /v1/kommune/tasks/{task_id}/citizen                -> CitizenView (personal data, access-logged)
     POST /v1/kommune/tasks/{task_id}/submissions            SubmissionRequest
     POST /v1/kommune/tasks/{task_id}/extension-requests     ExtensionRequestBody
     POST /v1/kommune/tasks/{task_id}/questions              QuestionBody (also operations': /v1/ops/tasks/...)
@@ -23,13 +24,15 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from domain.application import Application
+from domain.application import Application, CaseType, CurrentAttachment, EmploymentPeriod
 from domain.boundary import FileName, FreeText, Key, KommuneKode, Label, Message
 from domain.calendar import Duration
 from domain.commands import MAX_DOCUMENTS
+from domain.events import RequestReason
 from eventlog.documents import ALLOWED_CONTENT_TYPES, MAX_DOCUMENT_BYTES
 
 # base64 of MAX_DOCUMENT_BYTES, rounded up to whole 4-character groups.
@@ -101,3 +104,45 @@ class ReturnBody(Body):
     idempotency_key: Key
     correct_kommune_kode: KommuneKode
     reason: FreeText | None = None
+
+
+class CitizenView(BaseModel):
+    """Whom a task concerns and what the kommune needs to start its oplysning; personal data, sent only to the
+    task's own kommune while the task is open, every read in the access log.
+
+    Chosen from the application by what a kommune's oplysning for seniorpension asks of it (data minimisation,
+    GDPR art. 5(1)(c)): who the person is (CPR number and name, to find them in its own systems); which case type
+    (seniorpension or seniorførtidspension are documented differently); the documents asked for; the work history
+    it is to document or confirm (the employment periods, the latest job's length, the current attachment to the
+    labour market and why work stopped) and the work capacity the citizen declares, which the kommune's
+    assessment is set against; and whether the citizen consented to health records being obtained, without which
+    the kommune may not ask the doctor. Left out: residence, citizenship and prior benefits (Seniorpension checks
+    those in the registers itself) and the pre-screening. The application holds no contact details (no address,
+    telephone or e-mail): the kommune reaches the citizen through its own CPR-based registers and Digital Post.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task_id: str
+    case_id: str
+    kommune_kode: str
+    reason: RequestReason = Field(description="Why this task was sent: initial, supplementary, rerouted, transferred")
+    requested_documents: tuple[str, ...] = Field(description="The documents this task asks the kommune for")
+    cpr: str = Field(description="CPR number, DDMMYY-SSSS; personal data")
+    name: str = Field(description="Full name as the application gives it; personal data")
+    case_type: CaseType
+    received_on: date = Field(description="When Seniorpension received the application")
+    employment: tuple[EmploymentPeriod, ...] = Field(description="The employment periods the citizen declared")
+    latest_job_months: int = Field(description="Months in the latest job, as declared")
+    current_attachment: CurrentAttachment = Field(description="The citizen's current attachment to the labour market")
+    declared_weekly_work_capacity_hours: float = Field(
+        description="Work capacity the citizen declares, hours a week, relative to the latest job"
+    )
+    consent_to_health_records: bool = Field(
+        description="Whether the citizen consented to health records being obtained for the case"
+    )
+
+    def __repr__(self) -> str:  # a stray repr in a traceback must not leak the person
+        return f"CitizenView(task_id={self.task_id!r}, <personal data>)"
+
+    __str__ = __repr__

@@ -50,7 +50,9 @@ def _render(records: list[AccessRecord], as_json: bool) -> None:
 
     table = Table(title=f"Access log ({len(records)} entries)")
     for col in ("at", "actor", "case", "subject", "namespace", "purpose", "what"):
-        table.add_column(col)
+        # An auditor copies ids out of this table: an id is never cut short (an ellipsis) or broken across lines;
+        # the subject (a long hash) and the texts fold instead.
+        table.add_column(col, no_wrap=col in ("at", "actor", "case"), overflow="fold")
     for r in records:
         table.add_row(
             r.at.isoformat(timespec="seconds"),

@@ -8,7 +8,8 @@ A push is `POST <the kommune's URL>` with a JSON `TaskMessage` body and three he
 
 The receiver recomputes the signature over the raw body bytes (never a re-serialisation) and rejects timestamps
 outside a tolerance window, which bounds replays. The body never carries the citizen's identity: the kommune fetches
-that over the authenticated API, so a misdirected or logged push leaks nothing personal.
+that over the authenticated API, at the path a task's messages name (`citizen_path`: `GET
+/v1/kommune/tasks/<task id>/citizen`), so a misdirected or logged push leaks nothing personal.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ SIGNATURE_PREFIX = "sha256="
 DEFAULT_TOLERANCE_SECONDS = 300
 
 MessageKind = Literal["task", "reminder", "notice"]
+# The kommune API route that answers whom a task concerns (api/kommune_routes.py serves it).
+CITIZEN_PATH = "/v1/kommune/tasks/{task_id}/citizen"
+
+
+def citizen_path(task_id: str) -> str:
+    return CITIZEN_PATH.format(task_id=task_id)
 
 
 class TaskMessage(BaseModel):
@@ -43,6 +50,11 @@ class TaskMessage(BaseModel):
     deadline_at: datetime | None = None
     requested_documents: tuple[str, ...] = ()
     notice: str | None = Field(default=None, description="For kind=notice: decision | withdrawn | task_closed")
+    citizen_path: str | None = Field(
+        default=None,
+        description="For a task or reminder: the API path (`GET`, with the kommune's key) that answers whom the task "
+        "concerns while it is open. Unset on notices and on messages stored before it existed",
+    )
 
 
 def idempotency_key(task_id: str, kind: str, seq: int | str) -> str:

@@ -120,6 +120,10 @@ class SagsflowApiClient:
     async def get_task(self, kommune_kode: str, task_id: str) -> ApiResponse:
         return await self._send("GET", f"/v1/kommune/tasks/{task_id}", self._auth(kommune_kode))
 
+    async def get_citizen(self, kommune_kode: str, path: str) -> ApiResponse:
+        """Whom a task concerns, at the path its message names (personal data: the caller keeps it to itself)."""
+        return await self._send("GET", path, self._auth(kommune_kode))
+
     async def submit_part(
         self,
         kommune_kode: str,

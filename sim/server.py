@@ -9,7 +9,10 @@
   with the kommune's key after its delay divided by `compression` (model seconds per real second; 86,400 makes a
   model day last one real second, which matches the `demo-1` SLA policy where 90 s stand for 3 months).
 
-`GET /sim/stats` reports counts (no personal data exists here: tasks carry ids only).
+- Like a real kommune system, it first fetches whom a new task concerns (the `citizen_path` its message names), and
+  drops the answer: only the status is counted.
+
+`GET /sim/stats` reports counts (no personal data is kept here: tasks carry ids only).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from sim.behaviour import (
     push_response,
     rng_for,
 )
-from sim.client import ApiError, ApiResponse, SagsflowApiClient, document_upload
+from sim.client import ApiError, ApiResponse, NoKeyError, SagsflowApiClient, document_upload
 
 log = get_logger(__name__)
 
@@ -107,6 +110,7 @@ class SimStats:
     received: Counter[str] = field(default_factory=Counter)  # new messages by kind
     duplicates: int = 0
     actions: Counter[str] = field(default_factory=Counter)  # "<kind>:<status>"
+    citizen_reads: Counter[str] = field(default_factory=Counter)  # by HTTP status (the person is not kept)
 
 
 def _document_bytes(document_type: str) -> bytes:
@@ -213,8 +217,23 @@ class KommuneSimulator:
 
     # --- acting through our API -------------------------------------------------------------------------------
 
+    async def _fetch_citizen(self, message: TaskMessage) -> None:
+        """As a real kommune system starts its oplysning: learn whom the task concerns, at the path the message
+        names. The simulator has no use for the person, so only the status is counted; the body is dropped."""
+        assert self.api is not None
+        if message.kind != "task" or message.citizen_path is None:
+            return
+        try:
+            response = await self.api.get_citizen(message.kommune_kode, message.citizen_path)
+        except (httpx.TransportError, ApiError, NoKeyError) as exc:
+            log.warning("simulator citizen read failed", kommune_kode=message.kommune_kode, error=type(exc).__name__)
+            self.stats.citizen_reads["error"] += 1
+            return
+        self.stats.citizen_reads[str(response.status_code)] += 1
+
     async def _run_plan(self, message: TaskMessage, received_at: float, plan: list[PlannedAction]) -> None:
         loop = asyncio.get_running_loop()
+        await self._fetch_citizen(message)
         for index, planned in enumerate(plan):
             due = received_at + planned.after.total_seconds() / self.settings.compression
             await asyncio.sleep(max(0.0, due - loop.time()))
@@ -320,6 +339,7 @@ class KommuneSimulator:
             "received": dict(s.received),
             "duplicates": s.duplicates,
             "actions": dict(s.actions),
+            "citizen_reads": dict(s.citizen_reads),
             "pending_plans": len(self._tasks),
         }
 

@@ -336,6 +336,12 @@ def check_tasks(run: BlockRun, ids: dict[str, str]) -> None:
     assert task["task_id"] == ids["task"] and task["kommune_kode"] == "147" and task["status"] == "delivered"
 
 
+def check_citizen(run: BlockRun, ids: dict[str, str]) -> None:
+    (citizen,) = run.json_lines()
+    assert citizen["task_id"] == ids["task"] and citizen["kommune_kode"] == "147"
+    assert re.fullmatch(r"\d{6}-\d{4}", citizen["cpr"]) and citizen["name"]
+
+
 def check_questions(run: BlockRun, ids: dict[str, str]) -> None:
     asked, answered = (_task(o) for o in run.json_lines())
     question = f"question-{ids['task']}"
@@ -383,6 +389,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("sagsflow report quarterly", check_report),
     ("/v1/kommune/tasks?after=0", check_inbox),
     ("TASKS=$(", check_tasks),
+    ("/citizen", check_citizen),
     ("/questions", check_questions),
     ("/extension-requests", check_extension),
     ("/submissions", check_submissions),

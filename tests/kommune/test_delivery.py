@@ -83,10 +83,12 @@ async def test_push_is_signed_and_accepted_without_personal_data() -> None:
     assert received.message.task_id == inp.task_id
     assert received.message.deadline_at == DEADLINE
     assert received.message.requested_documents == ("work_history", "health_records")
-    # The body has ids, the deadline and the document list: nothing that identifies the citizen.
+    # The body has ids, the deadline, the document list and where to fetch the person: nothing that identifies them.
     assert set(received.message.model_dump()) == {
         "message_id", "task_id", "case_id", "kommune_kode", "kind", "deadline_at", "requested_documents", "notice",
+        "citizen_path",
     }  # fmt: skip
+    assert received.message.citizen_path == f"/v1/kommune/tasks/{inp.task_id}/citizen"
     assert sim.stats.rejected == {}
 
 
@@ -176,6 +178,10 @@ async def test_idempotency_keys_per_kind() -> None:
         assert delivery.message_for(task_input(kind="reminder", seq=2, task_id="t1")).message_id == "t1:reminder:2"
         notice = task_input(kind="notice", notice="withdrawn", task_id="t1")
         assert delivery.message_for(notice).message_id == "t1:notice:withdrawn"
+        # A notice comes when the task has closed or is closing: it names no path to a person it no longer gives.
+        assert delivery.message_for(notice).citizen_path is None
+        reminder = delivery.message_for(task_input(kind="reminder", seq=2, task_id="t1"))
+        assert reminder.citizen_path == "/v1/kommune/tasks/t1/citizen"
         # Without a seq, a reminder's key comes from the activity's identity: stable over that activity's retries.
         env = ActivityEnvironment()
         derived = task_input(kind="reminder", task_id="t1")

@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
-from api import intake, kommune_routes, metrics, ops
+from api import intake, kommune_routes, metrics, ops, whoami
 from api.codec import codec_router
 from api.docs import mount_docs
 from api.state import ApiDeps
@@ -82,6 +82,7 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(kommune_routes.router)
     app.include_router(ops.router)
     app.include_router(metrics.router)
+    app.include_router(whoami.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -1,22 +1,27 @@
-"""Who is calling: FastAPI dependencies for kommune API keys and operations bearer tokens.
+"""Who is calling: kommune API keys and staff identities, and the FastAPI dependencies that demand them.
 
-Keys are issued, stored and checked by `eventlog.api_keys`. `require_kommune` / `require_ops` read the stores (and
-the configured static ops token, which the dev stack prints) from `request.app.state.deps` and answer 401 with no
-hint why: wrong, unknown, revoked and malformed keys all look the same to the caller.
+`resolve_principal` is the one place that turns an Authorization header into a caller: a kommune system's API key
+(`sfk.…`, issued, stored and checked by `eventlog.api_keys`) or a person's bearer token (runtime/identity.py). The
+dependencies answer 401 with no hint why (wrong, unknown, revoked, expired and malformed credentials all look the
+same), 403 to a known caller without the right, and 503 when we cannot tell who is calling.
 """
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
-from fastapi import HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.state import ApiDeps
 from eventlog.api_keys import ApiKeys, Principal
 from eventlog.db import StoreUnavailable
 from eventlog.stores import Stores
+from runtime.identity import IdentityUnavailable, InvalidToken, Role, Staff
+
+KOMMUNE_KEY_PREFIX = "sfk."
 
 
 @dataclass(frozen=True)
@@ -64,12 +69,14 @@ async def _principal(request: Request, credentials: HTTPAuthorizationCredentials
 
 
 async def require_kommune(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
+    request: Request, _credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
 ) -> KommunePrincipal:
-    principal = await _principal(request, credentials)
-    if principal is None or principal.role != "kommune" or principal.kommune_kode is None:
+    caller = await caller_of(request)
+    if caller is None:
         raise _unauthorized()
-    return KommunePrincipal(kommune_kode=principal.kommune_kode, key_id=principal.key_id)
+    if not isinstance(caller, KommunePrincipal):
+        raise _forbidden()
+    return caller
 
 
 async def require_ops(
@@ -80,9 +87,91 @@ async def require_ops(
     static = getattr(getattr(request.app.state, "deps", None), "ops_token", None)
     if static and hmac.compare_digest(credentials.credentials.encode(), str(static).encode()):
         return OpsPrincipal(actor="ops-token")
+    if not credentials.credentials.startswith(("sfo.", KOMMUNE_KEY_PREFIX)):
+        caller = await caller_of(request)
+        if isinstance(caller, Staff) and caller.roles:
+            return OpsPrincipal(actor=caller.actor)
     if _stores(request) is None:
         raise _unauthorized()  # only the static token could have matched
     principal = await _principal(request, credentials)
     if principal is None or principal.role != "ops":
         raise _unauthorized()
     return OpsPrincipal(actor=principal.key_id)
+
+
+# --- One seam: who is calling -----------------------------------------------------------------------------------
+
+Caller = KommunePrincipal | Staff
+
+
+class CallerUnknowable(Exception):
+    """The key store or the identity provider is out of reach: 503, never a 401 that would blame the caller."""
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def resolve_principal(deps: ApiDeps, authorization: str | None) -> Caller | None:
+    """The caller an Authorization header names, or None when it names nobody we accept."""
+    token = bearer_token(authorization)
+    if token is None:
+        return None
+    if token.startswith(KOMMUNE_KEY_PREFIX):
+        if deps.database is None:
+            raise CallerUnknowable
+        try:
+            principal = await deps.database.api_keys.authenticate(token)
+        except StoreUnavailable:
+            raise CallerUnknowable from None
+        if principal is None or principal.role != "kommune" or principal.kommune_kode is None:
+            return None
+        return KommunePrincipal(kommune_kode=principal.kommune_kode, key_id=principal.key_id)
+    if deps.staff_verifier is None:
+        raise CallerUnknowable
+    try:
+        return await deps.staff_verifier.verify(token)
+    except InvalidToken:
+        return None
+    except IdentityUnavailable:
+        raise CallerUnknowable from None
+
+
+async def caller_of(request: Request) -> Caller | None:
+    """The request's caller, resolved once per request (the input-limits middleware may have done it already)."""
+    state = request.scope.setdefault("state", {})
+    if "caller" not in state:
+        try:
+            state["caller"] = await resolve_principal(deps_of_app(request), request.headers.get("authorization"))
+        except CallerUnknowable:
+            raise HTTPException(status_code=503, detail="authentication is unavailable") from None
+    caller: Caller | None = state["caller"]
+    return caller
+
+
+def deps_of_app(request: Request) -> ApiDeps:
+    deps: ApiDeps = request.app.state.deps
+    return deps
+
+
+def _forbidden() -> HTTPException:
+    return HTTPException(status_code=403, detail="Not permitted for this caller")
+
+
+def require_staff(*roles: Role) -> Any:
+    """A dependency: the calling person, who must hold one of `roles` (any role at all when none are named)."""
+
+    async def staff(
+        request: Request, _credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
+    ) -> Staff:
+        caller = await caller_of(request)
+        if caller is None:
+            raise _unauthorized()
+        if not isinstance(caller, Staff) or (roles and not caller.has_any(roles)) or not caller.roles:
+            raise _forbidden()
+        return caller
+
+    return Depends(staff)

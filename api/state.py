@@ -9,6 +9,7 @@ from temporalio.client import Client
 
 from eventlog.stores import Stores
 from runtime.crypto import KeyRing
+from runtime.identity import StaffVerifier
 
 
 @dataclass
@@ -25,6 +26,8 @@ class ApiDeps:
     documents_ring: KeyRing | None = None
     subject_pepper: bytes = b""
     sla_policy: str = "standard-2021.1"
+    # Who a person's bearer token names; None → no staff route can authenticate anyone (503).
+    staff_verifier: StaffVerifier | None = None
 
     @property
     def temporal(self) -> Client:

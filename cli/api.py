@@ -30,6 +30,7 @@ def build_app(settings: Settings) -> FastAPI:
     from eventlog.migrate import migrate_dsn
     from eventlog.stores import Stores
     from runtime.crypto import load_or_create_secret
+    from runtime.identity import staff_verifier
     from runtime.kommune_config import KommuneSettings, documents_key_ring
     from runtime.temporal import connect, key_ring
 
@@ -47,6 +48,7 @@ def build_app(settings: Settings) -> FastAPI:
             create=settings.subject_pepper_file is None,
         ),
         sla_policy=settings.sla_policy,
+        staff_verifier=staff_verifier(settings),
     )
 
     @contextlib.asynccontextmanager

@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     # Bearer token that the codec server and the ops API accept; unset → generated into the data dir.
     ops_token: str | None = None
+    # Staff sign in through an OpenID Connect provider: its issuer, the audience our API is, and its JWKS address.
+    # Unset → the local issuer of the embedded default (`sagsflow staff add` mints tokens from a key in the data dir).
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    # The claim holding a person's roles (dotted for nested claims, e.g. realm_access.roles) and display name.
+    oidc_roles_claim: str = "roles"
+    oidc_name_claim: str = "name"
     # Secret that turns a CPR number into a pseudonymous subject id; unset → generated into the data dir.
     subject_pepper_file: Path | None = None
     # The SLA policy new cases start under (the demo uses "demo-1").

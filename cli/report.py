@@ -20,11 +20,15 @@ def register(app: typer.Typer) -> None:
         quarter: str = typer.Argument(..., help="e.g. 2021Q1"),
         out: Path = typer.Option(Path("reports-out"), "--out", help="Folder for the HTML and CSV files"),
         position: int | None = typer.Option(None, "--position", help="Build at this event-log position"),
+        simulation: bool = typer.Option(
+            False, "--simulation", help="From the log the last `sagsflow simulate` kept, not DATABASE_URL's"
+        ),
     ) -> None:
         """Write the quarterly HTML report (inline charts) and one CSV per table."""
         from reports.build import PositionBeyondLog, build_quarterly
         from reports.quarterly import parse_quarter
-        from reports.render import write_report
+        from reports.render import QuarterlyReport, write_report
+        from sim.simulation import NoSimulationKept, kept_event_log, kept_simulation
 
         try:
             q = parse_quarter(quarter)
@@ -35,10 +39,20 @@ def register(app: typer.Typer) -> None:
             typer.echo("--position: must be 0 or more", err=True)
             raise typer.Exit(2)
         # An unreachable database is reported by `cli.main`, in the same words as for every other command.
-        dsn = services.database_url(get_settings())
+        settings = get_settings()
+
+        async def build() -> QuarterlyReport:
+            if not simulation:
+                return await build_quarterly(services.database_url(settings), q, position=position)
+            async with kept_event_log(kept_simulation(settings.data_dir)) as dsn:
+                return await build_quarterly(dsn, q, position=position)
+
         try:
-            report = asyncio.run(build_quarterly(dsn, q, position=position))
+            report = asyncio.run(build())
             written = write_report(report, out)
+        except NoSimulationKept as exc:
+            typer.echo(f"--simulation: {exc}", err=True)
+            raise typer.Exit(1) from None
         except PositionBeyondLog as exc:
             typer.echo(f"--position: {exc}", err=True)
             raise typer.Exit(2) from None

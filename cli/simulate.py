@@ -1,8 +1,11 @@
 """`sagsflow simulate --start 2021-01-01 --weeks 52 --rate 300 --seed 1`: a simulated year through the real
 workflows on the time-skipping test server, writing the real event log in business time (sim/simulation.py and
 sim/shards.py have the how; this module is the command and its output). A progress bar while it runs, a summary at
-the end; `--out DIR` also writes summary.json and the quarterly report of every quarter the run covers (the
-embedded database is gone after the run).
+the end; `--out DIR` also writes summary.json and the quarterly report of every quarter the run covers.
+
+The run writes into an embedded PostgreSQL of its own, kept under the data dir for `sagsflow report quarterly
+--simulation` until the next run, never into DATABASE_URL: only an explicit `--database-url` writes elsewhere, and a
+database that holds events no simulation wrote is refused.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from pathlib import Path
 
 import typer
 
+from runtime import services
+from runtime.config import get_settings
 from sim.shards import quarters_covered, run_fast, run_simulation
-from sim.simulation import SimulationOptions, SimulationSummary, event_log
+from sim.simulation import SimulationOptions, SimulationSummary, event_log, kept_simulation
 from workers.worker import build_worker
 
 
@@ -46,7 +51,9 @@ def print_summary(summary: SimulationSummary) -> None:
     Console().print(table)
 
 
-async def _run_cli(options: SimulationOptions, database_url: str | None, out: Path | None) -> SimulationSummary:
+async def _run_cli(
+    options: SimulationOptions, database_url: str | None, keep_in: Path, out: Path | None
+) -> SimulationSummary:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -60,19 +67,18 @@ async def _run_cli(options: SimulationOptions, database_url: str | None, out: Pa
         def progress(days: float) -> None:
             bar.update(task, completed=days, week=days / 7)
 
-        if out is None:
-            return await run_simulation(options, worker=build_worker, database_url=database_url, progress=progress)
-        from reports.build import build_and_write
-        from reports.quarterly import parse_quarter
-
-        # The reports are built inside the run, while the (possibly embedded) database still exists.
-        async with event_log(database_url) as dsn:
+        async with event_log(database_url, keep_in=None if database_url else keep_in) as dsn:
             summary = await run_simulation(options, worker=build_worker, database_url=dsn, progress=progress)
-            await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-            for label in quarters_covered(options):
-                await build_and_write(dsn, parse_quarter(label), out / label)
+            if out is not None:
+                from reports.build import build_and_write
+                from reports.quarterly import parse_quarter
+
+                await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+                for label in quarters_covered(options):
+                    await build_and_write(dsn, parse_quarter(label), out / label)
+    if out is not None:
         (out / "summary.json").write_text(json.dumps(summary.as_dict(), indent=1) + "\n")
-        return summary
+    return summary
 
 
 def register(app: typer.Typer) -> None:
@@ -82,8 +88,13 @@ def register(app: typer.Typer) -> None:
         weeks: int = typer.Option(52, "--weeks", min=1, max=520, help="Simulated weeks"),
         rate: float = typer.Option(300.0, "--rate", min=0.1, help="Applications per week (Poisson)"),
         seed: int = typer.Option(1, "--seed", help="Same seed, same simulation"),
+        # Deliberately not read from DATABASE_URL: in a production pod (or a shell that sourced .sagsflow/env) that
+        # names the real event log, and a simulated year must never be written into it by accident.
         database_url: str | None = typer.Option(
-            None, "--database-url", envvar="DATABASE_URL", help="Event log (default: an embedded PostgreSQL)"
+            None,
+            "--database-url",
+            help="Write into this database (it must hold no events but simulations'); default: an embedded"
+            " PostgreSQL kept in $SAGSFLOW_DATA_DIR/simulation for `sagsflow report quarterly --simulation`",
         ),
         out: Path | None = typer.Option(None, "--out", help="Write summary.json and the quarterly reports here"),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object"),
@@ -93,7 +104,6 @@ def register(app: typer.Typer) -> None:
         jobs: int = typer.Option(0, "--jobs", min=0, help="Shards run at once, in processes (0: one per core)"),
     ) -> None:
         """Simulate applications through the real workflows in Temporal time, writing the real event log."""
-        from runtime.config import get_settings
         from runtime.logs import configure_logging
 
         configure_logging("WARNING", get_settings().log_format)
@@ -109,12 +119,20 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
+        if database_url is not None:
+            services.database_url(get_settings(), explicit=database_url)  # an unreachable one is named as given
         try:
-            summary = run_fast(_run_cli(options, database_url, out))
+            summary = run_fast(_run_cli(options, database_url, kept_simulation(get_settings().data_dir), out))
         except ValueError as exc:
             typer.echo(f"simulate: {exc}", err=True)
             raise typer.Exit(1) from None
         if json_out:
             typer.echo(json.dumps(summary.as_dict()))
-        else:
-            print_summary(summary)
+            return
+        print_summary(summary)
+        if database_url is None:
+            first, kept = quarters_covered(options)[0], kept_simulation(get_settings().data_dir)
+            typer.echo(
+                f"The simulated log is kept in {kept} until the next `sagsflow simulate`;"
+                f" its quarterly report: sagsflow report quarterly {first} --simulation"
+            )

@@ -7,12 +7,46 @@ back without personal data. The pool must come from `eventlog.store.create_pool`
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 import asyncpg
 
 from domain.events import Event
 from eventlog.store import case_streams
+
+
+class SimulationRefused(ValueError):
+    """The database is not one a simulation may write into; the message says why (no personal data)."""
+
+
+class SimulationRuns:
+    """Which simulations wrote into a log: a simulation claims its run before writing a single event."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def claim(self, *, seed: int, start: date, weeks: int, rate_per_week: float) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # One claim at a time, so two runs cannot both find the log empty.
+            await conn.execute("LOCK TABLE simulation_runs IN SHARE ROW EXCLUSIVE MODE")
+            if await conn.fetchval("SELECT 1 FROM simulation_runs WHERE seed = $1", seed):
+                raise SimulationRefused(
+                    f"the event log already holds a simulation with seed {seed}: use a fresh database"
+                )
+            if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM simulation_runs)") and await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM events)"
+            ):
+                raise SimulationRefused(
+                    "the database holds events that no simulation wrote (a real event log?): a simulation writes only"
+                    " into a database of its own"
+                )
+            await conn.execute(
+                "INSERT INTO simulation_runs (seed, start_date, weeks, rate_per_week) VALUES ($1, $2, $3, $4)",
+                seed,
+                start,
+                weeks,
+                rate_per_week,
+            )
 
 
 class CaseCounts:

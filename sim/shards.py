@@ -33,8 +33,8 @@ from sim.simulation import (
     ProgressFn,
     SimulationOptions,
     SimulationSummary,
+    claim_run,
     event_log,
-    refuse_reused_database,
     register_search_attributes,
     summarise,
 )
@@ -85,7 +85,7 @@ async def run_simulation(
     log (the given database, else an embedded one for the run), then count the result from the log."""
     began = time.perf_counter()
     async with event_log(database_url) as dsn:
-        await refuse_reused_database(dsn, options.seed)
+        await claim_run(dsn, options)
         shards = options.shard_count
         if options.job_count == 1:
             parts = []

@@ -35,7 +35,7 @@ from temporalio.service import RPCError
 
 from domain.calendar import COPENHAGEN
 from domain.state import CaseStatus, fold
-from eventlog.counts import CaseCounts
+from eventlog.counts import CaseCounts, SimulationRuns
 from eventlog.migrate import migrate_dsn
 from eventlog.store import EventStore, create_pool
 from runtime.embedded import EmbeddedPostgres, free_port
@@ -131,15 +131,19 @@ class SimulationSummary:
 
 
 @contextlib.asynccontextmanager
-async def event_log(database_url: str | None) -> AsyncIterator[str]:
-    """The given database (migrated), or an embedded PostgreSQL for the run (removed afterwards)."""
+async def event_log(database_url: str | None, keep_in: Path | None = None) -> AsyncIterator[str]:
+    """The given database (migrated), or an embedded PostgreSQL for the run: in `keep_in` (replacing the simulation
+    kept there before, and left there for reports afterwards), else in a temporary folder removed afterwards."""
     if database_url:
         await migrate_dsn(database_url)
         yield database_url
         return
-    root = Path(tempfile.mkdtemp(prefix="sagsflow-sim-"))
-    # The database lives as long as the run: a commit need not wait for its WAL to reach the disk (the log stays
-    # consistent; a crash could only lose the last moments of a run that is lost anyway).
+    if keep_in is not None:
+        await asyncio.to_thread(shutil.rmtree, keep_in, True)
+        await asyncio.to_thread(keep_in.mkdir, parents=True)
+    root = keep_in or Path(tempfile.mkdtemp(prefix="sagsflow-sim-"))
+    # A commit need not wait for its WAL to reach the disk: a crash could only lose the last moments of a run that
+    # is lost anyway (a kept log is shut down cleanly at the end, which writes everything).
     server = EmbeddedPostgres(
         root / "pg", free_port(), log_file=root / "postgres.log", settings=("synchronous_commit=off",)
     )
@@ -149,7 +153,30 @@ async def event_log(database_url: str | None) -> AsyncIterator[str]:
         yield server.url
     finally:
         await asyncio.to_thread(server.stop)
-        shutil.rmtree(root, ignore_errors=True)
+        if keep_in is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+class NoSimulationKept(Exception):
+    pass
+
+
+def kept_simulation(data_dir: Path) -> Path:
+    """Where `sagsflow simulate` keeps its embedded event log for reports afterwards."""
+    return data_dir / "simulation"
+
+
+@contextlib.asynccontextmanager
+async def kept_event_log(keep_in: Path) -> AsyncIterator[str]:
+    """The simulation kept in `keep_in` by the last `sagsflow simulate`, served for the length of the block."""
+    if not (keep_in / "pg" / "PG_VERSION").exists():
+        raise NoSimulationKept(f"no simulation is kept in {keep_in}: run `sagsflow simulate` first")
+    server = EmbeddedPostgres(keep_in / "pg", free_port(), log_file=keep_in / "postgres.log")
+    try:
+        await asyncio.to_thread(server.start)
+        yield server.url
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 async def register_search_attributes(client: Client) -> None:
@@ -177,11 +204,16 @@ async def _counts(dsn: str) -> AsyncIterator[tuple[CaseCounts, EventStore]]:
         await pool.close()
 
 
-async def refuse_reused_database(dsn: str, seed: int) -> None:
-    async with _counts(dsn) as (counts, _):
-        exists = await counts.has_case(sim_case_id(seed, 1))
-    if exists:
-        raise ValueError(f"the event log already holds a simulation with seed {seed}: use a fresh database")
+async def claim_run(dsn: str, options: SimulationOptions) -> None:
+    """Record this run in the log before it writes anything; SimulationRefused for a real event log or a seed it
+    already holds."""
+    pool = await create_pool(dsn, min_size=1, max_size=1)
+    try:
+        await SimulationRuns(pool).claim(
+            seed=options.seed, start=options.start, weeks=options.weeks, rate_per_week=options.rate_per_week
+        )
+    finally:
+        await pool.close()
 
 
 async def summarise(dsn: str, options: SimulationOptions, summary: SimulationSummary) -> None:

@@ -23,6 +23,8 @@ CASE = "case-0b7c3f52-1d7e-4b8a-9c41-2f6e5d4a3b21"
 PG = ("PostgreSQL", "DATABASE_URL")
 TEMPORAL = ("Temporal", "TEMPORAL_ADDRESS")
 API = ("the Sagsflow API", "SAGSFLOW_API_PORT")
+# A simulation writes into DATABASE_URL's database only when told so on its command line.
+SIM_PG = ("PostgreSQL", "--database-url")
 
 # Each command that needs a service, with arguments that get it as far as its first connection, and the service
 # it meets first when nothing is running.
@@ -30,7 +32,7 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "access-log": (["--case", CASE], PG),
     "api": ([], PG),
     "worker": ([], PG),
-    "simulate": (["--weeks", "1", "--rate", "1"], PG),
+    "simulate": (["--weeks", "1", "--rate", "1"], SIM_PG),
     "eventlog migrate": ([], PG),
     "eventlog rebuild": ([], PG),
     "eventlog project": ([], PG),
@@ -147,9 +149,11 @@ async def test_each_command_says_in_one_line_which_service_it_cannot_reach(tmp_p
     env = closed_env(tmp_path)
     runs = {name: [*name.split(), *args] for name, (args, _) in NEEDS.items()}
     runs["report quarterly"] += ["--out", str(tmp_path / "report")]
+    runs["simulate"] += ["--database-url", env["DATABASE_URL"]]
     results = await run_all(runs, env, tmp_path)
     addresses = {
         PG: env["DATABASE_URL"].split("@")[1],
+        SIM_PG: env["DATABASE_URL"].split("@")[1],
         TEMPORAL: env["TEMPORAL_ADDRESS"],
         API: env["SAGSFLOW_API_PORT"],
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ from sim.behaviour import (
 )
 from sim.profiles import default_profiles
 from sim.shards import run_simulation
-from sim.simulation import SimulationOptions, SimulationSummary, refuse_reused_database
+from sim.simulation import SimulationOptions, SimulationSummary, claim_run
 from sim.temporal_driver import GRID, sim_case_id, task_draws
 from workers.worker import build_worker
 
@@ -174,5 +175,5 @@ async def test_a_new_tasks_first_answer_comes_on_time_when_little_else_happens(d
     assert sum(by_kind.values()) >= 10
     # A second run with the same seed would mix its cases with these; another seed may share the log.
     with pytest.raises(ValueError, match="fresh database"):
-        await refuse_reused_database(db_url, options.seed)
-    await refuse_reused_database(db_url, options.seed + 1)
+        await claim_run(db_url, options)
+    await claim_run(db_url, replace(options, seed=options.seed + 1))

@@ -46,7 +46,7 @@ async def unavailable_as_store_error() -> AsyncIterator[None]:
     tell that apart from their own failures (e.g. answer 503 instead of 500)."""
     try:
         yield
-    except (asyncpg.PostgresError, OSError) as exc:
+    except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
         raise StoreUnavailable(type(exc).__name__) from exc
 
 

@@ -171,8 +171,25 @@ async def _keep_session(conn: Conn) -> None:
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose every statement is bounded: a hung database, a lock held by a crashed peer or a lost network
+    turns into an error the caller handles (503, a retried activity) instead of a request or a worker slot that
+    waits forever."""
+    settings = get_settings()
+    statement_ms = int(settings.db_statement_timeout * 1000)
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
+        timeout=settings.db_connect_timeout,
+        # The server cancels a statement (lock waits included) after statement_timeout; the client gives up a little
+        # later, for the case where the server can no longer say so (a partition, a frozen host).
+        command_timeout=settings.db_statement_timeout + 5,
+        server_settings={
+            "statement_timeout": str(statement_ms),
+            "idle_in_transaction_session_timeout": str(statement_ms * 2),
+        },
     )
     assert pool is not None
     return pool

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     codec_key_file: Path | None = None
     # Key ring for per-person encryption of personal data in the event log (crypto-shredding master key).
     eventlog_key_file: Path | None = None
+    # Every PostgreSQL statement of the services is cancelled after this many seconds (lock waits included), and a
+    # connection attempt given up after db_connect_timeout; migrations run unbounded.
+    db_statement_timeout: float = Field(default=30.0, gt=0)
+    db_connect_timeout: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     task_queue: str = "sagsflow"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,8 @@ from domain.boundary import describe
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 MAX_BODY_BYTES = 300 * 1024 * 1024
+# Kubernetes' default probe timeout is 1 s; answer before the probe itself gives up.
+READINESS_TIMEOUT = 0.8
 
 
 def load_or_create_token(path: Path) -> str:
@@ -84,16 +87,42 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(whoami.router)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], summary="Liveness: the process serves requests")
     async def healthz() -> dict[str, str]:
-        checks: dict[str, str] = {}
-        if deps.database is not None:
-            checks["database"] = "ok" if await deps.database.reachable() else "unavailable"
-        if deps.client is not None:
-            checks["temporal"] = "ok" if await _temporal_ok(deps.client) else "unavailable"
-        return {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", **checks}
+        # Deliberately no dependency checks: a database outage must not make an orchestrator restart every API
+        # replica (that would not bring the database back); /readyz takes them out of the load balancer instead.
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: PostgreSQL and Temporal answer (503 while either does not)",
+        responses={503: {"description": "PostgreSQL or Temporal cannot be reached; the body says which"}},
+    )
+    async def readyz() -> JSONResponse:
+        checks = {
+            "database": "ok"
+            if deps.database is not None and await _answers(deps.database.reachable())
+            else "unavailable",
+            "temporal": "ok"
+            if deps.client is not None and await _answers(_temporal_ok(deps.client))
+            else "unavailable",
+        }
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            status_code=200 if ready else 503, content={"status": "ok" if ready else "unavailable", **checks}
+        )
 
     return app
+
+
+async def _answers(check: Awaitable[bool]) -> bool:
+    """A readiness check answers within a probe's patience, or counts as a no."""
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT):
+            return await check
+    except TimeoutError:
+        return False
 
 
 async def _temporal_ok(client: Client) -> bool:

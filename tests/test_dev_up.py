@@ -41,7 +41,7 @@ def test_dev_up_starts_refuses_second_and_stops(tmp_path: Path) -> None:
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3  # postgres, temporal, api
 
-        health = httpx.get(f"http://127.0.0.1:{ports['API_PORT']}/healthz", timeout=10).json()
+        health = httpx.get(f"http://127.0.0.1:{ports['API_PORT']}/readyz", timeout=10).json()
         assert health == {"status": "ok", "database": "ok", "temporal": "ok"}
         assert httpx.get(f"http://127.0.0.1:{ports['TEMPORAL_UI_PORT']}/", timeout=10).status_code == 200
 

@@ -19,8 +19,11 @@ A channels file looks like::
     [kommuner.101]
     kind = "push"
     url = "https://sag.kk.dk/seniorpension/tasks"
-    secret_file = "/run/secrets/push-101"   # or: secret = "..."
+    secret_file = "/run/secrets/push-101"   # or: secret = "whsec_..."
     rate_per_second = 5
+    # While rotating: the old secret signs too, until then (rotate-secret does this for channels in the database).
+    # previous_secret_file = "/run/secrets/push-101.old"
+    # previous_secret_until = 2026-12-04T09:00:00Z
 """
 
 from __future__ import annotations
@@ -134,14 +137,17 @@ class ChannelConfig(_Frozen):
 
 
 def _resolve_secret_files(raw: Any, base: Path) -> Any:
-    """`secret_file = "..."` reads the secret from a file, so the channels file itself can be committed."""
+    """`secret_file = "..."` (and `previous_secret_file`, during a rotation) reads a secret from a file, so the
+    channels file itself can be committed."""
     if isinstance(raw, dict):
-        if "secret_file" in raw:
+        for field in ("secret", "previous_secret"):
+            if f"{field}_file" not in raw:
+                continue
             raw = dict(raw)
-            path = Path(raw.pop("secret_file"))
+            path = Path(raw.pop(f"{field}_file"))
             path = path if path.is_absolute() else base / path
             try:
-                raw["secret"] = path.read_text().strip()
+                raw[field] = path.read_text().strip()
             except OSError as exc:
                 raise ChannelConfigError(f"cannot read secret file {path}: {exc.strerror}") from None
         return {k: _resolve_secret_files(v, base) for k, v in raw.items()}

@@ -32,7 +32,14 @@ from domain.kommune_protocol import as_whsec, new_secret, secret_key, sign, sign
 from eventlog.channels import ChannelStore, DbChannels, NoPushChannel
 from runtime.config import Settings
 from runtime.crypto import KeyRing
-from runtime.kommune_config import ChannelConfig, KommuneSettings, PushChannel, StaticChannels, documents_key_ring
+from runtime.kommune_config import (
+    ChannelConfig,
+    KommuneSettings,
+    PushChannel,
+    StaticChannels,
+    documents_key_ring,
+    load_channel_file,
+)
 from runtime.temporal import sandbox_runner
 from sim.server import KommuneSimulator, SimSettings
 from sim.tamper import create_tamper_app
@@ -90,6 +97,26 @@ def test_two_signatures_during_the_overlap_and_one_after() -> None:
     assert channel.signing_secrets(until) == [new]
     with pytest.raises(ValidationError):
         PushChannel(url="https://x.example", secret=SecretStr(new), previous_secret=SecretStr(old))
+
+
+def test_a_channels_file_rotates_with_a_previous_secret_and_its_end(tmp_path: Path) -> None:
+    old, new = new_secret(), new_secret()
+    (tmp_path / "push-101.old").write_text(old + "\n")
+    path = tmp_path / "channels.toml"
+    path.write_text(
+        f"""
+[kommuner.101]
+kind = "push"
+url = "https://sag.kk.example/tasks"
+secret = "{new}"
+previous_secret_file = "push-101.old"
+previous_secret_until = 2026-12-04T09:00:00Z
+"""
+    )
+    channel = load_channel_file(path).channel_for("101")
+    assert isinstance(channel, PushChannel)
+    assert channel.signing_secrets(datetime(2026, 12, 4, 8, tzinfo=UTC)) == [new, old]
+    assert channel.signing_secrets(datetime(2026, 12, 4, 9, tzinfo=UTC)) == [new]
 
 
 class Secrets:

@@ -10,9 +10,11 @@ Outcome contract for the workflow:
 - returns `DeliveryReceipt` when the kommune's system accepted the message (2xx) or it is in the inbox;
 - raises a retryable `ApplicationError` (type `DeliveryTemporarilyFailed`) on 5xx, 408, 429, timeouts and
   connection errors: Temporal retries with the workflow's backoff (429/503 `Retry-After` sets the next delay);
+- raises the retryable error on the first few 401s too (the kommune refused our signature: see `_push`);
 - raises `ApplicationError(non_retryable=True, type="DeliveryRejected")` when retrying cannot help (another 4xx,
-  a redirect, no channel configured): the workflow records `OplysningDeliveryFailed` with the message, which is
-  technical only (kommune code, HTTP status), never personal data, and escalates to operations.
+  401 after those retries, a redirect, no channel configured): the workflow records `OplysningDeliveryFailed` with
+  the message, which is technical only (kommune code, HTTP status), never personal data, and escalates to
+  operations.
 
 Calls to one kommune are throttled in-process by a token bucket per kommune code (the channel's `rate_per_second`
 and `burst`). With several worker processes the per-process buckets add up; to cap the total, also run the
@@ -29,7 +31,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from temporalio import activity
@@ -50,6 +52,9 @@ if TYPE_CHECKING:
 REJECTED = "DeliveryRejected"
 TEMPORARY = "DeliveryTemporarilyFailed"
 RETRYABLE_4XX = frozenset({408, 429})
+# Attempts at a push answered 401 before it fails for good: with the workflows' backoff (1 s doubling) the first
+# seven span about two minutes, well past the workers' channel cache.
+SIGNATURE_REFUSED_ATTEMPTS = 8
 MAX_RETRY_AFTER = timedelta(hours=1)
 
 
@@ -218,7 +223,10 @@ class KommuneDelivery:
         kode = message.kommune_kode
         await self.limiter.acquire(kode, channel.rate_per_second, channel.burst)
         body = message.model_dump_json().encode()
-        headers = signed_headers(channel.secret.get_secret_value(), int(self._wall_clock()), body, message.message_id)
+        now = self._wall_clock()
+        # Signed per attempt: a retry carries a fresh timestamp (receivers refuse stale ones) under the same id.
+        signing = channel.signing_secrets(datetime.fromtimestamp(now, UTC))
+        headers = signed_headers(signing, message.message_id, int(now), body)
         try:
             response = await self.http.post(
                 channel.url,
@@ -237,6 +245,11 @@ class KommuneDelivery:
         if status >= 500 or status in RETRYABLE_4XX:
             retry_after = _retry_after(response.headers.get("retry-after"))
             raise _temporary(kode, f"push answered HTTP {status}", status, retry_after)
+        if status == 401 and activity.info().attempt < SIGNATURE_REFUSED_ATTEMPTS:
+            # A refused signature can heal: a body damaged in transit, or a kommune that switched to a rotated
+            # secret before this worker's channel cache (30 s) did. A few retries span that; a wrong secret then
+            # fails for good below, so operations see it instead of a silent retry loop.
+            raise _temporary(kode, "push signature refused (HTTP 401)", status)
         if 300 <= status < 400:
             raise _rejected(kode, f"push answered with a redirect (HTTP {status}): fix the channel URL", status)
         # The response body is the kommune's and may echo anything: only the status goes into the failure.

@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import typer
 from pydantic import SecretStr, ValidationError
 
+from domain.kommune_protocol import new_secret as new_webhook_secret
 from eventlog.channels import ChannelStore
 from eventlog.db import Pool
 from eventlog.migrate import migrated_pool
@@ -77,6 +78,18 @@ def _shares(raw: list[str]) -> dict[str, float]:
         (kode,) = _kommune_codes([kode.strip()])
         shares[kode] = value
     return shares
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _overlap(raw: str) -> timedelta:
+    """`24h`, `90m`, `7d`, `30s` or `0` (the old secret stops signing at once)."""
+    text = raw.strip().lower()
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
+    if not number.isdigit():
+        raise _fail(f"--overlap: {raw!r} is not a duration such as 24h, 90m, 7d or 0")
+    return timedelta(seconds=int(number) * _UNITS[unit])
 
 
 def register(app: typer.Typer) -> None:
@@ -142,19 +155,21 @@ def register(app: typer.Typer) -> None:
         kode: str = typer.Argument(..., help="Kommune code"),
         kind: str = typer.Argument(..., help="push or inbox"),
         url: str | None = typer.Option(None, help="Webhook URL (push)"),
-        secret: str | None = typer.Option(None, help="HMAC secret (push); default: a new random one, printed once"),
+        secret: str | None = typer.Option(
+            None, help="Signing secret (push), whsec_<base64>; default: a new random one, printed once"
+        ),
         rate: float = typer.Option(2.0, help="Pushes per second to this kommune"),
         burst: int = typer.Option(5, help="Pushes allowed at once after a quiet spell"),
         timeout: float = typer.Option(10.0, help="Push timeout, seconds"),
     ) -> None:
-        """Set a kommune's delivery channel: `push --url URL` (prints the new HMAC secret once) or `inbox`."""
+        """Set a kommune's delivery channel: `push --url URL` (prints the new signing secret once) or `inbox`."""
         settings = Settings()
         new_secret: str | None = None
         try:
             if kind == "push":
                 if not url:
                     raise _fail("push needs --url")
-                new_secret = secret or secrets.token_hex(32)
+                new_secret = secret or new_webhook_secret()
                 chosen: PushChannel | InboxChannel = PushChannel(
                     url=url, secret=SecretStr(new_secret), rate_per_second=rate, burst=burst, timeout_seconds=timeout
                 )
@@ -176,7 +191,36 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"kommune {kode}: {kind}")
         if new_secret is not None and secret is None:
             typer.echo(new_secret)
-            typer.echo("Give this HMAC secret to the kommune's system now: it is not shown again.", err=True)
+            typer.echo(
+                "Give this Standard Webhooks secret to the kommune's system now: it is not shown again.", err=True
+            )
+
+    @kommune.command("rotate-secret")
+    def rotate_secret(
+        kode: str = typer.Argument(..., help="Kommune code"),
+        overlap: str = typer.Option("24h", help="How long the old secret keeps signing too: 24h, 90m, 7d, 0"),
+    ) -> None:
+        """Give a push channel a new signing secret and print it ONCE; until the overlap ends every push carries
+        two signatures (new and old), so the kommune's system switches without losing a message."""
+        settings = Settings()
+        span = _overlap(overlap)
+        ring = documents_key_ring(settings, KommuneSettings())
+
+        async def work(pool: Pool) -> tuple[str, datetime]:
+            return await ChannelStore(pool, ring).rotate_secret(kode, span)
+
+        try:
+            fresh, until = with_pool(settings, work)
+        except ChannelConfigError as exc:
+            raise _fail(str(exc)) from None
+        # The secret alone on stdout (for a script to capture); what to do with it on stderr.
+        typer.echo(fresh)
+        typer.echo(
+            f"kommune {kode}: new push secret; the old one also signs until {until:%Y-%m-%d %H:%M:%S %Z} "
+            "(workers pick the change up within 30 s). Give this secret to the kommune's system now: it is not "
+            "shown again.",
+            err=True,
+        )
 
     @kommune.command("channels")
     def channels() -> None:

@@ -1,4 +1,5 @@
-"""How each kommune's system is reached: `push` (a signed webhook) or `inbox` (its system polls our API).
+"""How each kommune's system is reached: `push` (a POST signed by Standard Webhooks, see `domain.kommune_protocol`)
+or `inbox` (its system polls our API).
 
 Sources, most specific first:
 
@@ -18,8 +19,11 @@ A channels file looks like::
     [kommuner.101]
     kind = "push"
     url = "https://sag.kk.dk/seniorpension/tasks"
-    secret_file = "/run/secrets/push-101"   # or: secret = "..."
+    secret_file = "/run/secrets/push-101"   # or: secret = "whsec_..."
     rate_per_second = 5
+    # While rotating: the old secret signs too, until then (rotate-secret does this for channels in the database).
+    # previous_secret_file = "/run/secrets/push-101.old"
+    # previous_secret_until = 2026-12-04T09:00:00Z
 """
 
 from __future__ import annotations
@@ -31,12 +35,23 @@ import os
 import secrets
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.kommune_protocol import secret_key
 from domain.kommuner import all_kommuner, is_kommune, normalize_kode
 from runtime.config import Settings
 from runtime.crypto import KeyRing, load_or_create_key_ring
@@ -53,18 +68,42 @@ class _Frozen(BaseModel):
 class PushChannel(_Frozen):
     kind: Literal["push"] = "push"
     url: str = Field(pattern=r"^https?://", max_length=2000)
-    secret: SecretStr = Field(description="Per-kommune HMAC secret; at least 16 characters")
+    secret: SecretStr = Field(
+        description="Per-kommune signing secret: `whsec_<base64>` (Standard Webhooks), or an older raw string of at "
+        "least 16 characters, used as its own bytes"
+    )
+    # After `sagsflow kommune rotate-secret`: the secret before, which also signs until `previous_secret_until`, so
+    # the kommune's system verifies throughout the switch whichever of the two it holds.
+    previous_secret: SecretStr | None = None
+    previous_secret_until: AwareDatetime | None = None
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Per-kommune throttle: a small kommune system must not be flooded when a backlog is released at once.
     rate_per_second: float = Field(default=2.0, gt=0, le=1000)
     burst: int = Field(default=5, ge=1, le=1000)
 
-    @field_validator("secret")
+    @field_validator("secret", "previous_secret")
     @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 16:
+    def _usable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        raw = value.get_secret_value()
+        if len(raw) < 16:
             raise ValueError("push secret must be at least 16 characters")
+        secret_key(raw)  # a malformed whsec_ secret fails here, at configuration, not at the first push
         return value
+
+    @model_validator(mode="after")
+    def _previous_has_an_end(self) -> PushChannel:
+        if (self.previous_secret is None) != (self.previous_secret_until is None):
+            raise ValueError("previous_secret and previous_secret_until go together")
+        return self
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets that sign a push at `now`: the current one, and the previous one during its overlap."""
+        current = [self.secret.get_secret_value()]
+        if self.previous_secret is None or self.previous_secret_until is None or now >= self.previous_secret_until:
+            return current
+        return [*current, self.previous_secret.get_secret_value()]
 
 
 class InboxChannel(_Frozen):
@@ -98,14 +137,17 @@ class ChannelConfig(_Frozen):
 
 
 def _resolve_secret_files(raw: Any, base: Path) -> Any:
-    """`secret_file = "..."` reads the secret from a file, so the channels file itself can be committed."""
+    """`secret_file = "..."` (and `previous_secret_file`, during a rotation) reads a secret from a file, so the
+    channels file itself can be committed."""
     if isinstance(raw, dict):
-        if "secret_file" in raw:
+        for field in ("secret", "previous_secret"):
+            if f"{field}_file" not in raw:
+                continue
             raw = dict(raw)
-            path = Path(raw.pop("secret_file"))
+            path = Path(raw.pop(f"{field}_file"))
             path = path if path.is_absolute() else base / path
             try:
-                raw["secret"] = path.read_text().strip()
+                raw[field] = path.read_text().strip()
             except OSError as exc:
                 raise ChannelConfigError(f"cannot read secret file {path}: {exc.strerror}") from None
         return {k: _resolve_secret_files(v, base) for k, v in raw.items()}

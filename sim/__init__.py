@@ -7,4 +7,5 @@
 - `sim.client`: `SagsflowApiClient`, the calls a kommune system (and the load generator) makes to our API.
 - `sim.load`: seeded applications at a Poisson rate, spread by population.
 - `sim.keys`: one API key per kommune for the simulator.
+- `sim.tamper`: an HTTP hop that damages pushes in transit (the network between us and a kommune, for tests).
 """

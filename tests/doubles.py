@@ -16,7 +16,7 @@ from workflows.models import CitizenLetter, DeliveryReceipt, DigitalPostReceipt,
 
 
 def message_key(message: KommuneMessage) -> str:
-    """The receiver's deduplication key (as the real channel's Idempotency-Key)."""
+    """The receiver's deduplication key (as the real channel's `webhook-id`)."""
     seq = message.seq if message.seq is not None else 1 if message.kind == "task" else message.notice
     return f"{message.task_id}:{message.kind}:{seq}"
 

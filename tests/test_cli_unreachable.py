@@ -43,6 +43,7 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "kommune keys": ([], PG),
     "kommune channel": (["329", "inbox"], PG),
     "kommune channels": ([], PG),
+    "kommune rotate-secret": (["329"], PG),
     "report quarterly": (["2021Q1"], PG),
     "schedules apply": ([], TEMPORAL),
     "sim keys": ([], PG),

@@ -86,3 +86,30 @@ async def require_ops(
     if principal is None or principal.role != "ops":
         raise _unauthorized()
     return OpsPrincipal(actor=principal.key_id)
+
+
+# --- Who is calling, before anything is read ---------------------------------------------------------------------
+
+
+async def resolve_principal(deps: ApiDeps, authorization: str | None) -> object | None:
+    """The one "who is calling" seam, asked by `api.limits.InputLimits` from the Authorization header alone, before
+    the body is read: a `KommunePrincipal`, an `OpsPrincipal`, or None (no, wrong, unknown, revoked or malformed
+    credentials, all alike). Whether the caller may use the route is still the route's dependency's question.
+    `StoreUnavailable` if the keys cannot be checked."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    presented = presented.strip()
+    if scheme.lower() != "bearer" or not presented:
+        return None
+    # The static token first: it needs no database, so the stack's operators keep working when PostgreSQL is gone.
+    if deps.ops_token and hmac.compare_digest(presented.encode(), deps.ops_token.encode()):
+        return OpsPrincipal(actor="ops-token")
+    if deps.database is None:
+        raise StoreUnavailable("the database is not connected")
+    principal = await deps.database.api_keys.authenticate(presented)
+    if principal is None:
+        return None
+    if principal.role == "kommune" and principal.kommune_kode is not None:
+        return KommunePrincipal(kommune_kode=principal.kommune_kode, key_id=principal.key_id)
+    if principal.role == "ops":
+        return OpsPrincipal(actor=principal.key_id)
+    return None

@@ -123,9 +123,7 @@ class InputLimits:
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
-                await _answer(
-                    send, 400, {"detail": {"code": "invalid", "message": "Content-Length: not a number"}}, close=True
-                )
+                await _answer(send, 400, {"detail": "Content-Length: not a number"}, close=True)
                 return
             if int(length) > limit:
                 await _answer(send, 413, _too_large(limit), close=True)

@@ -130,19 +130,22 @@ class InputLimits:
                 return
 
         received = 0
-        refused = False  # we answered 413 ourselves: whatever the route sends after that goes nowhere
+        cut = False  # the body went over the limit: the route reads no more of it
+        refused = False  # and we answered 413 ourselves: whatever the route sends after that goes nowhere
         started = False
 
         async def counted_receive() -> Message:
-            nonlocal received, refused
-            if refused:
+            nonlocal received, cut, refused
+            if cut:
                 return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     # Answer now, while the route is still reading, and tell it the caller is gone: the route
-                    # stops (Starlette raises ClientDisconnect) and nothing more is read or kept.
+                    # stops (Starlette raises ClientDisconnect) and nothing more is read or kept. A route that has
+                    # begun its answer already keeps it; it only reads no further.
+                    cut = True
                     if not started:
                         refused = True
                         await _answer(send, 413, _too_large(limit), close=True)

@@ -18,11 +18,11 @@ from temporalio.client import Client
 from api import intake, kommune_routes, metrics, ops, whoami
 from api.codec import codec_router
 from api.docs import mount_docs
+from api.limits import InputLimits
 from api.state import ApiDeps
 from domain.boundary import describe
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-MAX_BODY_BYTES = 300 * 1024 * 1024
 # Kubernetes' default probe timeout is 1 s; answer before the probe itself gives up.
 READINESS_TIMEOUT = 0.8
 
@@ -60,18 +60,9 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
     mount_docs(app)
     app.add_exception_handler(RequestValidationError, _invalid_request)
 
-    @app.middleware("http")
-    async def limit_body_size(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # Refuse oversized bodies before they are read into memory: 20 documents of 10 MB, base64-encoded, fit.
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse(
-                status_code=413,
-                content={"detail": {"code": "too_large", "message": f"body: at most {MAX_BODY_BYTES} bytes"}},
-            )
-        response: Response = await call_next(request)
-        return response
-
+    # Authentication and body limits before any route reads a byte; added first, so CORS wraps it and its
+    # refusals carry the CORS headers the Web UI needs to see them.
+    app.add_middleware(InputLimits, deps=deps)
     if deps.ui_origins:
         app.add_middleware(
             CORSMiddleware,

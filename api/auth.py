@@ -16,9 +16,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.state import ApiDeps
-from eventlog.api_keys import ApiKeys, Principal
 from eventlog.db import StoreUnavailable
-from eventlog.stores import Stores
 from runtime.identity import IdentityUnavailable, InvalidToken, Role, Staff
 
 KOMMUNE_KEY_PREFIX = "sfk."
@@ -47,32 +45,11 @@ def _unauthorized() -> HTTPException:
     return HTTPException(status_code=401, detail="Not authenticated", headers={"WWW-Authenticate": "Bearer"})
 
 
-def _stores(request: Request) -> Stores | None:
-    deps = getattr(request.app.state, "deps", None)
-    return deps.database if isinstance(deps, ApiDeps) else None
-
-
-def _api_keys(request: Request) -> ApiKeys:
-    stores = _stores(request)
-    if stores is None:
-        raise HTTPException(status_code=503, detail="authentication is unavailable")
-    return stores.api_keys
-
-
-async def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal | None:
-    if credentials is None:
-        return None
-    try:
-        return await _api_keys(request).authenticate(credentials.credentials)
-    except StoreUnavailable:
-        raise HTTPException(status_code=503, detail="authentication is unavailable") from None
-
-
 async def require_kommune(
     request: Request, _credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
 ) -> KommunePrincipal:
     caller = await caller_of(request)
-    if caller is None:
+    if caller is None or isinstance(caller, OpsPrincipal):
         raise _unauthorized()
     if not isinstance(caller, KommunePrincipal):
         raise _forbidden()
@@ -80,28 +57,21 @@ async def require_kommune(
 
 
 async def require_ops(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
+    request: Request, _credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
 ) -> OpsPrincipal:
-    if credentials is None:
-        raise _unauthorized()
-    static = getattr(getattr(request.app.state, "deps", None), "ops_token", None)
-    if static and hmac.compare_digest(credentials.credentials.encode(), str(static).encode()):
-        return OpsPrincipal(actor="ops-token")
-    if not credentials.credentials.startswith(("sfo.", KOMMUNE_KEY_PREFIX)):
-        caller = await caller_of(request)
-        if isinstance(caller, Staff) and caller.roles:
-            return OpsPrincipal(actor=caller.actor)
-    if _stores(request) is None:
-        raise _unauthorized()  # only the static token could have matched
-    principal = await _principal(request, credentials)
-    if principal is None or principal.role != "ops":
-        raise _unauthorized()
-    return OpsPrincipal(actor=principal.key_id)
+    caller = await caller_of(request)
+    if isinstance(caller, OpsPrincipal):
+        return caller
+    if isinstance(caller, Staff) and caller.roles:
+        return OpsPrincipal(actor=caller.actor)
+    raise _unauthorized()
 
 
 # --- One seam: who is calling -----------------------------------------------------------------------------------
 
-Caller = KommunePrincipal | Staff
+Caller = KommunePrincipal | Staff | OpsPrincipal
+# Where a request's resolved caller is kept (by api.limits.InputLimits, before the body is read, or by caller_of).
+CALLER_KEY = "caller"
 
 
 class CallerUnknowable(Exception):
@@ -120,13 +90,17 @@ async def resolve_principal(deps: ApiDeps, authorization: str | None) -> Caller 
     token = bearer_token(authorization)
     if token is None:
         return None
-    if token.startswith(KOMMUNE_KEY_PREFIX):
+    if deps.ops_token and hmac.compare_digest(token.encode(), deps.ops_token.encode()):
+        return OpsPrincipal(actor="ops-token")
+    if token.startswith(("sfo.", KOMMUNE_KEY_PREFIX)):
         if deps.database is None:
             raise CallerUnknowable
         try:
             principal = await deps.database.api_keys.authenticate(token)
         except StoreUnavailable:
             raise CallerUnknowable from None
+        if principal is not None and principal.role == "ops":
+            return OpsPrincipal(actor=principal.key_id)
         if principal is None or principal.role != "kommune" or principal.kommune_kode is None:
             return None
         return KommunePrincipal(kommune_kode=principal.kommune_kode, key_id=principal.key_id)
@@ -143,12 +117,12 @@ async def resolve_principal(deps: ApiDeps, authorization: str | None) -> Caller 
 async def caller_of(request: Request) -> Caller | None:
     """The request's caller, resolved once per request (the input-limits middleware may have done it already)."""
     state = request.scope.setdefault("state", {})
-    if "caller" not in state:
+    if CALLER_KEY not in state:
         try:
-            state["caller"] = await resolve_principal(deps_of_app(request), request.headers.get("authorization"))
+            state[CALLER_KEY] = await resolve_principal(deps_of_app(request), request.headers.get("authorization"))
         except CallerUnknowable:
             raise HTTPException(status_code=503, detail="authentication is unavailable") from None
-    caller: Caller | None = state["caller"]
+    caller: Caller | None = state[CALLER_KEY]
     return caller
 
 

@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import MAX_BODY_BYTES
+from api.limits import SMALL_BODY_BYTES
 from cli.api import build_app
 from domain.state import CaseState
 from eventlog.access import AccessLog, AccessRecord
@@ -214,7 +214,7 @@ async def test_oversized_body_is_refused_before_it_is_read(codec: Codec) -> None
     writer.write(
         (
             f"POST /codec/decode HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {SMALL_BODY_BYTES + 1}\r\n\r\n"
         ).encode()
     )
     await writer.drain()

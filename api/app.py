@@ -19,6 +19,7 @@ from api import intake, kommune_routes, metrics, ops, whoami
 from api.codec import codec_router
 from api.docs import mount_docs
 from api.limits import InputLimits
+from api.requestlog import RequestLog
 from api.state import ApiDeps
 from domain.boundary import describe
 
@@ -71,6 +72,8 @@ def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:
             allow_headers=["authorization", "content-type", "x-namespace"],
             allow_credentials=True,
         )
+    # Outermost, so refusals at the door are logged with the rest.
+    app.add_middleware(RequestLog)
     app.include_router(codec_router())
     app.include_router(intake.router)
     app.include_router(kommune_routes.router)

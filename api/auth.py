@@ -27,6 +27,11 @@ class KommunePrincipal:
     kommune_kode: str
     key_id: str
 
+    @property
+    def actor(self) -> str:
+        """What the access log and the request log record for this kommune system."""
+        return f"kommune:{self.kommune_kode}:{self.key_id}"
+
 
 @dataclass(frozen=True)
 class OpsPrincipal:
@@ -124,6 +129,10 @@ async def caller_of(request: Request) -> Caller | None:
             raise HTTPException(status_code=503, detail="authentication is unavailable") from None
     caller: Caller | None = state[CALLER_KEY]
     return caller
+
+
+def actor_of(caller: Caller) -> str:
+    return caller.actor
 
 
 def deps_of_app(request: Request) -> ApiDeps:

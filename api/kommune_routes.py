@@ -99,7 +99,7 @@ async def get_citizen(task_id: TaskId, request: Request, response: Response, kom
         raise not_found("task")
     stores = deps_of(request).stores
     # The read and its access record are one transaction of the event store: no read without its record.
-    access = Access(actor=f"kommune:{kommune.kommune_kode}:{kommune.key_id}", purpose=CITIZEN_PURPOSE)
+    access = Access(actor=kommune.actor, purpose=CITIZEN_PURPOSE)
     try:
         stored = await stores.events.read_stream(summary.case_id, access=access)
     except AccessLogError:

@@ -28,9 +28,7 @@ async def whoami(request: Request) -> WhoAmI:
     if caller is None:
         raise HTTPException(status_code=401, detail="Not authenticated", headers={"WWW-Authenticate": "Bearer"})
     if isinstance(caller, KommunePrincipal):
-        return WhoAmI(
-            kind="kommune", actor=f"kommune:{caller.kommune_kode}:{caller.key_id}", kommune_kode=caller.kommune_kode
-        )
+        return WhoAmI(kind="kommune", actor=caller.actor, kommune_kode=caller.kommune_kode)
     if isinstance(caller, OpsPrincipal):
         return WhoAmI(kind="staff", actor=caller.actor)
     return WhoAmI(kind="staff", actor=caller.actor, name=caller.name, roles=sorted(caller.roles))

@@ -16,11 +16,12 @@ Outcome contract for the workflow:
   the message, which is technical only (kommune code, HTTP status), never personal data, and escalates to
   operations.
 
-Calls to one kommune are throttled in-process by a token bucket per kommune code (the channel's `rate_per_second`
-and `burst`). With several worker processes the per-process buckets add up; to cap the total, also run the
-activity on its own task queue with `Worker(max_task_queue_activities_per_second=...)`, which Temporal enforces
-across all workers of that queue. Set the activity's start-to-close timeout above the push timeout plus a bucket
-wait (e.g. 60 s).
+Calls to one kommune are throttled in-process by a rate limiter per kommune code (the channel's `rate_per_second`
+and `burst`). A message that must wait more than a second does not wait in the activity: it keeps its place and
+fails retryably (type `DeliveryRateLimited`) with the wait as the next retry delay, so the worker slot is free for
+other kommuner and for the event-log appends meanwhile. With several worker processes the per-process limits add up;
+to cap the total, also run the activity on its own task queue with `Worker(max_task_queue_activities_per_second=...)`,
+which Temporal enforces across all workers of that queue.
 
 Its input and result are the workflows' own models (workflows/models.py: KommuneMessage, DeliveryReceipt).
 """
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 
 REJECTED = "DeliveryRejected"
 TEMPORARY = "DeliveryTemporarilyFailed"
+# Not a failure: the message waits for its place under the kommune's rate limit (retried when it is due).
+RATE_LIMITED = "DeliveryRateLimited"
 RETRYABLE_4XX = frozenset({408, 429})
 # Attempts at a push answered 401 before it fails for good: with the workflows' backoff (1 s doubling) the first
 # seven span about two minutes, well past the workers' channel cache.
@@ -61,48 +64,57 @@ MAX_RETRY_AFTER = timedelta(hours=1)
 # --- rate limiting ---------------------------------------------------------------------------------------------------
 
 Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
+# A wait this short is slept inside the activity (cheaper than a retry round trip); a longer one gives the worker
+# slot back and comes back as a retry when its place in the kommune's queue is due.
+SHORT_WAIT_SECONDS = 1.0
+# A place nobody came back for (the retry went to another worker, the task closed) is forgotten after this long.
+RESERVATION_TTL_SECONDS = 300.0
 
 
 class TokenBucket:
-    """`rate` tokens a second, at most `burst` saved up. Waiters queue on a lock, so they are served in order."""
+    """`rate` calls a second, `burst` at once, as a generic cell rate algorithm with reservations: a call that must
+    wait is given its place in the queue (the instant it may go) under its key, so asking again with the same key
+    later takes that place instead of joining the end. Nothing here sleeps."""
 
-    def __init__(self, rate: float, burst: int, clock: Clock, sleep: Sleep) -> None:
+    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
         self.rate = rate
         self.burst = burst
         self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(burst)
-        self._updated = clock()
-        self._lock = asyncio.Lock()
+        self._interval = 1.0 / rate
+        self._tolerance = (burst - 1) * self._interval
+        self._theoretical_arrival = clock()
+        self._places: dict[str, float] = {}
 
-    async def acquire(self) -> float:
-        """Take one token; returns how long it waited."""
-        waited = 0.0
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return waited
-                delay = (1.0 - self._tokens) / self.rate
-                waited += delay
-                await self._sleep(delay)
+    def reserve(self, key: str) -> float:
+        """Seconds until the call `key` may go; 0.0: go now (its place is used up)."""
+        now = self._clock()
+        place = self._places.pop(key, None)
+        if place is not None:
+            if place <= now:
+                return 0.0
+            self._places[key] = place
+            return place - now
+        if len(self._places) > 1000:
+            self._places = {k: t for k, t in self._places.items() if t > now - RESERVATION_TTL_SECONDS}
+        arrival = max(self._theoretical_arrival, now)
+        allowed_at = arrival - self._tolerance
+        self._theoretical_arrival = arrival + self._interval
+        if allowed_at <= now:
+            return 0.0
+        self._places[key] = allowed_at
+        return allowed_at - now
 
 
 class KommuneRateLimiter:
-    def __init__(self, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
-        self._sleep = sleep
         self._buckets: dict[str, TokenBucket] = {}
 
-    async def acquire(self, kommune_kode: str, rate: float, burst: int) -> float:
+    def reserve(self, kommune_kode: str, rate: float, burst: int, key: str) -> float:
         bucket = self._buckets.get(kommune_kode)
         if bucket is None or bucket.rate != rate or bucket.burst != burst:
-            bucket = self._buckets[kommune_kode] = TokenBucket(rate, burst, self._clock, self._sleep)
-        return await bucket.acquire()
+            bucket = self._buckets[kommune_kode] = TokenBucket(rate, burst, self._clock)
+        return bucket.reserve(key)
 
 
 # --- the activity ----------------------------------------------------------------------------------------------------
@@ -155,12 +167,14 @@ class KommuneDelivery:
         *,
         limiter: KommuneRateLimiter | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.inbox = inbox
         self.channels = channels
         self.http = http_client
         self.limiter = limiter or KommuneRateLimiter()
         self._wall_clock = clock
+        self._sleep = sleep
 
     @classmethod
     def from_settings(cls, settings: Settings, pool: Pool | None, http_client: httpx.AsyncClient) -> KommuneDelivery:
@@ -217,11 +231,29 @@ class KommuneDelivery:
         activity.logger.info("task message stored in inbox", extra={"kommune_kode": message.kommune_kode, "seq": seq})
         return DeliveryReceipt(channel=Channel.INBOX)
 
+    async def _wait_for_turn(self, channel: PushChannel, message: TaskMessage) -> None:
+        """Return when the kommune's rate limit lets this message go. A long wait is not spent holding a worker
+        slot: the activity fails retryably with the wait as its next retry delay, keeping its place in the queue,
+        so a backlog to one slow kommune never stalls deliveries to the others or the event-log appends."""
+        key = message.message_id
+        wait = self.limiter.reserve(message.kommune_kode, channel.rate_per_second, channel.burst, key)
+        if wait <= 0.0:
+            return
+        if wait > SHORT_WAIT_SECONDS:
+            raise ApplicationError(
+                f"kommune {message.kommune_kode}: waiting {wait:.1f} s for its rate limit",
+                {"kommune_kode": message.kommune_kode, "status_code": None},
+                type=RATE_LIMITED,
+                next_retry_delay=timedelta(seconds=wait),
+            )
+        await self._sleep(wait)
+        self.limiter.reserve(message.kommune_kode, channel.rate_per_second, channel.burst, key)
+
     async def _push(self, channel: PushChannel, message: TaskMessage) -> DeliveryReceipt:
         import httpx
 
         kode = message.kommune_kode
-        await self.limiter.acquire(kode, channel.rate_per_second, channel.burst)
+        await self._wait_for_turn(channel, message)
         body = message.model_dump_json().encode()
         now = self._wall_clock()
         # Signed per attempt: a retry carries a fresh timestamp (receivers refuse stale ones) under the same id.

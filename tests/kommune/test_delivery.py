@@ -17,6 +17,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.kommune_delivery import (
+    RATE_LIMITED,
     REJECTED,
     SIGNATURE_REFUSED_ATTEMPTS,
     TEMPORARY,
@@ -249,31 +250,49 @@ class FakeClock:
         self.now += seconds
 
 
-async def test_rate_limiter_per_kommune() -> None:
+def test_rate_limiter_per_kommune_gives_each_waiting_call_its_place() -> None:
     clock = FakeClock()
-    limiter = KommuneRateLimiter(clock=clock, sleep=clock.sleep)
-    # Burst 2 at 2/s: two at once, then one every half second.
-    waits = [await limiter.acquire("329", rate=2.0, burst=2) for _ in range(5)]
-    assert waits == pytest.approx([0.0, 0.0, 0.5, 0.5, 0.5])
-    assert clock.now == pytest.approx(1.5)
-    # Another kommune has its own bucket: no wait.
-    assert await limiter.acquire("101", rate=2.0, burst=2) == 0.0
-    # After a quiet spell the bucket refills up to the burst, not beyond.
+    limiter = KommuneRateLimiter(clock=clock)
+    # Burst 2 at 2/s: two at once, then one every half second, each waiting call with a place of its own.
+    waits = [limiter.reserve("329", rate=2.0, burst=2, key=f"m{i}") for i in range(5)]
+    assert waits == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.5])
+    # Another kommune has its own limit: no wait.
+    assert limiter.reserve("101", rate=2.0, burst=2, key="m0") == 0.0
+    # Asking again before its place is due says how long is left; once due, the call goes on its place.
+    clock.now = 0.75
+    assert limiter.reserve("329", rate=2.0, burst=2, key="m3") == pytest.approx(0.25)
+    clock.now = 1.0
+    assert limiter.reserve("329", rate=2.0, burst=2, key="m3") == 0.0
+    # A newcomer queues behind every place given out, not in front of it.
+    assert limiter.reserve("329", rate=2.0, burst=2, key="m5") == pytest.approx(1.0)
+    # After a quiet spell the limit refills up to the burst, not beyond.
     clock.now += 100
-    waits = [await limiter.acquire("329", rate=2.0, burst=2) for _ in range(3)]
+    waits = [limiter.reserve("329", rate=2.0, burst=2, key=f"n{i}") for i in range(3)]
     assert waits == pytest.approx([0.0, 0.0, 0.5])
 
 
-async def test_delivery_waits_for_the_kommunes_rate_limit() -> None:
+async def test_a_long_wait_for_the_rate_limit_gives_the_slot_back_and_keeps_the_place() -> None:
     clock = FakeClock()
     sim = receive_only(quiet_profiles())
     async with served(sim) as url, httpx.AsyncClient() as http:
         slow = push(url, "329").model_copy(update={"rate_per_second": 0.5, "burst": 1})
         channels = StaticChannels(ChannelConfig(kommuner={"329": slow}))
-        delivery = KommuneDelivery(None, channels, http, limiter=KommuneRateLimiter(clock=clock, sleep=clock.sleep))
-        for _ in range(3):
-            await run_activity(delivery, task_input())
-    assert clock.slept == pytest.approx([2.0, 2.0])
+        limiter = KommuneRateLimiter(clock=clock)
+        delivery = KommuneDelivery(None, channels, http, limiter=limiter, sleep=clock.sleep)
+        first, second = task_input(), task_input()
+        await run_activity(delivery, first)
+        # Two seconds to wait: no sleeping in the activity, a retry when the place is due instead.
+        with pytest.raises(ApplicationError) as waiting:
+            await run_activity(delivery, second)
+        assert waiting.value.type == RATE_LIMITED and not waiting.value.non_retryable
+        assert waiting.value.next_retry_delay == timedelta(seconds=2)
+        assert len(sim.received) == 1 and clock.slept == []
+        clock.now += 2.0
+        await run_activity(delivery, second)
+        # A short wait is slept in place.
+        clock.now += 1.5
+        await run_activity(delivery, task_input())
+    assert clock.slept == pytest.approx([0.5])
     assert len(sim.received) == 3
 
 

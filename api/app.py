@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +21,7 @@ from api.codec import codec_router
 from api.docs import mount_docs
 from api.state import ApiDeps
 from domain.boundary import describe
+from runtime.logs import contains_cpr
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 MAX_BODY_BYTES = 300 * 1024 * 1024
@@ -36,12 +39,61 @@ def load_or_create_token(path: Path) -> str:
     return token
 
 
+# Error types whose pydantic message quotes what was sent: a union's tag, a parser's "found `x`" (uuid), a
+# decoder's complaint about a symbol. Their message is replaced by the rule alone.
+_QUOTING_TYPES: dict[str, str] = {
+    "union_tag_invalid": "not one of the allowed values",
+    "union_tag_not_found": "the field that says which kind this is is missing",
+    "uuid_parsing": "must be a UUID",
+    "uuid_type": "must be a UUID",
+    "url_parsing": "must be a valid URL",
+    "url_syntax_violation": "must be a valid URL",
+    "base64_decode": "must be valid base64",
+    "json_invalid": "not valid JSON",
+    "is_instance_of": "not of the expected type",
+}
+UNKNOWN_FIELD = "(unknown field)"
+# Error types whose messages api/params.py words itself: they quote examples (an instant "e.g. 2021-03-02T00:00:00
+# +01:00"), which a caller's near-miss can be part of, and never the input.
+_OUR_WORDING = frozenset({"instant", "case_id", "task_id"})
+
+
+def public_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One validation error as a client may see it: where, what and which rule, never the input itself.
+
+    pydantic's messages are templates over the rule, but a few quote the input, an unknown key appears in the
+    location (and a key can be a CPR number as easily as a value), and our own validators' messages are only as
+    careful as their authors: so the message is checked against the input as a last line of defence."""
+    kind = str(error.get("type", "invalid"))
+    loc: list[Any] = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
+    if kind == "extra_forbidden" and loc:
+        loc[-1] = UNKNOWN_FIELD
+    # A caller's key can reach the location through other rules too (a mapping's keys): one that holds a number
+    # is not ours to repeat, our names hold no more than two digits in a row (content_base64).
+    loc = [UNKNOWN_FIELD if isinstance(p, str) and (contains_cpr(p) or _DIGIT_RUN.search(p)) else p for p in loc]
+    msg = _QUOTING_TYPES.get(kind) or describe(error)
+    if contains_cpr(msg) or (kind not in _OUR_WORDING and _echoes(msg, error.get("input"))):
+        msg = f"invalid value ({kind})"
+    return {"loc": loc, "msg": msg, "type": kind}
+
+
+_DIGIT_RUN = re.compile(r"\d{4}")
+
+
+def _echoes(msg: str, value: Any) -> bool:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    # Short inputs ("a", "1") appear in any sentence; four characters or more are worth not repeating.
+    return isinstance(value, str) and len(value.strip()) >= 4 and value.strip() in msg
+
+
 async def _invalid_request(_request: Request, exc: Exception) -> Response:
-    """422 with the field errors: where, what and which rule, never the input itself. The input may be personal
-    data, and it may not even be JSON (a NaN or an infinity, which JSON cannot carry back)."""
+    """422 with the field errors (`public_error`). The input may be personal data, and it may not even be JSON (a
+    NaN or an infinity, which JSON cannot carry back)."""
     assert isinstance(exc, RequestValidationError)
-    detail = [{"loc": list(e["loc"]), "msg": describe(e), "type": str(e["type"])} for e in exc.errors()]
-    return JSONResponse(status_code=422, content={"detail": detail})
+    return JSONResponse(status_code=422, content={"detail": [public_error(e) for e in exc.errors()]})
 
 
 def create_app(deps: ApiDeps, *, lifespan: Lifespan | None = None) -> FastAPI:

@@ -68,9 +68,9 @@ def public_error(error: Mapping[str, Any]) -> dict[str, Any]:
     loc: list[Any] = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
     if kind == "extra_forbidden" and loc:
         loc[-1] = UNKNOWN_FIELD
-    # A caller's key can reach the location through other rules too (a mapping's keys): one that holds a number
-    # is not ours to repeat, our names hold no more than two digits in a row (content_base64).
-    loc = [UNKNOWN_FIELD if isinstance(p, str) and (contains_cpr(p) or _DIGIT_RUN.search(p)) else p for p in loc]
+    # A caller's key can reach the location through other rules too (a mapping's keys): only what reads as one of
+    # our names is repeated.
+    loc = [p if isinstance(p, int) or _is_our_name(p) else UNKNOWN_FIELD for p in loc]
     msg = _QUOTING_TYPES.get(kind) or describe(error)
     if contains_cpr(msg) or (kind not in _OUR_WORDING and _echoes(msg, error.get("input"))):
         msg = f"invalid value ({kind})"
@@ -78,6 +78,18 @@ def public_error(error: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _DIGIT_RUN = re.compile(r"\d{4}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+# pydantic names a union member in the location by its type: `function-after[_no_cpr(), constrained-str]`.
+_TYPE_PART = re.compile(r"[a-z][a-z0-9_-]*\[.*\]")
+
+
+def _is_our_name(part: str) -> bool:
+    """Field, parameter and header names are identifiers with at most two digits in a row (content_base64), and
+    pydantic's union members are type names. A caller's key with spaces, other letters or a number in it is
+    neither; a key that happens to be a bare word cannot be told from a name, but holds no CPR number."""
+    if contains_cpr(part) or _DIGIT_RUN.search(part):
+        return False
+    return bool(_NAME.fullmatch(part) or _TYPE_PART.fullmatch(part))
 
 
 def _echoes(msg: str, value: Any) -> bool:

@@ -15,11 +15,14 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 import httpx
 import pytest
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, HttpUrl, Json, ValidationError
 
+from api.app import public_error
 from tests.api.conftest import Stack, application
 
 # A CPR number with a real birth date (1 January 1970) in both written forms, and a person's name.
@@ -256,3 +259,46 @@ async def test_a_refusal_quoting_an_id_masks_a_cpr_number_in_it(stack: Stack, re
     r = await stack.kpost("461", real["task_id"], "answers", {"question_id": f"q{CPR_PLAIN}x", "text": "svar"})
     assert r.status_code == 404, r.text
     assert not _leaks(r.text), r.text
+
+
+class _Granted(BaseModel):
+    outcome: Literal["granted"]
+
+
+class _Rejected(BaseModel):
+    outcome: Literal["rejected"]
+
+
+class _EveryKind(BaseModel):
+    """A field of each kind whose pydantic message could quote its input, whether or not a route has one today."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision: Annotated[_Granted | _Rejected, Field(discriminator="outcome")]
+    ref: uuid.UUID
+    link: HttpUrl
+    raw: Json[dict[str, int]]
+    blob: Base64Bytes
+    counts: dict[str, int]
+    when: date
+    kind: Literal["a", "b"]
+
+
+@pytest.mark.parametrize("poison", POISONS)
+def test_public_errors_never_quote_the_input(poison: str) -> None:
+    sent = {
+        "decision": {"outcome": poison},
+        "ref": poison,
+        "link": poison,
+        "raw": poison,
+        "blob": f"{poison}=",
+        "counts": {poison: poison},
+        "when": poison,
+        "kind": poison,
+        poison: poison,
+    }
+    with pytest.raises(ValidationError) as refused:
+        _EveryKind.model_validate(sent)
+    errors = [public_error(e) for e in refused.value.errors()]
+    assert len(errors) >= len(sent) - 1
+    assert not _leaks(json.dumps(errors, ensure_ascii=False)), errors
+    assert ["(unknown field)"] in [e["loc"] for e in errors]

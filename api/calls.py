@@ -31,7 +31,7 @@ from api.params import CaseId, TaskId
 from api.responses import errors
 from api.state import deps_of
 from domain.boundary import field_errors
-from runtime.logs import get_logger
+from runtime.logs import get_logger, mask_text
 from workflows.models import (
     Answer,
     CaseResult,
@@ -61,7 +61,10 @@ CLOSED_WITHOUT_RESULT = frozenset(
 
 
 def refusal(status: int, code: str, message: str) -> HTTPException:
-    return HTTPException(status_code=status, detail={"code": code, "message": message})
+    """Every refusal the API words itself. Domain and workflow refusals quote the caller's own ids ("question 'x' is
+    not open"), which the boundary lets hold digits glued to letters: masked like a log line, so a CPR number sent
+    as part of an id is never repeated back."""
+    return HTTPException(status_code=status, detail={"code": code, "message": mask_text(message)})
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -15,6 +17,7 @@ from api.calls import CLOSED_WITHOUT_RESULT, inner, needs_operations, refusal
 from api.kommune_schemas import ApplicationSubmission
 from api.responses import CASE_OPERATIONS, Refused, errors, links
 from api.state import deps_of
+from domain.application import Application
 from domain.errors import DomainError
 from runtime.crypto import subject_id_for
 from workflows.client import check_case_input, start_case
@@ -55,8 +58,8 @@ async def submit_application(
     body: ApplicationSubmission, request: Request, response: Response, _principal: OpsPrincipal = Depends(require_ops)
 ) -> CaseCreated:
     deps = deps_of(request)
-    # The same fingerprint the workflows keep for their update keys, stored as bytes (intake_requests.fingerprint).
-    content = bytes.fromhex(fingerprint(body.application))
+    # Stored in a plain column, so keyed: an unkeyed hash of an application would confirm a guessed one.
+    content = intake_fingerprint(body.application, deps.subject_pepper)
     # The case id follows from the key, so a retry after a lost reply finds the same case.
     case_id = uuid.uuid5(CASE_IDS, body.idempotency_key)
     inp = inner(
@@ -71,7 +74,9 @@ async def submit_application(
         check_case_input(inp)
     except DomainError as exc:
         raise refusal(422, "invalid", str(exc)) from None
-    claim = await deps.stores.intake_keys.claim(body.idempotency_key, content, case_id)
+    claim = await deps.stores.intake_keys.claim(
+        body.idempotency_key, content, case_id, plain_fingerprint=bytes.fromhex(fingerprint(body.application))
+    )
     if claim.fingerprint != content:
         raise refusal(409, "conflict", "idempotency_key: already used for a different application")
     replayed = not claim.first
@@ -88,6 +93,12 @@ async def submit_application(
     return CaseCreated(
         case_id=str(case_id), workflow_id=case_workflow_id(str(case_id)), status="received", replayed=replayed
     )
+
+
+def intake_fingerprint(application: Application, pepper: bytes) -> bytes:
+    """HMAC-SHA256, keyed with the subject pepper, of the application as the workflows fingerprint it
+    (`workflows.models.fingerprint` hashes the same JSON, unkeyed, inside encrypted workflow state)."""
+    return hmac.new(pepper, application.model_dump_json().encode(), hashlib.sha256).digest()
 
 
 async def _still_received(client: Client, workflow_id: str) -> None:

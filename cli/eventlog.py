@@ -17,6 +17,7 @@ from domain.ids import parse_case_id
 from eventlog.access import AccessLogError, AccessRecord
 from eventlog.migrate import migrate_dsn
 from eventlog.projections import ProjectionRunner, rebuild
+from eventlog.store import Erasure
 from eventlog.stores import Stores
 from runtime import services
 
@@ -29,7 +30,7 @@ def database_url(explicit: str | None) -> str:
     return services.database_url(explicit=explicit)
 
 
-def _with_stores(url: str, work: Callable[[Stores], Awaitable[T]]) -> T:
+def with_stores(url: str, work: Callable[[Stores], Awaitable[T]]) -> T:
     async def main() -> T:
         stores = await Stores.connect(url, min_size=1, max_size=4)
         try:
@@ -38,6 +39,15 @@ def _with_stores(url: str, work: Callable[[Stores], Awaitable[T]]) -> T:
             await stores.close()
 
     return asyncio.run(main())
+
+
+def erasure_report(subject_id: str, erasure: Erasure) -> str:
+    """What was erased, in counts: the subject id is a pseudonym, nothing here is personal data."""
+    key = "key deleted" if erasure.key_deleted else "no key to delete (already forgotten or never stored)"
+    return (
+        f"subject {subject_id}: {key}; {erasure.documents} documents and {erasure.intake_records} intake records"
+        f" erased, over {erasure.cases} cases; the erasure is in the access log"
+    )
 
 
 def _render(records: list[AccessRecord], as_json: bool) -> None:
@@ -109,7 +119,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"--case: {exc}", err=True)
                 raise typer.Exit(2) from None
         try:
-            records = _with_stores(
+            records = with_stores(
                 database_url(url),
                 lambda stores: stores.access.find(
                     case_id=case, subject_id=subject, actor=actor, since=start, until=end
@@ -133,7 +143,7 @@ def register(app: typer.Typer) -> None:
     def rebuild_cmd(url: str | None = typer.Option(None, "--database-url", help=DATABASE_URL_HELP)) -> None:
         """Refold the case views from position 0 into fresh tables and swap them in."""
         # The projections are the event log's own: they take the pool the stores share.
-        position = _with_stores(database_url(url), lambda stores: rebuild(stores.pool))
+        position = with_stores(database_url(url), lambda stores: rebuild(stores.pool))
         typer.echo(f"case views rebuilt up to global position {position}")
 
     @eventlog.command("project")
@@ -154,7 +164,7 @@ def register(app: typer.Typer) -> None:
             await runner.run(stop)
             return await runner.catch_up()
 
-        position = _with_stores(database_url(url), work)
+        position = with_stores(database_url(url), work)
         typer.echo(f"case views at global position {position}")
 
     @eventlog.command("forget-subject")
@@ -164,9 +174,10 @@ def register(app: typer.Typer) -> None:
         purpose: str = typer.Option("erasure request", "--purpose"),
         url: str | None = typer.Option(None, "--database-url", help=DATABASE_URL_HELP),
     ) -> None:
-        """Delete a person's data key: their personal fields become unreadable for good; figures stay."""
-        deleted = _with_stores(
+        """Erase a person by subject id, as `sagsflow forget-subject --subject` does (the same erasure: data key,
+        stored documents, intake records); their personal fields become unreadable for good; figures stay."""
+        erasure = with_stores(
             database_url(url),
-            lambda stores: stores.events.forget_subject(subject, actor=actor, purpose=purpose),
+            lambda stores: stores.events.erase_subject(subject, actor=actor, purpose=purpose),
         )
-        typer.echo("key deleted" if deleted else "no key to delete (already forgotten or never stored)")
+        typer.echo(erasure_report(subject, erasure))

@@ -16,13 +16,19 @@ from datetime import datetime
 from typing import Any
 
 from eventlog.db import Conn, Pool, unavailable_as_store_error
-from runtime.logs import CPR_PATTERN
+from runtime.logs import contains_cpr
 
 MAX_TEXT = 200
 
 
 class AccessLogError(ValueError):
-    pass
+    """A value the access log refuses. `code` says which rule (`contains_cpr`: it holds a CPR-shaped number, which
+    the API answers with 400; `invalid`: any other) and `field` which value, so callers can name it."""
+
+    def __init__(self, message: str, *, code: str = "invalid", field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -47,15 +53,20 @@ class AccessRecord:
 def _checked(field: str, value: str | None, *, required: bool) -> str | None:
     if value is None or value == "":
         if required:
-            raise AccessLogError(f"access log: {field} is required")
+            raise AccessLogError(f"access log: {field} is required", field=field)
         return None
     if len(value) > MAX_TEXT:
-        raise AccessLogError(f"access log: {field} is longer than {MAX_TEXT} characters")
+        raise AccessLogError(f"access log: {field} is longer than {MAX_TEXT} characters", field=field)
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
         # PostgreSQL text cannot hold NUL, and an auditor's listing should not be steered by control characters.
-        raise AccessLogError(f"access log: {field} must not contain control characters")
-    if CPR_PATTERN.search(value):
-        raise AccessLogError(f"access log: {field} must not contain personal data (it looks like a CPR number)")
+        raise AccessLogError(f"access log: {field} must not contain control characters", field=field)
+    if contains_cpr(value):
+        # The same rule as the log mask: a number it would mask must not sit in the table auditors hand out.
+        raise AccessLogError(
+            f"access log: {field} must not contain personal data (it looks like a CPR number)",
+            code="contains_cpr",
+            field=field,
+        )
     return value
 
 

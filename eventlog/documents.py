@@ -108,7 +108,8 @@ def check_document(filename: str, content_type: str, data: bytes) -> tuple[str, 
     ctype = normalise_content_type(content_type)
     if ctype not in ALLOWED_CONTENT_TYPES:
         allowed = ", ".join(sorted(ALLOWED_CONTENT_TYPES))
-        raise UnsupportedContentType(f"content type {ctype!r} is not accepted; use one of: {allowed}")
+        # The refusal names what is accepted, not what was sent: a sender's content type is free text to us.
+        raise UnsupportedContentType(f"this content type is not accepted; use one of: {allowed}")
     if len(data) > MAX_DOCUMENT_BYTES:
         raise DocumentTooLarge(f"document is {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES} bytes")
     if not data:
@@ -116,7 +117,7 @@ def check_document(filename: str, content_type: str, data: bytes) -> tuple[str, 
     magic = _MAGIC.get(ctype)
     if magic is not None:
         if not data.startswith(magic):
-            raise InvalidDocument(f"content does not look like {ctype}")
+            raise InvalidDocument(f"content does not look like {ctype}")  # ctype is one of ours by now
     else:
         try:
             text = data.decode("utf-8-sig")

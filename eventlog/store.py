@@ -47,6 +47,7 @@ __all__ = [
     "Access",
     "ConcurrencyError",
     "DuplicateEventConflict",
+    "Erasure",
     "EventDataRefused",
     "EventLogError",
     "EventStore",
@@ -62,6 +63,16 @@ __all__ = [
 
 class EventLogError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What `EventStore.erase_subject` erased: counts and ids-free facts only, safe to print and log."""
+
+    key_deleted: bool
+    cases: int
+    documents: int
+    intake_records: int
 
 
 class ConcurrencyError(EventLogError):
@@ -602,17 +613,51 @@ class EventStore:
     # ---- personal data ------------------------------------------------------------------------------------------
 
     async def forget_subject(self, subject_id: str, *, actor: str = "system", purpose: str = "erasure") -> bool:
-        """Crypto-shred a data subject: their `personal` fields read back as None from now on. Idempotent."""
+        """Crypto-shred a data subject: their `personal` fields read back as None from now on. Idempotent.
+
+        The whole erasure (`erase_subject`): the key, the stored documents and the intake records in one go."""
+        return (await self.erase_subject(subject_id, actor=actor, purpose=purpose)).key_deleted
+
+    async def erase_subject(self, subject_id: str, *, actor: str, purpose: str) -> Erasure:
+        """Erase a data subject in ONE transaction, with its access-log entry: their event-log key (crypto-shredding:
+        every `personal` field reads back as None; the events stay, so figures stay), the documents kommuner
+        submitted for their cases' tasks, and the intake records of their applications. Idempotent: a second call
+        finds nothing and says so. Either all of it happens and is logged, or none of it."""
         async with self.pool.acquire() as conn:
             async with conn.transaction():
+                cases = [
+                    str(r["case_id"])
+                    for r in await conn.fetch("SELECT case_id FROM case_subjects WHERE subject_id = $1", subject_id)
+                ]
+                # Documents are stored per task (before the task's event names them); a case's tasks are the task
+                # ids its events carry.
+                documents = await conn.fetchval(
+                    "WITH gone AS (DELETE FROM documents WHERE task_id IN ("
+                    "  SELECT data ->> 'task_id' FROM events WHERE case_id = ANY($1::text[]) AND data ? 'task_id'"
+                    ") RETURNING 1) SELECT count(*) FROM gone",
+                    cases,
+                )
+                intake = await conn.fetchval(
+                    "WITH gone AS (DELETE FROM intake_requests WHERE case_id::text = ANY($1::text[]) RETURNING 1)"
+                    " SELECT count(*) FROM gone",
+                    cases,
+                )
                 deleted = await forget_subject_in(conn, subject_id)
                 await record_access_in(
-                    conn, Access(actor=actor, purpose=purpose), subject_id=subject_id, what="forget subject key"
+                    conn,
+                    Access(actor=actor, purpose=purpose),
+                    subject_id=subject_id,
+                    what=f"erase subject: key {'deleted' if deleted else 'already gone'}, {documents} documents,"
+                    f" {intake} intake records, {len(cases)} cases",
                 )
-            # Best effort: let the dead row version holding the wrapped key go now rather than at autovacuum.
-            with contextlib.suppress(asyncpg.PostgresError):
-                await conn.execute("VACUUM subject_keys")
+            # Best effort: let the dead row versions holding the wrapped key and the documents' ciphertext go now
+            # rather than at autovacuum.
+            for table in ("subject_keys", "documents", "intake_requests"):
+                with contextlib.suppress(asyncpg.PostgresError):
+                    await conn.execute(f"VACUUM {table}")
         self._write_keys.pop(subject_id, None)
         if self._cipher is not None:
             self._cipher.forget_cached(subject_id)
-        return deleted
+        return Erasure(
+            key_deleted=deleted, cases=len(cases), documents=int(documents or 0), intake_records=int(intake or 0)
+        )

@@ -14,20 +14,60 @@ from typing import Any
 
 import structlog
 
-# DDMMYY-SSSS or DDMMYYSSSS, not glued to other digits (so UUIDs, timestamps and counts pass untouched).
-CPR_PATTERN = re.compile(r"(?<![\d-])([0-3]\d[01]\d\d\d)-?(\d{4})(?![\d-])")
+# DDMMYY-SSSS, DDMMYY SSSS or DDMMYYSSSS, not glued to other digits but glued to letters alike ("abc0101701234x"
+# is how a CPR number looks inside a file name or a sloppy id). Loose on the date on purpose: masking a number that
+# is not a CPR number costs a log reader little; missing one puts a person's number in the log for good.
+_CPR_RUN = r"(?<!\d)[0-3]\d[01]\d\d\d[- ]?\d{4}(?!\d)"
+# Ids we generate and log on every line: a UUID (whose last group can hold ten digits in a row) and a long hex run
+# (key ids, hashes, subject ids). Matched first, as whole tokens, and left alone, so they stay greppable.
+_KEEP = (
+    r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])"
+    r"|(?<![0-9A-Fa-f])[0-9A-Fa-f]{16,}(?![0-9A-Fa-f])"
+)
+CPR_PATTERN = re.compile(_CPR_RUN)
+_SCAN = re.compile(f"(?P<keep>{_KEEP})|(?P<cpr>{_CPR_RUN})")
 CPR_MASK = "******-****"
 
 
+def _replace(match: re.Match[str]) -> str:
+    return match.group() if match.group("keep") is not None else CPR_MASK
+
+
+def mask_text(text: str) -> str:
+    """`text` with every CPR-shaped number masked; UUIDs and long hex runs untouched."""
+    return _SCAN.sub(_replace, text)
+
+
+def contains_cpr(text: str) -> bool:
+    """True if `mask_text` would mask something in `text`: the same rule for the log and for what we store."""
+    return any(m.group("cpr") is not None for m in _SCAN.finditer(text))
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def mask_cpr(value: Any) -> Any:
+    """Mask CPR-shaped numbers anywhere in a log value: text, bytes, nested containers, exceptions, and the repr
+    of any other object (which is what the renderers print for it)."""
     if isinstance(value, str):
-        return CPR_PATTERN.sub(CPR_MASK, value)
+        return mask_text(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return CPR_MASK if 10**8 <= value < 10**10 and contains_cpr(f"{value:010d}") else value
+    if isinstance(value, bytes | bytearray | memoryview):
+        # latin-1 maps every byte to one character and back, so only the masked digits change.
+        return mask_text(bytes(value).decode("latin-1")).encode("latin-1")
     if isinstance(value, Mapping):
-        return {k: mask_cpr(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
+        return {mask_cpr(k): mask_cpr(v) for k, v in value.items()}
+    if isinstance(value, list | set | frozenset) or type(value) is tuple:
         return type(value)(mask_cpr(v) for v in value)
-    if isinstance(value, int) and 10**8 <= value < 10**10:
-        return mask_cpr(f"{value:010d}")
+    if isinstance(value, BaseException):
+        text = str(value)
+        return f"{type(value).__name__}: {mask_text(text)}" if contains_cpr(text) else value
+    if not isinstance(value, _PLAIN):
+        text = repr(value)
+        return mask_text(text) if contains_cpr(text) else value
     return value
 
 

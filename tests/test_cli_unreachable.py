@@ -37,6 +37,7 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "eventlog rebuild": ([], PG),
     "eventlog project": ([], PG),
     "eventlog forget-subject": (["subject-1", "--actor", "test"], PG),
+    "forget-subject": (["--subject", "subj-1", "--actor", "test", "--yes"], PG),
     "kommune add-key": (["329"], PG),
     "kommune add-ops-token": ([], PG),
     "kommune revoke-key": (["0123456789abcdef"], PG),

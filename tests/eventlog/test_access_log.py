@@ -35,7 +35,7 @@ async def test_extract_per_case_and_per_person(pool: asyncpg.Pool) -> None:
     assert [(r.actor, r.case_id, r.what) for r in per_person] == [
         ("cw-7", C1, "case events"),
         ("codec-token", C2, "payload decode"),
-        ("dpo-1", None, "forget subject key"),
+        ("dpo-1", None, "erase subject: key deleted, 0 documents, 0 intake records, 2 cases"),
     ]
     assert [r.actor for r in await AccessLog(pool).find(subject_id="subj-B")] == ["cw-8"]
 

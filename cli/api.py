@@ -32,8 +32,12 @@ def build_app(settings: Settings) -> FastAPI:
     from runtime.crypto import load_or_create_secret
     from runtime.identity import staff_verifier
     from runtime.kommune_config import KommuneSettings, documents_key_ring
+    from runtime.production import require_settings_for
     from runtime.temporal import connect, key_ring
 
+    require_settings_for(settings, KommuneSettings(), "api")
+    if settings.subject_pepper_file is None:
+        settings.dev_fallback("SAGSFLOW_SUBJECT_PEPPER_FILE")
     deps = ApiDeps(
         client=None,
         database=None,

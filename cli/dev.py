@@ -182,6 +182,8 @@ class DevStack:
             DATABASE_URL=self.database_url,
             SAGSFLOW_DATA_DIR=str(self.data_dir),
         )
+        # The addresses above are this stack's own servers: its processes may generate their dev keys.
+        env.setdefault("SAGSFLOW_ENV", "development")
         if self.demo:
             # New cases start under the demo policy: the standard rules scaled to seconds.
             env["SAGSFLOW_SLA_POLICY"] = "demo-1"
@@ -240,6 +242,8 @@ class DevStack:
             "TEMPORAL_CODEC_ENDPOINT": f"{self.api_url}/codec",
             "TEMPORAL_CODEC_AUTH": f"Bearer {self.ops_token}",
             "DATABASE_URL": self.database_url,
+            # Without it, the addresses above would put a second shell's `sagsflow` into production mode.
+            "SAGSFLOW_ENV": "development",
             "SAGSFLOW_DATA_DIR": str(self.data_dir),
             "SAGSFLOW_API": self.api_url,
             "OPS_TOKEN": self.ops_token,

@@ -19,8 +19,10 @@ from typer.core import TyperGroup
 
 from cli import api, dev, eventlog, forget, kommune, prescreen, report, schedules, simulate, staff, worker
 from cli.unreachable import unreachable_message
+from runtime.config import ProductionSettingsMissing, SettingFileMissing
 
 UNREACHABLE_EXIT = 1
+CONFIGURATION_EXIT = 2
 _reported_unreachable = False
 
 
@@ -29,6 +31,10 @@ class SagsflowGroup(TyperGroup):
         global _reported_unreachable
         try:
             return super().invoke(ctx)
+        except (ProductionSettingsMissing, SettingFileMissing) as exc:
+            # A configuration mistake, not a crash: the line says what to set, and nothing started.
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(CONFIGURATION_EXIT) from None
         except Exception as exc:
             message = unreachable_message(exc)
             if message is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from datetime import date, datetime
 from pathlib import Path
 
@@ -106,6 +107,10 @@ def register(app: typer.Typer) -> None:
         """Simulate applications through the real workflows in Temporal time, writing the real event log."""
         from runtime.logs import configure_logging
 
+        # A simulation is never production, even in a production pod: it writes only a log of its own (see above)
+        # under keys of its own in the data dir. Its shard processes inherit this.
+        os.environ["SAGSFLOW_ENV"] = "development"
+        get_settings.cache_clear()
         configure_logging("WARNING", get_settings().log_format)
         try:
             options = SimulationOptions(

@@ -7,7 +7,9 @@ import asyncio
 import typer
 
 from runtime.config import get_settings
+from runtime.kommune_config import KommuneSettings
 from runtime.logs import configure_logging
+from runtime.production import require_settings_for
 from workers.worker import serve
 
 
@@ -17,4 +19,5 @@ def register(app: typer.Typer) -> None:
         """Run the workflow worker (case and task workflows, event-log and notification activities)."""
         settings = get_settings()
         configure_logging(settings.log_level, settings.log_format)
+        require_settings_for(settings, KommuneSettings(), "worker")
         asyncio.run(serve(settings))

@@ -62,6 +62,7 @@ class SubjectCipher:
         """The configured master ring, or in the embedded default a dev ring generated into the data dir."""
         if settings.eventlog_key_file is not None:
             return cls(load_or_create_key_ring(settings.eventlog_key_file, create=False))
+        settings.dev_fallback("SAGSFLOW_EVENTLOG_KEY_FILE")
         path = settings.data_dir / "eventlog-keys.json"
         try:
             return cls(load_or_create_key_ring(path))

@@ -1,21 +1,115 @@
 """Configuration from the environment.
 
 Unset ``TEMPORAL_ADDRESS`` / ``DATABASE_URL`` mean the embedded default: the dev stack starts its own Temporal dev
-server and PostgreSQL under ``SAGSFLOW_DATA_DIR``.
+server and PostgreSQL under ``SAGSFLOW_DATA_DIR``, and every secret it lacks is generated there once.
+
+Production mode (either of them set, or ``SAGSFLOW_ENV=production``) generates nothing: every secret and the kommune
+channels must be configured, and a process that lacks one stops at start naming each missing setting
+(`ProductionSettingsMissing`), instead of inventing its own key that no other replica shares.
+
+Every setting can also come from a file, as container platforms mount secrets: ``NAME_FILE=/path`` (e.g.
+``DATABASE_URL_FILE``), or a file called ``NAME`` in ``SAGSFLOW_SECRETS_DIR``. A value set directly wins.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+SECRETS_DIR_VARIABLE = "SAGSFLOW_SECRETS_DIR"
 
 
-class Settings(BaseSettings):
+class SettingFileMissing(ValueError):
+    """A `NAME_FILE` names a file that is not there (one line, without the value of anything)."""
+
+
+def env_names(name: str, field: FieldInfo, prefix: str) -> list[str]:
+    """The environment variables a field is read from, as an operator writes them."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    if isinstance(alias, str):
+        return [alias]
+    return [f"{prefix}{name}".upper()]
+
+
+class FileSecrets(PydanticBaseSettingsSource):
+    """`NAME_FILE` and `$SAGSFLOW_SECRETS_DIR/NAME`: a setting's value read from a file, for each setting that has
+    no value in the environment itself."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is done in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = str(self.config.get("env_prefix", ""))
+        secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            names = env_names(name, field, prefix)
+            if any(n in os.environ for n in names):
+                continue
+            for env_name in names:
+                path = _secret_path(env_name, secrets_dir)
+                if path is not None:
+                    # A field with aliases is validated by alias; the others by their name.
+                    found[env_name if field.validation_alias else name] = path.read_text().strip()
+                    break
+        return found
+
+
+def _secret_path(env_name: str, secrets_dir: str | None) -> Path | None:
+    named = os.environ.get(f"{env_name}_FILE")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise SettingFileMissing(f"{env_name}_FILE: {path} is not a readable file")
+        return path
+    if secrets_dir:
+        candidate = Path(secrets_dir) / env_name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class SagsflowSettings(BaseSettings):
+    """Settings from the environment, then from files (`NAME_FILE`, the secrets dir); see the module docstring."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, FileSecrets(settings_cls)
+
+
+class ProductionSettingsMissing(Exception):
+    """Production mode lacks settings a process needs; the message names each, on one line."""
+
+    def __init__(self, missing: Iterable[str]) -> None:
+        self.missing = sorted(set(missing))
+        super().__init__(
+            "production mode (TEMPORAL_ADDRESS or DATABASE_URL is set, or SAGSFLOW_ENV=production) generates no"
+            f" secrets and no kommune channels: set {', '.join(self.missing)}"
+            " (a secret can also come from NAME_FILE or $SAGSFLOW_SECRETS_DIR/NAME)"
+        )
+
+
+class Settings(SagsflowSettings):
     model_config = SettingsConfigDict(env_prefix="SAGSFLOW_", extra="ignore")
+
+    # "auto": production as soon as TEMPORAL_ADDRESS or DATABASE_URL names a service we did not start.
+    env: Literal["auto", "development", "production"] = "auto"
 
     temporal_address: str | None = Field(
         default=None, validation_alias=AliasChoices("TEMPORAL_ADDRESS", "SAGSFLOW_TEMPORAL_ADDRESS")
@@ -81,6 +175,17 @@ class Settings(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.codec_key_file or self.data_dir / "codec-keys.json"
+
+    @property
+    def production(self) -> bool:
+        if self.env == "auto":
+            return self.temporal_address is not None or self.database_url is not None
+        return self.env == "production"
+
+    def dev_fallback(self, setting: str) -> None:
+        """Called before the embedded default generates a stand-in for `setting`: refused in production mode."""
+        if self.production:
+            raise ProductionSettingsMissing([setting])
 
 
 @lru_cache(maxsize=1)

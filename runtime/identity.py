@@ -196,6 +196,8 @@ class IdentitySettings(Protocol):
     oidc_roles_claim: str
     oidc_name_claim: str
 
+    def dev_fallback(self, setting: str) -> None: ...
+
 
 def staff_verifier(settings: IdentitySettings) -> StaffVerifier:
     """The identity provider the settings name, or the local issuer when none is configured."""
@@ -209,6 +211,7 @@ def staff_verifier(settings: IdentitySettings) -> StaffVerifier:
             roles_claim=settings.oidc_roles_claim,
             name_claim=settings.oidc_name_claim,
         )
+    settings.dev_fallback("SAGSFLOW_OIDC_ISSUER")
     return LocalIssuer(settings.data_dir / LOCAL_KEY_FILE)
 
 

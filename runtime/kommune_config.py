@@ -49,11 +49,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from domain.kommune_protocol import secret_key
 from domain.kommuner import all_kommuner, is_kommune, normalize_kode
-from runtime.config import Settings
+from runtime.config import SagsflowSettings, Settings
 from runtime.crypto import KeyRing, load_or_create_key_ring
 
 
@@ -232,7 +232,7 @@ def dev_channel_config(
     return ChannelConfig(kommuner=kommuner)
 
 
-class KommuneSettings(BaseSettings):
+class KommuneSettings(SagsflowSettings):
     """Settings of the kommune integration (environment `SAGSFLOW_*`), next to `runtime.config.Settings`."""
 
     model_config = SettingsConfigDict(env_prefix="SAGSFLOW_", extra="ignore")
@@ -265,6 +265,7 @@ def sim_master_secret_path(settings: Settings) -> Path:
 def documents_key_ring(settings: Settings, ksettings: KommuneSettings) -> KeyRing:
     if ksettings.documents_key_file is not None:
         return load_or_create_key_ring(ksettings.documents_key_file, create=False)
+    settings.dev_fallback("SAGSFLOW_DOCUMENTS_KEY_FILE")
     return load_or_create_key_ring(settings.data_dir / "documents-keys.json", create=True)
 
 
@@ -272,6 +273,7 @@ def base_channel_config(settings: Settings, ksettings: KommuneSettings) -> Chann
     """The file if one is configured, else the dev default pointing at the simulator."""
     if ksettings.channels_file is not None:
         return load_channel_file(ksettings.channels_file)
+    settings.dev_fallback("SAGSFLOW_CHANNELS_FILE")
     sim_url = ksettings.sim_url or f"http://127.0.0.1:{settings.sim_port}"
     return dev_channel_config(
         sim_url,

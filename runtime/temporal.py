@@ -108,6 +108,8 @@ def data_converter(ring: KeyRing) -> DataConverter:
 
 def key_ring(settings: Settings) -> KeyRing:
     # A configured key file must exist; only the embedded default may invent a key.
+    if settings.codec_key_file is None:
+        settings.dev_fallback("SAGSFLOW_CODEC_KEY_FILE")
     return load_or_create_key_ring(settings.key_file, create=settings.codec_key_file is None)
 
 

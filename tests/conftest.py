@@ -20,6 +20,10 @@ from runtime.embedded import EmbeddedPostgres, free_port, venv_binary
 from runtime.temporal import data_converter
 from workflows import search_attributes
 
+# The tests point processes at servers they started themselves, as the embedded dev stack does: development mode,
+# whose processes may generate their dev keys. Tests of production mode set SAGSFLOW_ENV themselves.
+os.environ.setdefault("SAGSFLOW_ENV", "development")
+
 
 @pytest.fixture(scope="session")
 def key_ring() -> KeyRing:

@@ -113,6 +113,8 @@ def closed_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         SAGSFLOW_SIM_PORT=str(free_port()),
         SAGSFLOW_WORKER_METRICS_PORT="0",
         SAGSFLOW_LOG_FORMAT="json",
+        # Addresses of a stack of our own (which is not running): its dev keys may be generated, as on the dev stack.
+        SAGSFLOW_ENV="development",
         COLUMNS="200",
     )
     env.update(overrides)

@@ -177,6 +177,7 @@ def _stack_environment(env: pytest.MonkeyPatch, values: dict[str, str]) -> None:
     for name in list(os.environ):
         if name.startswith("SAGSFLOW_") or name in {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "DATABASE_URL"}:
             env.delenv(name)
+    env.setenv("SAGSFLOW_ENV", "development")  # servers of its own, as `sagsflow dev up` starts them
     for name, value in values.items():
         env.setenv(name, value)
 

@@ -74,6 +74,7 @@ async def api(
             SAGSFLOW_OPS_TOKEN=OPS_TOKEN,
             SAGSFLOW_API_PORT=str(port),
             SAGSFLOW_LOG_LEVEL="WARNING",
+            SAGSFLOW_ENV="development",
         )
         log = (data_dir / "api.log").open("wb")
         proc = await asyncio.create_subprocess_exec(

@@ -8,7 +8,6 @@ same), 403 to a known caller without the right, and 503 when we cannot tell who 
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +15,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.state import ApiDeps
-from eventlog.api_keys import ApiKeys, Principal
 from eventlog.db import StoreUnavailable
-from eventlog.stores import Stores
 from runtime.identity import IdentityUnavailable, InvalidToken, Role, Staff
 
 KOMMUNE_KEY_PREFIX = "sfk."
@@ -30,42 +27,17 @@ class KommunePrincipal:
     key_id: str
 
 
-@dataclass(frozen=True)
-class OpsPrincipal:
-    actor: str  # the key id, or "ops-token" for the configured static token: what the access log records
-
-
 # --- FastAPI dependencies ----------------------------------------------------------------------------------------
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
-    description="A kommune API key (`sfk.…`) or an operations token (`sfo.…` or the stack's ops token).",
+    description="A kommune API key (`sfk.…`), or a person's (or the intake system's) bearer token: a JWT from the"
+    " organisation's OpenID Connect provider, or from `sagsflow staff add` on the embedded default.",
 )
 
 
 def _unauthorized() -> HTTPException:
     return HTTPException(status_code=401, detail="Not authenticated", headers={"WWW-Authenticate": "Bearer"})
-
-
-def _stores(request: Request) -> Stores | None:
-    deps = getattr(request.app.state, "deps", None)
-    return deps.database if isinstance(deps, ApiDeps) else None
-
-
-def _api_keys(request: Request) -> ApiKeys:
-    stores = _stores(request)
-    if stores is None:
-        raise HTTPException(status_code=503, detail="authentication is unavailable")
-    return stores.api_keys
-
-
-async def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal | None:
-    if credentials is None:
-        return None
-    try:
-        return await _api_keys(request).authenticate(credentials.credentials)
-    except StoreUnavailable:
-        raise HTTPException(status_code=503, detail="authentication is unavailable") from None
 
 
 async def require_kommune(
@@ -77,26 +49,6 @@ async def require_kommune(
     if not isinstance(caller, KommunePrincipal):
         raise _forbidden()
     return caller
-
-
-async def require_ops(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
-) -> OpsPrincipal:
-    if credentials is None:
-        raise _unauthorized()
-    static = getattr(getattr(request.app.state, "deps", None), "ops_token", None)
-    if static and hmac.compare_digest(credentials.credentials.encode(), str(static).encode()):
-        return OpsPrincipal(actor="ops-token")
-    if not credentials.credentials.startswith(("sfo.", KOMMUNE_KEY_PREFIX)):
-        caller = await caller_of(request)
-        if isinstance(caller, Staff) and caller.roles:
-            return OpsPrincipal(actor=caller.actor)
-    if _stores(request) is None:
-        raise _unauthorized()  # only the static token could have matched
-    principal = await _principal(request, credentials)
-    if principal is None or principal.role != "ops":
-        raise _unauthorized()
-    return OpsPrincipal(actor=principal.key_id)
 
 
 # --- One seam: who is calling -----------------------------------------------------------------------------------

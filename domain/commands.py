@@ -89,6 +89,8 @@ class RequestOplysning(Command):
     reason: RequestReason
     policy_id: str
     requested_documents: tuple[Label, ...] = Field(default=(), max_length=MAX_LIST)
+    # The caseworker who asked for supplementary information; None when the case itself asks (a new case, a move).
+    by: str | None = None
 
 
 class MarkDelivered(Command):
@@ -337,6 +339,7 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
                     deadline_at=deadline,
                     reminder_ats=pol.reminders(now, deadline),
                     requested_documents=command.requested_documents,
+                    by=command.by,
                 )
             ]
         case MarkDelivered():

@@ -96,6 +96,10 @@ class PreScreeningCompleted(BaseEvent):
     personal: dict[str, Any] | None = None  # rule reasons and factors
 
 
+# Events from before staff identities have no actor; so have a kommune's (its kommune code says who).
+ACTED_BY = "The person who acted (staff:<subject>); unset in events from before staff identities"
+
+
 class OplysningRequested(BaseEvent):
     type: Literal["OplysningRequested"] = "OplysningRequested"
     task_id: str
@@ -105,6 +109,7 @@ class OplysningRequested(BaseEvent):
     deadline_at: datetime
     reminder_ats: tuple[datetime, ...] = ()
     requested_documents: tuple[str, ...] = ()
+    by: str | None = Field(default=None, description=ACTED_BY)
 
 
 class OplysningTaskDelivered(BaseEvent):
@@ -126,10 +131,6 @@ class KommuneReminderSent(BaseEvent):
     task_id: str
     reminder_no: int
     deadline_at: datetime
-
-
-# Events from before staff identities have no actor; so have a kommune's (its kommune code says who).
-ACTED_BY = "The person who acted (staff:<subject>); unset in events from before staff identities"
 
 
 class ExtensionRequested(BaseEvent):

@@ -214,11 +214,11 @@ class CaseWorkflow(EventSourcedWorkflow):
 
     # -- tasks ---------------------------------------------------------------------------------------------------
 
-    async def _open_task(self, reason: RequestReason, documents: tuple[str, ...]) -> str:
+    async def _open_task(self, reason: RequestReason, documents: tuple[str, ...], by: str | None = None) -> str:
         task_id = str(workflow.uuid4())
         self.apply(
             RequestOplysning(
-                task_id=task_id, reason=reason, policy_id=self._inp.policy_id, requested_documents=documents
+                task_id=task_id, reason=reason, policy_id=self._inp.policy_id, requested_documents=documents, by=by
             )
         )
         self._last_documents = documents
@@ -412,7 +412,7 @@ class CaseWorkflow(EventSourcedWorkflow):
                 if not self._can_request_supplementary():
                     raise DomainError(f"cannot request supplementary information: the case is {self._status()}")
                 documents = request.requested_documents
-                task_id = await self._open_task(RequestReason.SUPPLEMENTARY, documents)
+                task_id = await self._open_task(RequestReason.SUPPLEMENTARY, documents, request.decided_by)
                 events = ["OplysningRequested"]
             case DecisionRequest():
                 events = [e.type for e in self.apply(self._decision(request))]

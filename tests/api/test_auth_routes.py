@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from cli.api import build_app
@@ -19,6 +20,7 @@ from eventlog.store import create_pool
 from runtime.config import Settings
 from runtime.httpserve import serve
 from runtime.identity import LOCAL_KEY_FILE, LocalIssuer
+from sim.identity_provider import JWKS_PATH, IdentityProvider
 from tests.api.conftest import Stack, fresh_database
 
 
@@ -35,7 +37,7 @@ async def test_keys_and_tokens_on_the_real_routes(stack: Stack) -> None:
     reader = stack.token("Rita Læser", "reader")
     expired = stack.issuer.mint("Karin Sagsbehandler", ["caseworker"], ttl=timedelta(minutes=-5))
     # Signed by a key that is not the API's issuer's: a token from another stack, or a forgery.
-    foreign = LocalIssuer(Path(stack.issuer.key_path.parent / "other" / "key.pem")).mint("Mallory", ["team-lead"])
+    foreign = LocalIssuer(stack.issuer.key_path.parent / "other" / "key.pem").mint("Mallory", ["team-lead"])
     revoked = await ApiKeys(stack.pool).create_kommune_key("461")
     await ApiKeys(stack.pool).revoke(key_id_of(revoked) or "")
     task_path = f"/v1/kommune/tasks/{task_id}"
@@ -122,3 +124,43 @@ async def test_a_persons_token_still_works_when_the_database_is_gone(
             r = await http.get("/v1/kommune/tasks", headers=bearer(kommune_key))
             assert r.status_code == 503, r.text
             assert r.json() == {"detail": "authentication is unavailable"}
+
+
+async def test_the_api_takes_an_identity_providers_tokens_when_configured_so(
+    dev_env: WorkflowEnvironment, pg_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production's path: `sagsflow api` configured with an OpenID Connect provider (here the stand-in, its JWKS
+    served over HTTP) reads the person and their roles from the provider's token, with roles from a nested claim."""
+    provider = IdentityProvider(issuer="https://login.kommune.example", audience="sagsflow-api")
+    async with fresh_database(pg_server_url) as db_url, serve(provider.app()) as idp_url:
+        # As an operator configures it: the environment.
+        monkeypatch.setenv("SAGSFLOW_OIDC_ISSUER", provider.issuer)
+        monkeypatch.setenv("SAGSFLOW_OIDC_AUDIENCE", "sagsflow-api")
+        monkeypatch.setenv("SAGSFLOW_OIDC_JWKS_URL", idp_url + JWKS_PATH)
+        monkeypatch.setenv("SAGSFLOW_OIDC_ROLES_CLAIM", "realm_access.roles")
+        settings = Settings(
+            TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+            DATABASE_URL=db_url,
+            SAGSFLOW_DATA_DIR=tmp_path,
+        )
+        app = build_app(settings)
+        reader = provider.token("7f3e", [], extra={"realm_access": {"roles": ["reader"]}, "name": "Rita Læser"})
+        intake = provider.token("intake-1", [], extra={"realm_access": {"roles": ["intake"]}})
+        wrong_audience = IdentityProvider(issuer=provider.issuer, audience="another-api")
+        async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            r = await http.get("/v1/ops/backlog", headers=bearer(reader))
+            assert r.status_code == 200, r.text
+            who = await http.get("/v1/whoami", headers=bearer(reader))
+            assert who.json() == {
+                "kind": "staff",
+                "actor": "staff:7f3e",
+                "name": "Rita Læser",
+                "roles": ["reader"],
+                "kommune_kode": None,
+            }
+            assert (await http.get("/v1/ops/backlog", headers=bearer(intake))).status_code == 403
+            # Our own local issuer's tokens mean nothing here, nor does a token the provider made for another API.
+            local = LocalIssuer(tmp_path / LOCAL_KEY_FILE).mint("Karin", ["caseworker"])
+            other = wrong_audience.token("7f3e", ["reader"])
+            for token in (local, other):
+                assert (await http.get("/v1/ops/backlog", headers=bearer(token))).status_code == 401

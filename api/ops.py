@@ -294,12 +294,13 @@ async def access_log(
     case_id: Annotated[CaseIdQuery | None, Query(description="The case whose reads to list")] = None,
     actor: Annotated[Key | None, Query(description="Only reads by this actor, e.g. staff:<subject>")] = None,
     since: Annotated[OptionalInstant, Query(description="From this instant (ISO 8601 with an offset or Z)")] = None,
+    until: Annotated[OptionalInstant, Query(description="Before this instant (ISO 8601 with an offset or Z)")] = None,
 ) -> AccessLogPage:
-    if case_id is None and actor is None and since is None:
-        raise refusal(422, "invalid", "give case_id, actor or since")
+    if case_id is None and actor is None and since is None and until is None:
+        raise refusal(422, "invalid", "give case_id, actor, since or until")
     stores = deps_of(request).stores
     try:
-        return _found(await stores.access.find(case_id=case_id, actor=actor, since=since))
+        return _found(await stores.access.find(case_id=case_id, actor=actor, since=since, until=until))
     except StoreUnavailable:
         raise refusal(503, "unavailable", "the access log cannot be read now") from None
 

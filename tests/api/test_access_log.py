@@ -87,10 +87,16 @@ async def test_an_auditor_asks_who_read_a_citizens_data_when_and_why(stack: Stac
     assert [(a["actor"], a["purpose"], a["what"], a["case_id"]) for a in by_case.json()["reads"]] == reads[:-1]
     by_actor = await stack.http.get(
         "/v1/ops/access-log",
-        params={"actor": "staff:rita-laeser", "since": r.json()["reads"][0]["at"]},
+        params={
+            "actor": "staff:rita-laeser",
+            "since": r.json()["reads"][0]["at"],
+            "until": r.json()["reads"][-1]["at"],
+        },
         headers=auditor,
     )
     assert by_actor.status_code == 200, by_actor.text
+    # Her reads of this case up to the search (until excludes its own instant: the search is the last line).
+    assert {(a["actor"], a["case_id"]) for a in by_actor.json()["reads"]} >= {("staff:rita-laeser", case_id)}
     assert {a["actor"] for a in by_actor.json()["reads"]} == {"staff:rita-laeser"}
 
     # Refused searches search nothing and log nothing: no purpose, a purpose with a CPR number, no filter, no role.

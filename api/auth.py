@@ -8,7 +8,6 @@ same), 403 to a known caller without the right, and 503 when we cannot tell who 
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,16 +32,12 @@ class KommunePrincipal:
         return f"kommune:{self.kommune_kode}:{self.key_id}"
 
 
-@dataclass(frozen=True)
-class OpsPrincipal:
-    actor: str  # the key id, or "ops-token" for the configured static token: what the access log records
-
-
 # --- FastAPI dependencies ----------------------------------------------------------------------------------------
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
-    description="A kommune API key (`sfk.…`) or an operations token (`sfo.…` or the stack's ops token).",
+    description="A kommune API key (`sfk.…`), or a person's (or the intake system's) bearer token: a JWT from the"
+    " organisation's OpenID Connect provider, or from `sagsflow staff add` on the embedded default.",
 )
 
 
@@ -54,27 +49,16 @@ async def require_kommune(
     request: Request, _credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
 ) -> KommunePrincipal:
     caller = await caller_of(request)
-    if caller is None or isinstance(caller, OpsPrincipal):
+    if caller is None:
         raise _unauthorized()
     if not isinstance(caller, KommunePrincipal):
         raise _forbidden()
     return caller
 
 
-async def require_ops(
-    request: Request, _credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
-) -> OpsPrincipal:
-    caller = await caller_of(request)
-    if isinstance(caller, OpsPrincipal):
-        return caller
-    if isinstance(caller, Staff) and caller.roles:
-        return OpsPrincipal(actor=caller.actor)
-    raise _unauthorized()
-
-
 # --- One seam: who is calling -----------------------------------------------------------------------------------
 
-Caller = KommunePrincipal | Staff | OpsPrincipal
+Caller = KommunePrincipal | Staff
 # Where a request's resolved caller is kept (by api.limits.InputLimits, before the body is read, or by caller_of).
 CALLER_KEY = "caller"
 
@@ -95,17 +79,13 @@ async def resolve_principal(deps: ApiDeps, authorization: str | None) -> Caller 
     token = bearer_token(authorization)
     if token is None:
         return None
-    if deps.ops_token and hmac.compare_digest(token.encode(), deps.ops_token.encode()):
-        return OpsPrincipal(actor="ops-token")
-    if token.startswith(("sfo.", KOMMUNE_KEY_PREFIX)):
+    if token.startswith(KOMMUNE_KEY_PREFIX):
         if deps.database is None:
             raise CallerUnknowable
         try:
             principal = await deps.database.api_keys.authenticate(token)
         except StoreUnavailable:
             raise CallerUnknowable from None
-        if principal is not None and principal.role == "ops":
-            return OpsPrincipal(actor=principal.key_id)
         if principal is None or principal.role != "kommune" or principal.kommune_kode is None:
             return None
         return KommunePrincipal(kommune_kode=principal.kommune_kode, key_id=principal.key_id)

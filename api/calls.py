@@ -285,6 +285,9 @@ class UpdateRoute(Generic[P]):
     caller: Callable[[P], Mapping[str, object]] = _nothing
     # A task is returned at most once, so the workflow keys that answer by the task id, not the caller's key.
     keyed_by_target: bool = False
+    # This route's own authentication dependency, when it demands more than the table's (e.g. a role only team
+    # leads hold); None → the one `register_updates` was given.
+    principal: object | None = None
     responses: Mapping[int | str, dict[str, Any]] = field(default_factory=lambda: errors(404, 409, 422))
 
     def argument_of(self, body: BaseModel, caller: P) -> BaseModel:
@@ -337,15 +340,15 @@ def register_updates(
     guard: Guard[P] | None = None,
 ) -> None:
     """Adds each route of the table to `router`, in order. `principal` is the router's authentication dependency
-    (an `Annotated[..., Depends(...)]`); `guard`, when given, runs before the argument is built (e.g. the kommune's
-    own-task check, which answers 404 for another kommune's task)."""
+    (an `Annotated[..., Depends(...)]`), unless a route names its own; `guard`, when given, runs before the argument
+    is built (e.g. the kommune's own-task check, which answers 404 for another kommune's task)."""
     for route in routes:
         # A row that names a field or path parameter that is not there fails at import, not on its first call.
         if f"{{{target.parameter}}}" not in route.path or route.key not in route.argument.model_fields:
             raise ValueError(f"update route {route.name}: no {{{target.parameter}}} in its path or no {route.key!r}")
         router.add_api_route(
             route.path,
-            _endpoint(route, target, principal, guard),
+            _endpoint(route, target, principal if route.principal is None else route.principal, guard),
             methods=["POST"],
             name=route.name,
             response_model=target.result_type,

@@ -1,4 +1,8 @@
-"""Operations: backlog, one case (access-logged), the caseworker's decision, withdrawal, moves, extensions."""
+"""Operations: backlog, one case (access-logged), the caseworker's decision, withdrawal, moves, extensions, and the
+auditor's access log.
+
+Every route names the roles that may call it (runtime/identity.py says what each role is for); every update records
+the acting person (`staff:<subject>`) in its event, every read the person and the purpose they state."""
 
 from __future__ import annotations
 
@@ -6,27 +10,32 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from api.auth import OpsPrincipal, require_ops
+from api.auth import require_staff
 from api.calls import CASE, CLOSED_WITHOUT_RESULT, TASK, UpdateRoute, query, refusal, register_updates, workflow_status
 from api.kommune_schemas import AnswerBody, Body, QuestionBody
-from api.params import INSTANT_EXAMPLE, CaseId, OptionalInstant
+from api.params import INSTANT_EXAMPLE, CaseId, CaseIdQuery, OptionalInstant
 from api.responses import TASK_OPERATIONS, Refused, errors, links
 from api.state import deps_of
+from domain.application import Cpr
 from domain.boundary import FreeText, Key, KommuneKode, Label, LongFreeText, Purpose
 from domain.commands import MAX_LIST
 from domain.events import Party
 from domain.state import OPEN_TASK_STATUSES
-from eventlog.access import Access, AccessLogError
+from eventlog.access import Access, AccessLogError, AccessRecord
+from eventlog.db import StoreUnavailable
 from eventlog.queries import BacklogRow, CaseBacklogRow
+from runtime.crypto import subject_id_of_cpr
+from runtime.identity import Staff
 from workflows.models import (
     AnswerRequest,
     CaseSummary,
     DecisionRequest,
     ExtensionDecision,
+    Id,
     QuestionRequest,
     TaskSummary,
     TransferRequest,
@@ -36,7 +45,11 @@ from workflows.models import (
 )
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
-Ops = Annotated[OpsPrincipal, Depends(require_ops)]
+# Who may do what, in the role names the service owner gave.
+Reader = Annotated[Staff, require_staff("caseworker", "team-lead", "reader")]
+Caseworker = Annotated[Staff, require_staff("caseworker", "team-lead")]
+TeamLead = Annotated[Staff, require_staff("team-lead")]
+Auditor = Annotated[Staff, require_staff("auditor")]
 
 
 class DecisionBody(Body):
@@ -57,6 +70,11 @@ class TransferBody(Body):
     to_kommune_kode: KommuneKode
 
 
+class ExtensionDecisionBody(Body):
+    request_id: Id
+    grant: bool
+
+
 class Backlog(BaseModel):
     as_of: datetime | None
     tasks: list[BacklogRow]
@@ -71,7 +89,7 @@ class Backlog(BaseModel):
 )
 async def backlog(
     request: Request,
-    _ops: Ops,
+    _reader: Reader,
     as_of: Annotated[
         OptionalInstant,
         Query(
@@ -120,7 +138,7 @@ async def case_summary(client: Client, case_id: str) -> CaseSummary:
 async def get_case(
     case_id: CaseId,
     request: Request,
-    ops: Ops,
+    reader: Reader,
     purpose: Annotated[Purpose, Query(description="Why you read this case (access log)")],
 ) -> CaseSummary:
     deps = deps_of(request)
@@ -133,7 +151,7 @@ async def get_case(
         phase = f"The case's workflow {how} and waits for operations ({workflow_id} in the Web UI); it was: "
         summary = summary.model_copy(update={"needs_operations": True, "phase": phase + summary.phase})
     try:
-        await deps.stores.access.record(Access(ops.actor, purpose), what="case summary", case_id=case_id)
+        await deps.stores.access.record(Access(reader.actor, purpose), what="case summary", case_id=case_id)
     except AccessLogError as exc:
         # The purpose is stored and shown to auditors: it must not itself carry personal data. The query type
         # refuses most CPR numbers already (422); this catches what only the log's wider rule sees (a space in the
@@ -144,15 +162,20 @@ async def get_case(
     return summary
 
 
-def _decided_by(ops: OpsPrincipal) -> Mapping[str, object]:
-    return {"decided_by": ops.actor}
+def _decided_by(staff: Staff) -> Mapping[str, object]:
+    return {"decided_by": staff.actor}
 
 
-def _caseworker_asks(_ops: OpsPrincipal) -> Mapping[str, object]:
-    return {"asked_by": Party.CASEWORKER}
+def _by(staff: Staff) -> Mapping[str, object]:
+    return {"by": staff.actor}
 
 
-CASE_UPDATES: tuple[UpdateRoute[OpsPrincipal], ...] = (
+def _caseworker_asks(staff: Staff) -> Mapping[str, object]:
+    return {"asked_by": Party.CASEWORKER, "by": staff.actor}
+
+
+# The tables' own dependency is the caseworker's; the rows only team leads may call name theirs.
+CASE_UPDATES: tuple[UpdateRoute[Staff], ...] = (
     UpdateRoute(
         "/cases/{case_id}/decision",
         "decide",
@@ -172,6 +195,8 @@ CASE_UPDATES: tuple[UpdateRoute[OpsPrincipal], ...] = (
         body=WithdrawBody,
         argument=WithdrawRequest,
         key="request_id",
+        caller=_by,
+        principal=TeamLead,
     ),
     UpdateRoute(
         "/cases/{case_id}/transfer",
@@ -181,18 +206,22 @@ CASE_UPDATES: tuple[UpdateRoute[OpsPrincipal], ...] = (
         body=TransferBody,
         argument=TransferRequest,
         key="request_id",
+        caller=_by,
+        principal=TeamLead,
     ),
 )
-TASK_UPDATES: tuple[UpdateRoute[OpsPrincipal], ...] = (
-    # The body is the workflow's argument itself: operations name the pending request by its id.
+TASK_UPDATES: tuple[UpdateRoute[Staff], ...] = (
+    # Operations name the pending request by its id.
     UpdateRoute(
         "/tasks/{task_id}/extension-decision",
         "extension_decision",
         "Grant or refuse an extension beyond what the SLA policy grants by itself",
         update="decide_extension",
-        body=ExtensionDecision,
+        body=ExtensionDecisionBody,
         argument=ExtensionDecision,
         key="request_id",
+        caller=_by,
+        principal=TeamLead,
     ),
     UpdateRoute(
         "/tasks/{task_id}/questions",
@@ -212,7 +241,92 @@ TASK_UPDATES: tuple[UpdateRoute[OpsPrincipal], ...] = (
         body=AnswerBody,
         argument=AnswerRequest,
         key="question_id",
+        caller=_by,
     ),
 )
-register_updates(router, CASE, Ops, CASE_UPDATES)
-register_updates(router, TASK, Ops, TASK_UPDATES)
+register_updates(router, CASE, Caseworker, CASE_UPDATES)
+register_updates(router, TASK, Caseworker, TASK_UPDATES)
+
+
+# --- The auditor's access log ------------------------------------------------------------------------------------
+
+
+class AccessRead(BaseModel):
+    """One read of a citizen's data: who, when, why, what, of which case (ids and purposes only)."""
+
+    at: datetime
+    actor: str = Field(description="staff:<subject>, kommune:<kode>:<key id>, or the codec's reader")
+    purpose: str
+    what: str
+    case_id: str | None
+    namespace: str | None = Field(default=None, description="For a decode that named no case: where it was made")
+
+    @classmethod
+    def of(cls, record: AccessRecord) -> AccessRead:
+        return cls(
+            at=record.at,
+            actor=record.actor,
+            purpose=record.purpose,
+            what=record.what,
+            case_id=record.case_id,
+            namespace=record.namespace,
+        )
+
+
+class AccessLogPage(BaseModel):
+    reads: list[AccessRead]
+
+
+class AccessSearchBody(Body):
+    # In the body, never the URL: a URL ends up in proxies' and servers' request logs.
+    cpr: Cpr = Field(description="The citizen's CPR number, DDMMYY-SSSS; personal data")
+    purpose: Purpose = Field(description="Why you search (the search is itself written to the access log)")
+
+
+def _found(records: list[AccessRecord]) -> AccessLogPage:
+    return AccessLogPage(reads=[AccessRead.of(r) for r in records])
+
+
+@router.get(
+    "/access-log",
+    response_model=AccessLogPage,
+    summary="Who read a case's data, or what a person (actor) read, when and why (auditors)",
+    responses=errors(422, body=False),
+)
+async def access_log(
+    request: Request,
+    _auditor: Auditor,
+    case_id: Annotated[CaseIdQuery | None, Query(description="The case whose reads to list")] = None,
+    actor: Annotated[Key | None, Query(description="Only reads by this actor, e.g. staff:<subject>")] = None,
+    since: Annotated[OptionalInstant, Query(description="From this instant (ISO 8601 with an offset or Z)")] = None,
+    until: Annotated[OptionalInstant, Query(description="Before this instant (ISO 8601 with an offset or Z)")] = None,
+) -> AccessLogPage:
+    if case_id is None and actor is None and since is None and until is None:
+        raise refusal(422, "invalid", "give case_id, actor, since or until")
+    stores = deps_of(request).stores
+    try:
+        return _found(await stores.access.find(case_id=case_id, actor=actor, since=since, until=until))
+    except StoreUnavailable:
+        raise refusal(503, "unavailable", "the access log cannot be read now") from None
+
+
+@router.post(
+    "/access-log/search",
+    response_model=AccessLogPage,
+    summary="Who read this citizen's data, when and why, across all their cases (auditors; the search is logged)",
+    responses=errors(422),
+)
+async def search_access_log(request: Request, auditor: Auditor, body: AccessSearchBody) -> AccessLogPage:
+    deps = deps_of(request)
+    subject_id = subject_id_of_cpr(body.cpr, deps.subject_pepper)
+    try:
+        # Written before the search is answered: no answer leaves without its record, and the citizen's own list
+        # shows that an auditor looked.
+        await deps.stores.access.record(
+            Access(auditor.actor, body.purpose), what="access log search", subject_id=subject_id
+        )
+        return _found(await deps.stores.access.find(subject_id=subject_id))
+    except AccessLogError as exc:
+        raise refusal(422, "invalid", f"purpose: {str(exc).removeprefix('access log: purpose ')}") from None
+    except StoreUnavailable:
+        raise refusal(503, "unavailable", "the access log cannot be written now, so nothing was searched") from None

@@ -44,6 +44,8 @@ def _id_path(kind: Kind) -> object:
 
 CaseId = Annotated[str, _id_validator("case"), _id_path("case")]
 TaskId = Annotated[str, _id_validator("task"), _id_path("task")]
+# A case id given as a query parameter (e.g. to filter the access log): the same rule, without the path's metadata.
+CaseIdQuery = Annotated[str, _id_validator("case")]
 
 INSTANT_EXAMPLE = "2021-03-02T00:00:00+01:00"
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")

@@ -41,6 +41,8 @@ class Unavailable(BaseModel):
 _DESCRIPTIONS: dict[int, str] = {
     400: "The body could not be read at all (e.g. not UTF-8)",
     401: "No valid key or token for this endpoint",
+    403: "A valid key or token, but not for this endpoint: a person without the role it needs, a kommune key on a"
+    " staff route, or a person's token on a kommune route",
     404: "No such task or case (also when it belongs to another kommune)",
     409: "The current state does not allow this, or the idempotency key was used for another request",
     413: "The body is larger than this route takes (1 MiB; 300 MiB for document submissions), or a document is",
@@ -48,14 +50,14 @@ _DESCRIPTIONS: dict[int, str] = {
     422: "Invalid input: the field-level errors, or the domain's refusal of a value",
     503: "A backing service (workflows or database) is unavailable",
 }
-_MODELS: dict[int, type[BaseModel]] = {400: Message, 401: Message, 422: Invalid, 503: Unavailable}
+_MODELS: dict[int, type[BaseModel]] = {400: Message, 401: Message, 403: Message, 422: Invalid, 503: Unavailable}
 
 
 def errors(*statuses: int, body: bool = True) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: 401 and 503 always, 400 and 413 (`api.limits`) for routes with a body, plus the given
-    statuses."""
+    """`responses=` for a route: 401, 403 and 503 always, 400 and 413 (`api.limits`) for routes with a body, plus the
+    given statuses."""
     out: dict[int | str, dict[str, Any]] = {}
-    for status in sorted({401, 503, *statuses, *((400, 413) if body else ())}):
+    for status in sorted({401, 403, 503, *statuses, *((400, 413) if body else ())}):
         out[status] = {"model": _MODELS.get(status, Refused), "description": _DESCRIPTIONS[status]}
     return out
 

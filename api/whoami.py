@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
-from api.auth import KommunePrincipal, OpsPrincipal, caller_of
+from api.auth import KommunePrincipal, caller_of
 from api.responses import errors
 from runtime.identity import Role
 
@@ -29,6 +29,4 @@ async def whoami(request: Request) -> WhoAmI:
         raise HTTPException(status_code=401, detail="Not authenticated", headers={"WWW-Authenticate": "Bearer"})
     if isinstance(caller, KommunePrincipal):
         return WhoAmI(kind="kommune", actor=caller.actor, kommune_kode=caller.kommune_kode)
-    if isinstance(caller, OpsPrincipal):
-        return WhoAmI(kind="staff", actor=caller.actor)
     return WhoAmI(kind="staff", actor=caller.actor, name=caller.name, roles=sorted(caller.roles))

@@ -25,7 +25,7 @@ def ui_origins(settings: Settings) -> list[str]:
 
 def build_app(settings: Settings) -> FastAPI:
     """The production app: connects to Temporal and PostgreSQL at start-up, closes them at shutdown."""
-    from api.app import create_app, load_or_create_token
+    from api.app import create_app
     from api.state import ApiDeps
     from eventlog.migrate import migrate_dsn
     from eventlog.stores import Stores
@@ -42,7 +42,6 @@ def build_app(settings: Settings) -> FastAPI:
         client=None,
         database=None,
         payload_ring=key_ring(settings),
-        ops_token=settings.ops_token or load_or_create_token(settings.data_dir / "ops-token"),
         ui_origins=ui_origins(settings),
         namespace=settings.temporal_namespace,
         task_queue=settings.task_queue,

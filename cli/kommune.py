@@ -1,4 +1,4 @@
-"""`sagsflow kommune ...` (API keys, ops tokens, delivery channels) and `sagsflow sim ...` (simulator, load).
+"""`sagsflow kommune ...` (API keys, delivery channels) and `sagsflow sim ...` (simulator, load).
 
 Database: `DATABASE_URL`, else the embedded default's PostgreSQL (`sagsflow dev up`) on `SAGSFLOW_POSTGRES_PORT`.
 Secrets are printed once, to stdout, and never logged.
@@ -93,7 +93,7 @@ def _overlap(raw: str) -> timedelta:
 
 
 def register(app: typer.Typer) -> None:
-    kommune = typer.Typer(help="Kommune systems: API keys, ops tokens and delivery channels.", no_args_is_help=True)
+    kommune = typer.Typer(help="Kommune systems: API keys and delivery channels.", no_args_is_help=True)
     sim = typer.Typer(help="The kommune simulator and the load generator.", no_args_is_help=True)
 
     @kommune.command("add-key")
@@ -114,20 +114,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(key)
         typer.echo("Store this key now: it is not shown again.", err=True)
 
-    @kommune.command("add-ops-token")
-    def add_ops_token(label: str = typer.Option("", help="Who or what uses the token")) -> None:
-        """Create a bearer token for operations staff and print it ONCE."""
-        from eventlog.api_keys import ApiKeys
-
-        async def work(pool: Pool) -> str:
-            return await ApiKeys(pool).create_ops_token(label=label)
-
-        typer.echo(with_pool(Settings(), work))
-        typer.echo("Store this token now: it is not shown again.", err=True)
-
     @kommune.command("revoke-key")
     def revoke(key_id: str = typer.Argument(..., help="The key id: the middle part of sfk.<id>.<secret>")) -> None:
-        """Revoke an API key or ops token by its id."""
+        """Revoke an API key by its id."""
         from eventlog.api_keys import ApiKeys
 
         async def work(pool: Pool) -> bool:
@@ -139,7 +128,7 @@ def register(app: typer.Typer) -> None:
 
     @kommune.command("keys")
     def keys() -> None:
-        """List API keys and ops tokens (ids and metadata only)."""
+        """List API keys (ids and metadata only)."""
         from eventlog.api_keys import ApiKeyInfo, ApiKeys
 
         async def work(pool: Pool) -> list[ApiKeyInfo]:
@@ -345,7 +334,13 @@ def _register_caseworker(sim: typer.Typer) -> None:
     @sim.command("caseworkers")
     def sim_caseworkers(
         api_url: str | None = typer.Option(None, help="Our API; default http://<api_host>:<api_port>"),
-        ops_token: str = typer.Option(..., envvar="SAGSFLOW_OPS_TOKEN", help="Ops bearer token"),
+        token: str = typer.Option(
+            ...,
+            "--token",
+            envvar="SAGSFLOW_STAFF_TOKEN",
+            help="A caseworker's bearer token (`sagsflow staff add NAME --role caseworker`); prefer the variable,"
+            " as process arguments are visible to every user of the machine",
+        ),
         seed: int = typer.Option(1),
         interval: float = typer.Option(5.0, help="Seconds between rounds"),
         leave_kommune: list[str] = typer.Option(
@@ -366,7 +361,7 @@ def _register_caseworker(sim: typer.Typer) -> None:
             await run_caseworkers(
                 client,
                 url,
-                ops_token,
+                token,
                 seed=seed,
                 interval_seconds=interval,
                 leave_kommuner=leave,

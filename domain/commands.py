@@ -89,6 +89,8 @@ class RequestOplysning(Command):
     reason: RequestReason
     policy_id: str
     requested_documents: tuple[Label, ...] = Field(default=(), max_length=MAX_LIST)
+    # The caseworker who asked for supplementary information; None when the case itself asks (a new case, a move).
+    by: str | None = None
 
 
 class MarkDelivered(Command):
@@ -127,6 +129,8 @@ class DecideExtension(Command):
     task_id: str
     request_id: Key
     grant: bool
+    # The person who acts (`staff:<subject>`); None in histories from before staff identities, and for a kommune.
+    by: str | None = None
 
 
 class SubmitPart(Command):
@@ -145,6 +149,8 @@ class AskQuestion(Command):
     asked_by: Party
     kommune_kode: str | None = None  # set when a kommune asks: checked against the task
     text: Message
+    # The person who acts (`staff:<subject>`); None in histories from before staff identities, and for a kommune.
+    by: str | None = None
 
 
 class AnswerQuestion(Command):
@@ -153,6 +159,8 @@ class AnswerQuestion(Command):
     question_id: Key
     kommune_kode: str | None = None  # set when a kommune answers
     text: Message
+    # The person who acts (`staff:<subject>`); None in histories from before staff identities, and for a kommune.
+    by: str | None = None
 
 
 class ReturnTask(Command):
@@ -168,6 +176,8 @@ class TransferCase(Command):
 
     kind: Literal["transfer_case"] = "transfer_case"
     to_kommune_kode: KommuneKode
+    # The person who acts (`staff:<subject>`); None in histories from before staff identities, and for a kommune.
+    by: str | None = None
 
 
 class MakeDecision(Command):
@@ -199,6 +209,8 @@ class NotifyKommune(Command):
 class Withdraw(Command):
     kind: Literal["withdraw"] = "withdraw"
     reason: FreeText | None = None
+    # The person who acts (`staff:<subject>`); None in histories from before staff identities, and for a kommune.
+    by: str | None = None
 
 
 class CloseCase(Command):
@@ -327,6 +339,7 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
                     deadline_at=deadline,
                     reminder_ats=pol.reminders(now, deadline),
                     requested_documents=command.requested_documents,
+                    by=command.by,
                 )
             ]
         case MarkDelivered():
@@ -397,7 +410,7 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
                     "not_found",
                 )
             if not command.grant:
-                return [ev(ExtensionRefused, task_id=task.task_id, request_id=pending.request_id)]
+                return [ev(ExtensionRefused, task_id=task.task_id, request_id=pending.request_id, by=command.by)]
             pol = sla_policy(task.policy_id)
             new_deadline = pol.extend(task.deadline_at, pending.extend_by)
             return [
@@ -408,6 +421,7 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
                     deadline_at=new_deadline,
                     reminder_ats=pol.reminders(now, new_deadline),
                     granted_by="operations",
+                    by=command.by,
                 )
             ]
         case SubmitPart():
@@ -443,6 +457,7 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
                     question_id=command.question_id,
                     asked_by=command.asked_by,
                     personal=command.text,
+                    by=command.by,
                 )
             ]
         case AnswerQuestion():
@@ -462,6 +477,7 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
                     task_id=task.task_id,
                     question_id=command.question_id,
                     personal=command.text,
+                    by=command.by,
                 )
             ]
         case ReturnTask():
@@ -506,6 +522,7 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
                     from_kommune_kode=state.kommune_kode,
                     to_kommune_kode=to_kommune,
                     reason=TransferReason.MOVED,
+                    by=command.by,
                 )
             )
             return events
@@ -565,7 +582,7 @@ def decide(command: Command, state: CaseState, *, now: datetime, new_id: NewId) 
             events = []
             if state.open_task_id is not None:
                 events.append(ev(OplysningCancelled, task_id=state.open_task_id, reason=CancelReason.WITHDRAWN))
-            events.append(ev(ApplicationWithdrawn, personal=command.reason))
+            events.append(ev(ApplicationWithdrawn, personal=command.reason, by=command.by))
             return events
         case CloseCase():
             if state.closed_at is not None:

@@ -96,6 +96,10 @@ class PreScreeningCompleted(BaseEvent):
     personal: dict[str, Any] | None = None  # rule reasons and factors
 
 
+# Events from before staff identities have no actor; so have a kommune's (its kommune code says who).
+ACTED_BY = "The person who acted (staff:<subject>); unset in events from before staff identities"
+
+
 class OplysningRequested(BaseEvent):
     type: Literal["OplysningRequested"] = "OplysningRequested"
     task_id: str
@@ -105,6 +109,7 @@ class OplysningRequested(BaseEvent):
     deadline_at: datetime
     reminder_ats: tuple[datetime, ...] = ()
     requested_documents: tuple[str, ...] = ()
+    by: str | None = Field(default=None, description=ACTED_BY)
 
 
 class OplysningTaskDelivered(BaseEvent):
@@ -143,12 +148,18 @@ class OplysningDeadlineExtended(BaseEvent):
     deadline_at: datetime
     reminder_ats: tuple[datetime, ...] = ()
     granted_by: Literal["policy", "operations"]
+    by: str | None = Field(
+        default=None, description="The person who acted (staff:<subject>); unset before staff identities"
+    )
 
 
 class ExtensionRefused(BaseEvent):
     type: Literal["ExtensionRefused"] = "ExtensionRefused"
     task_id: str
     request_id: str
+    by: str | None = Field(
+        default=None, description="The person who acted (staff:<subject>); unset before staff identities"
+    )
 
 
 class OplysningOverdue(BaseEvent):
@@ -190,6 +201,9 @@ class CaseTransferred(BaseEvent):
     from_kommune_kode: str
     to_kommune_kode: str
     reason: TransferReason
+    by: str | None = Field(
+        default=None, description="The person who acted (staff:<subject>); unset before staff identities"
+    )
 
 
 class QuestionAsked(BaseEvent):
@@ -198,6 +212,9 @@ class QuestionAsked(BaseEvent):
     question_id: str
     asked_by: Party
     personal: str | None = None  # the question's text
+    by: str | None = Field(
+        default=None, description="The person who acted (staff:<subject>); unset before staff identities"
+    )
 
 
 class QuestionAnswered(BaseEvent):
@@ -205,6 +222,9 @@ class QuestionAnswered(BaseEvent):
     task_id: str
     question_id: str
     personal: str | None = None  # the answer's text
+    by: str | None = Field(
+        default=None, description="The person who acted (staff:<subject>); unset before staff identities"
+    )
 
 
 class DecisionMade(BaseEvent):
@@ -231,6 +251,9 @@ class KommuneNotified(BaseEvent):
 class ApplicationWithdrawn(BaseEvent):
     type: Literal["ApplicationWithdrawn"] = "ApplicationWithdrawn"
     personal: str | None = None  # the citizen's reason, if given
+    by: str | None = Field(
+        default=None, description="The person who acted (staff:<subject>); unset before staff identities"
+    )
 
 
 class CaseClosed(BaseEvent):

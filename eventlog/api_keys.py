@@ -1,6 +1,6 @@
-"""API keys for kommune systems and bearer tokens for operations staff: issued, checked, revoked and listed here.
+"""API keys for kommune systems: issued, checked, revoked and listed here.
 
-A key reads `sfk.<key id>.<secret>` (kommune) or `sfo.<key id>.<secret>` (ops). The secret is 32 random bytes
+A key reads `sfk.<key id>.<secret>`. The secret is 32 random bytes
 (URL-safe base64); only its SHA-256 is stored, under the key id, so a stolen table grants nothing and lookup is one
 indexed read followed by a constant-time compare. The plaintext exists once: when it is created and shown.
 """
@@ -18,6 +18,8 @@ from typing import Literal
 from domain.kommuner import is_kommune, normalize_kode
 from eventlog.db import Pool, unavailable_as_store_error
 
+# "ops" keys (`sfo.…`) were bearer tokens for staff before people had their own identities (runtime/identity.py):
+# no command issues one any more and no API route accepts one; the role stays so that old rows still read and list.
 Role = Literal["kommune", "ops"]
 PREFIX: dict[Role, str] = {"kommune": "sfk", "ops": "sfo"}
 ROLE_OF_PREFIX: dict[str, Role] = {v: k for k, v in PREFIX.items()}
@@ -106,6 +108,8 @@ class ApiKeys:
         return await self._create("kommune", kode, label)
 
     async def create_ops_token(self, *, label: str = "") -> str:
+        # Only the codec server still accepts these (api/codec.py, and its test) until it takes staff identities:
+        # no command issues one any more, and no API route accepts one.
         return await self._create("ops", None, label)
 
     async def revoke(self, key_id: str) -> bool:

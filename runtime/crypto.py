@@ -96,6 +96,12 @@ def load_or_create_secret(path: Path, *, create: bool = True) -> bytes:
     return secret
 
 
+def subject_id_of_cpr(cpr: str, pepper: bytes) -> str:
+    """The subject id of a normalised CPR number (DDMMYY-SSSS): intake files a case under it, and an auditor's
+    search by CPR number must find exactly that id."""
+    return subject_id_for(cpr.replace("-", ""), pepper)
+
+
 def subject_id_for(cpr_digits: str, pepper: bytes) -> str:
     """A stable pseudonym for a person: keyed, so it cannot be reversed by trying all CPR numbers."""
     return "subj-" + hmac.new(pepper, cpr_digits.encode(), hashlib.sha256).hexdigest()[:32]

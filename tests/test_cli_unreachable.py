@@ -39,7 +39,6 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "eventlog forget-subject": (["subject-1", "--actor", "test"], PG),
     "forget-subject": (["--subject", "subj-1", "--actor", "test", "--yes"], PG),
     "kommune add-key": (["329"], PG),
-    "kommune add-ops-token": ([], PG),
     "kommune revoke-key": (["0123456789abcdef"], PG),
     "kommune keys": ([], PG),
     "kommune channel": (["329", "inbox"], PG),
@@ -50,7 +49,7 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "sim keys": ([], PG),
     "sim serve": ([], API),
     "sim load": (["--count", "1"], API),
-    "sim caseworkers": (["--ops-token", "test-token"], TEMPORAL),
+    "sim caseworkers": (["--token", "test-token"], TEMPORAL),
 }
 # Commands that reach no service of ours: local work, or starting the services themselves.
 LOCAL = {"prescreen", "dev up", "staff add"}

@@ -214,11 +214,11 @@ class CaseWorkflow(EventSourcedWorkflow):
 
     # -- tasks ---------------------------------------------------------------------------------------------------
 
-    async def _open_task(self, reason: RequestReason, documents: tuple[str, ...]) -> str:
+    async def _open_task(self, reason: RequestReason, documents: tuple[str, ...], by: str | None = None) -> str:
         task_id = str(workflow.uuid4())
         self.apply(
             RequestOplysning(
-                task_id=task_id, reason=reason, policy_id=self._inp.policy_id, requested_documents=documents
+                task_id=task_id, reason=reason, policy_id=self._inp.policy_id, requested_documents=documents, by=by
             )
         )
         self._last_documents = documents
@@ -364,9 +364,9 @@ class CaseWorkflow(EventSourcedWorkflow):
             case DecisionRequest():
                 self.check(self._decision(request))
             case WithdrawRequest():
-                self.check(Withdraw(reason=request.reason))
+                self.check(Withdraw(reason=request.reason, by=request.by))
             case TransferRequest():
-                self.check(TransferCase(to_kommune_kode=request.to_kommune_kode))
+                self.check(TransferCase(to_kommune_kode=request.to_kommune_kode, by=request.by))
 
     def _can_request_supplementary(self) -> bool:
         return self.state.status is CaseStatus.READY_FOR_DECISION and self._child is None and self._next is None
@@ -412,17 +412,19 @@ class CaseWorkflow(EventSourcedWorkflow):
                 if not self._can_request_supplementary():
                     raise DomainError(f"cannot request supplementary information: the case is {self._status()}")
                 documents = request.requested_documents
-                task_id = await self._open_task(RequestReason.SUPPLEMENTARY, documents)
+                task_id = await self._open_task(RequestReason.SUPPLEMENTARY, documents, request.decided_by)
                 events = ["OplysningRequested"]
             case DecisionRequest():
                 events = [e.type for e in self.apply(self._decision(request))]
             case WithdrawRequest():
-                events = [e.type for e in self.apply(Withdraw(reason=request.reason))]
+                events = [e.type for e in self.apply(Withdraw(reason=request.reason, by=request.by))]
                 self._next = None
                 if before.open_task is not None:
                     self._notices.append(self._task_notice(before, "withdrawn"))
             case TransferRequest():
-                events = [e.type for e in self.apply(TransferCase(to_kommune_kode=request.to_kommune_kode))]
+                events = [
+                    e.type for e in self.apply(TransferCase(to_kommune_kode=request.to_kommune_kode, by=request.by))
+                ]
                 if before.open_task is not None:
                     self._notices.append(self._task_notice(before, "task_closed"))
                     self._next = (RequestReason.TRANSFERRED, self._last_documents)

@@ -106,7 +106,7 @@ class Answer(Frozen):
 # update argument here, the domain command (domain/commands.py: the argument plus the task id the workflow adds) and
 # the event it records. An argument is kept apart from its HTTP body only where the two truly differ, as each
 # docstring says; both JSON shapes are fixed (clients send the one, running workflows and saved histories carry the
-# other). Where they do not differ the body is the argument (`ExtensionDecision`). The API builds an argument from
+# other). Where they do not differ the body would be the argument itself. The API builds an argument from
 # its body in one place (`api.calls.UpdateRoute`).
 
 
@@ -141,11 +141,14 @@ class ExtensionRequest(Frozen):
     _k = field_validator("kommune_kode")(_kommune)
 
 
-# Operations decide an extension beyond what the policy grants by itself. Also the HTTP body of
-# /v1/ops/tasks/{task_id}/extension-decision (no docstring: it would become that body's OpenAPI description).
 class ExtensionDecision(Frozen):
+    """Operations decide an extension beyond what the policy grants by itself.
+
+    Not the HTTP body (`ExtensionDecisionBody`): the person deciding comes from their token."""
+
     request_id: Id
     grant: bool
+    by: str | None = Field(default=None, description="The person who acts (from their token, never the body)")
 
 
 class QuestionRequest(Frozen):
@@ -156,6 +159,7 @@ class QuestionRequest(Frozen):
     asked_by: Party
     kommune_kode: str | None = Field(default=None, description="Set when a kommune asks; checked against the task")
     text: Message  # personal: free text
+    by: str | None = Field(default=None, description="The person who acts (from their token, never the body)")
 
     @field_validator("kommune_kode")
     @classmethod
@@ -169,6 +173,7 @@ class AnswerRequest(Frozen):
     question_id: Id
     kommune_kode: str | None = Field(default=None, description="Set when a kommune answers")
     text: Message  # personal: free text
+    by: str | None = Field(default=None, description="The person who acts (from their token, never the body)")
 
     @field_validator("kommune_kode")
     @classmethod
@@ -397,6 +402,7 @@ class WithdrawRequest(Frozen):
 
     request_id: Id
     reason: FreeText | None = None  # personal
+    by: str | None = Field(default=None, description="The person who acts (from their token, never the body)")
 
 
 class TransferRequest(Frozen):
@@ -407,6 +413,7 @@ class TransferRequest(Frozen):
     request_id: Id
     to_kommune_kode: KommuneKode
     # to_kommune_kode is checked by domain.decide (clear message, code "invalid").
+    by: str | None = Field(default=None, description="The person who acts (from their token, never the body)")
 
 
 class TaskBrief(Frozen):

@@ -489,7 +489,7 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
         self._validate("request_extension", request.request_id, request, self._extension(request))
 
     def _extension_decision(self, r: ExtensionDecision) -> DecideExtension:
-        return DecideExtension(task_id=self.task_id, request_id=r.request_id, grant=r.grant)
+        return DecideExtension(task_id=self.task_id, request_id=r.request_id, grant=r.grant, by=r.by)
 
     @workflow.update
     async def decide_extension(self, request: ExtensionDecision) -> TaskUpdateResult:
@@ -506,6 +506,7 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
             asked_by=r.asked_by,
             kommune_kode=r.kommune_kode,
             text=r.text,
+            by=r.by,
         )
 
     @workflow.update
@@ -517,7 +518,9 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
         self._validate("ask_question", request.question_id, request, self._question(request))
 
     def _answer(self, r: AnswerRequest) -> AnswerQuestion:
-        return AnswerQuestion(task_id=self.task_id, question_id=r.question_id, kommune_kode=r.kommune_kode, text=r.text)
+        return AnswerQuestion(
+            task_id=self.task_id, question_id=r.question_id, kommune_kode=r.kommune_kode, text=r.text, by=r.by
+        )
 
     @workflow.update
     async def answer_question(self, request: AnswerRequest) -> TaskUpdateResult:

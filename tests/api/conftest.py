@@ -35,6 +35,7 @@ from eventlog.store import EventStore, create_pool
 from runtime.config import Settings
 from runtime.crypto import KeyRing
 from runtime.httpserve import serve
+from runtime.identity import LOCAL_KEY_FILE, LocalIssuer, Role
 from runtime.kommune_config import KommuneSettings, documents_key_ring, sim_master_secret_path
 from sim.client import SagsflowApiClient
 from sim.server import KommuneSimulator, SimSettings, create_sim_app, dev_secrets
@@ -43,7 +44,6 @@ from tests.kommune.helpers import MASTER, quiet_profiles
 from workers.worker import serve as run_worker
 
 DAY = 86400.0
-OPS_TOKEN = "test-ops-token-0123456789abcdef"
 PUSH_KOMMUNER = ("329", "101")  # the simulator answers these
 INBOX_KOMMUNER = ("461", "751", "851", "561")  # the tests answer these
 CALM = {"p_question": 0.0, "p_return": 0.0, "p_partial": 1.0, "median_response_days": 3.0, "sigma": 0.3}
@@ -74,7 +74,21 @@ class Stack:
     env: WorkflowEnvironment
     documents: KeyRing
     task_queue: str
-    ops_headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {OPS_TOKEN}"})
+    # The API's own local issuer (the key `sagsflow staff add` signs with): people are minted as a demo would.
+    issuer: LocalIssuer
+    ops_headers: dict[str, str] = field(default_factory=dict)
+    intake_headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The tests' usual caller: a person who may read, decide, ask, extend, transfer and withdraw.
+        self.ops_headers = self.headers("Test Sagsbehandler", "caseworker", "team-lead")
+        self.intake_headers = self.headers("Test Intake", "intake")
+
+    def token(self, name: str, *roles: Role) -> str:
+        return self.issuer.mint(name, roles)
+
+    def headers(self, name: str, *roles: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(name, *roles)}"}
 
     def kommune(self, kode: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[kode]}"}
@@ -84,7 +98,7 @@ class Stack:
             "idempotency_key": key or f"app-{uuid.uuid4().hex}",
             "application": application(kommune_kode, **overrides),
         }
-        r = await self.http.post("/v1/applications", json=body, headers=self.ops_headers)
+        r = await self.http.post("/v1/applications", json=body, headers=self.intake_headers)
         assert r.status_code == 201, r.text
         created: dict[str, Any] = r.json()
         return created
@@ -209,7 +223,6 @@ async def stack(
                     "DATABASE_URL": db_url,
                     "SAGSFLOW_DATA_DIR": str(data_dir),
                     "SAGSFLOW_CODEC_KEY_FILE": str(key_file),
-                    "SAGSFLOW_OPS_TOKEN": OPS_TOKEN,
                     "SAGSFLOW_TASK_QUEUE": task_queue,
                     "SAGSFLOW_SLA_POLICY": "demo-1",
                     # The Prometheus endpoint is not under test here; a module's worker should not bind a port.
@@ -258,6 +271,7 @@ async def stack(
                                     dev_env,
                                     documents_ring,
                                     task_queue,
+                                    LocalIssuer(data_dir / LOCAL_KEY_FILE),
                                 )
                         finally:
                             stop.set()

@@ -47,7 +47,7 @@ async def test_malformed_json_is_refused_with_its_position(stack: Stack, task: t
     case_id, task_id = task
     before = await unchanged(stack, case_id, task_id)
     calls = [
-        ("/v1/applications", stack.ops_headers),
+        ("/v1/applications", stack.intake_headers),
         (f"/v1/kommune/tasks/{task_id}/submissions", stack.kommune("461")),
         (f"/v1/kommune/tasks/{task_id}/returns", stack.kommune("461")),
         (f"/v1/ops/cases/{case_id}/decision", stack.ops_headers),
@@ -122,7 +122,7 @@ async def test_bad_applications_and_queries_name_the_field(stack: Stack, task: t
         else:
             app.update(change)
         r = await stack.http.post(
-            "/v1/applications", json={"idempotency_key": "bad-1", "application": app}, headers=stack.ops_headers
+            "/v1/applications", json={"idempotency_key": "bad-1", "application": app}, headers=stack.intake_headers
         )
         assert r.status_code == 422, r.text
         assert any(found[: len(loc)] == loc for found in locs(r.json())), (loc, r.text)

@@ -85,7 +85,7 @@ async def test_keys_that_the_api_took_but_the_workflow_did_not_are_refused_befor
         r = await stack.kpost("461", task_id, what, body)
         assert "at most 100 characters" in field_error(r, ("body", "idempotency_key")), (what, r.text)
     r = await stack.http.post(
-        "/v1/applications", json={"idempotency_key": key, "application": application()}, headers=stack.ops_headers
+        "/v1/applications", json={"idempotency_key": key, "application": application()}, headers=stack.intake_headers
     )
     field_error(r, ("body", "idempotency_key"))
     assert await snapshot(stack, case_id) == before
@@ -117,7 +117,7 @@ async def test_a_number_json_cannot_carry_back_is_refused_and_no_case_is_started
         app = {**application(), field: "NUMBER"}
         body = json.dumps({"idempotency_key": key, "application": app}).replace('"NUMBER"', number)
         r = await stack.http.post(
-            "/v1/applications", content=body, headers={**stack.ops_headers, "Content-Type": "application/json"}
+            "/v1/applications", content=body, headers={**stack.intake_headers, "Content-Type": "application/json"}
         )
         field_error(r, ("body", "application", field))
     assert await snapshot(stack, case_id) == before
@@ -204,10 +204,10 @@ async def test_the_boundary_refuses_what_postgresql_or_a_person_cannot_mean(
     ]
     for change, loc in applications:
         body = {"idempotency_key": f"app-{uuid.uuid4().hex}", "application": {**application("461"), **change}}
-        r = await stack.http.post("/v1/applications", json=body, headers=stack.ops_headers)
+        r = await stack.http.post("/v1/applications", json=body, headers=stack.intake_headers)
         field_error(r, ("body", "application", *loc))
     r = await stack.http.post(
-        "/v1/applications", json={"idempotency_key": CPR, "application": application()}, headers=stack.ops_headers
+        "/v1/applications", json={"idempotency_key": CPR, "application": application()}, headers=stack.intake_headers
     )
     assert "CPR" in field_error(r, ("body", "idempotency_key"))
     for purpose in ("read\x00it", "read\u2028it", f"about {CPR}"):
@@ -303,10 +303,10 @@ async def test_an_append_the_log_refuses_is_answered_and_shown_to_operations(sta
     refused_case = str(uuid.uuid5(CASE_IDS, key))
     await refuse_events(stack.pool, refused_case, "ApplicationReceived")
     body = {"idempotency_key": key, "application": application("461")}
-    assert (await stack.http.post("/v1/applications", json=body, headers=stack.ops_headers)).status_code == 201
+    assert (await stack.http.post("/v1/applications", json=body, headers=stack.intake_headers)).status_code == 201
 
     async def retry_is_told() -> bool:
-        r = await stack.http.post("/v1/applications", json=body, headers=stack.ops_headers)
+        r = await stack.http.post("/v1/applications", json=body, headers=stack.intake_headers)
         assert r.status_code in (200, 503), r.text
         return r.status_code == 503 and r.json()["detail"]["code"] == "needs_operations"
 

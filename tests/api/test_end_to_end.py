@@ -100,7 +100,7 @@ async def test_applications_answers_and_decisions_agree_everywhere(stack: Stack)
             assert types[t] == 1, (cid, t, types)
         (decision,) = [e for e in events if isinstance(e, DecisionMade)]
         assert decision.outcome.value == outcomes[cid]
-        assert decision.decided_by == "ops-token"
+        assert decision.decided_by == "staff:test-sagsbehandler"  # the person, by their subject
         state = fold(events)
         summary = await stack.case(cid)
         assert (summary["status"], summary["version"], summary["kommune_kode"]) == (

@@ -36,8 +36,8 @@ async def counts(stack: Stack, case_id: str) -> Counter[str]:
 
 async def test_intake_replays_the_first_answer_and_refuses_other_content(stack: Stack) -> None:
     body = {"idempotency_key": "intake-1", "application": application("461")}
-    first = await stack.http.post("/v1/applications", json=body, headers=stack.ops_headers)
-    second = await stack.http.post("/v1/applications", json=body, headers=stack.ops_headers)
+    first = await stack.http.post("/v1/applications", json=body, headers=stack.intake_headers)
+    second = await stack.http.post("/v1/applications", json=body, headers=stack.intake_headers)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json() == {**second.json(), "replayed": False}
     assert second.json()["replayed"] is True
@@ -45,7 +45,7 @@ async def test_intake_replays_the_first_answer_and_refuses_other_content(stack: 
     await stack.open_task(case_id)
 
     other = {"idempotency_key": "intake-1", "application": application("461", latest_job_months=12)}
-    r = await stack.http.post("/v1/applications", json=other, headers=stack.ops_headers)
+    r = await stack.http.post("/v1/applications", json=other, headers=stack.intake_headers)
     assert r.status_code == 409, r.text
     assert r.json()["detail"]["code"] == "conflict"
     assert "idempotency_key" in r.json()["detail"]["message"]

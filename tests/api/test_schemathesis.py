@@ -10,9 +10,9 @@ answer must keep three promises besides the schema's own (declared status, conte
   request), no document stored under its key, no intake key taken, no access-log entry.
 
 Four passes, each with the checks above:
-- stateless: schemathesis's fuzzing of every operation with every credential (the ops token, kommune 461's key,
-  none), positive and negative data, path parameters generated or real (a case of 461 ready for decision and an
-  open task of 461, made anew whenever a call closed them);
+- stateless: schemathesis's fuzzing of every operation with every credential (a caseworker and team lead, the
+  intake system, an auditor, kommune 461's key, none), positive and negative data, path parameters generated or
+  real (a case of 461 ready for decision and an open task of 461, made anew whenever a call closed them);
 - coverage: schemathesis's coverage phase, the schema's boundaries deterministically (every length and bound at,
   just inside and just outside its limit, every enum value, missing fields, wrong types);
 - probes: what careless integrators and attackers send (`ATTACK_STRINGS`, `ATTACK_NUMBERS`: control characters,
@@ -109,6 +109,7 @@ class Fuzz:
     # The simulator plays the push kommuner and reads the citizen of every task it receives (a task the fuzzer
     # returned to one of them, say) in the background: those reads are its own, not the judged call's.
     background_actors: tuple[str, ...] = ()
+    auditor: dict[str, str] = field(default_factory=dict)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """From a generation thread: run on the app's loop and wait."""
@@ -117,12 +118,27 @@ class Fuzz:
     # -- credentials -----------------------------------------------------------------------------------------------
 
     def credentials(self) -> dict[str, dict[str, str]]:
-        return {"ops": dict(self.stack.ops_headers), "kommune": self.stack.kommune(KOMMUNE), "none": {}}
+        return {
+            "ops": dict(self.stack.ops_headers),
+            "intake": dict(self.stack.intake_headers),
+            "auditor": dict(self.auditor),
+            "kommune": self.stack.kommune(KOMMUNE),
+            "none": {},
+        }
+
+    @staticmethod
+    def right_name(path: str) -> str:
+        """The credential an operation is for: its kommune, the intake system, an auditor, or a caseworker."""
+        if path.startswith("/v1/kommune/"):
+            return "kommune"
+        if path == "/v1/applications":
+            return "intake"
+        return "auditor" if path.startswith("/v1/ops/access-log") else "ops"
 
     def right_credential(self, case: Case[Any]) -> dict[str, str]:
         path = case.operation.path
-        if not path.startswith("/v1/kommune/"):
-            return dict(self.stack.ops_headers)
+        if self.right_name(path) != "kommune":
+            return self.credentials()[self.right_name(path)]
         task_id = (case.path_parameters or {}).get("task_id")
         kode = self.run(self.kommune_of(task_id)) if isinstance(task_id, str) else None
         return {"Authorization": f"Bearer {self.keys.get(kode or KOMMUNE, self.keys[KOMMUNE])}"}
@@ -294,7 +310,8 @@ async def fuzz(stack: Stack) -> Fuzz:
         if k.kode not in keys:
             keys[k.kode] = await ApiKeys(stack.pool).create_kommune_key(k.kode, label="fuzz")
     simulator = tuple(f"kommune:{k}:{key_id_of(stack.keys[k])}" for k in PUSH_KOMMUNER)
-    return Fuzz(stack, asyncio.get_running_loop(), keys, background_actors=simulator)
+    auditor = stack.headers("Fuzz Revisor", "auditor")
+    return Fuzz(stack, asyncio.get_running_loop(), keys, background_actors=simulator, auditor=auditor)
 
 
 async def open_task(stack: Stack) -> tuple[str, str]:
@@ -344,7 +361,7 @@ def hypothesis_settings(examples: int) -> settings:
 def stateless(fuzz: Fuzz, operation: Any, real: dict[str, str]) -> None:
     path = operation.path
     known = {name: real[name] for name in ("case_id", "task_id") if "{" + name + "}" in path}
-    right = "kommune" if path.startswith("/v1/kommune/") else "ops"
+    right = fuzz.right_name(path)
     credentials = fuzz.credentials()
     strategies: dict[tuple[str, GenerationMode, bool], Any] = {}
     choices: list[tuple[str, GenerationMode, bool]] = []
@@ -442,7 +459,7 @@ def probes() -> list[Probe]:
         Probe(
             "POST",
             "/v1/applications",
-            "ops",
+            "intake",
             # Every field spelled out, so every one is attacked (the residence years once took Infinity: 201, lost).
             body={"idempotency_key": "K", "application": application(KOMMUNE, residence_years_15_to_pension_age=40)},
         ),
@@ -485,6 +502,8 @@ def probes() -> list[Probe]:
         Probe("POST", f"{task}/extension-decision", "ops", body={"request_id": "K", "grant": True}),
         Probe("POST", f"{task}/questions", "ops", body={"idempotency_key": "K", "text": "Hvornår?"}),
         Probe("POST", f"{task}/answers", "ops", body={"question_id": "K", "text": "Nu."}),
+        Probe("GET", "/v1/ops/access-log", "auditor", query={"actor": "staff:x", "since": "2021-03-02T00:00:00+01:00"}),
+        Probe("POST", "/v1/ops/access-log/search", "auditor", body={"cpr": "010357-1234", "purpose": "test: probe"}),
     ]
 
 

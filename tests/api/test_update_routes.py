@@ -8,14 +8,18 @@ from typing import Any
 
 import pytest
 
-from api.auth import KommunePrincipal, OpsPrincipal
+from api.auth import KommunePrincipal
 from api.calls import UpdateRoute
 from api.kommune_routes import UPDATES
 from api.ops import CASE_UPDATES, TASK_UPDATES
+from runtime.identity import Staff
 
 ROUTES: list[tuple[UpdateRoute[Any], Any]] = [
     *((route, KommunePrincipal(kommune_kode="147", key_id="k")) for route in UPDATES),
-    *((route, OpsPrincipal(actor="ops-token")) for route in (*CASE_UPDATES, *TASK_UPDATES)),
+    *(
+        (route, Staff("karin", "Karin", frozenset({"caseworker", "team-lead"})))
+        for route in (*CASE_UPDATES, *TASK_UPDATES)
+    ),
 ]
 
 
@@ -29,6 +33,9 @@ def test_every_argument_field_comes_from_the_body_or_the_caller(route: UpdateRou
     required = {name for name, f in route.argument.model_fields.items() if f.is_required()}
     assert required <= given, "the argument requires a field neither the body nor the caller gives"
     assert route.key in from_body, "the caller's idempotency key is the argument's key field"
+    if isinstance(caller, Staff):
+        # Every staff action names the person who took it, in the event it records.
+        assert from_caller & {"by", "decided_by"}, "a staff update must record who acted"
 
 
 def test_the_tables_are_all_there() -> None:

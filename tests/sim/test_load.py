@@ -24,7 +24,7 @@ from sim.load import (
     run_load,
 )
 from sim.population import PopulationSampler, by_kode, total_population
-from tests.api.conftest import OPS_TOKEN, Stack, eventually
+from tests.api.conftest import Stack, eventually
 from tests.api.conftest import stack as stack  # the module's own stack (its fixtures, re-exported for pytest)
 from tests.api.conftest import stack_profiles as stack_profiles
 from tests.kommune.helpers import served
@@ -121,7 +121,7 @@ async def test_run_load_files_cases_through_the_real_api(stack: Stack) -> None:
         responses.append(response)
 
     async def load() -> LoadStats:
-        async with SagsflowApiClient(stack.url, intake_token=OPS_TOKEN) as client:
+        async with SagsflowApiClient(stack.url, intake_token=stack.token("Load", "intake")) as client:
             return await run_load(
                 client, ApplicationFactory(seed=3), compression=60_000_000, count=8, concurrency=4, on_result=collect
             )

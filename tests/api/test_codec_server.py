@@ -35,7 +35,7 @@ from eventlog.store import create_pool
 from runtime.config import Settings
 from runtime.crypto import KeyRing
 from runtime.httpserve import serve
-from runtime.identity import LOCAL_KEY_FILE, LocalIssuer
+from runtime.identity import LOCAL_KEY_FILE, LocalIssuer, Role
 from runtime.temporal import EncryptionCodec, data_converter
 from tests.domain.factories import application
 from workflows.models import AppendRequest, CaseInput, DecisionRequest, KommuneMessage, TaskResult
@@ -55,12 +55,11 @@ class Codec:
     ring: KeyRing
     issuer: LocalIssuer
 
-    def person(self, name: str, *roles: str, purpose: str | None = None) -> dict[str, str | bytes]:
-        """Headers as a person's client sends them: the gateway adds the purpose (UTF-8), the CLI does not."""
-        token = self.issuer.mint(name, roles)  # type: ignore[arg-type]
-        headers: dict[str, str | bytes] = {**NO_AUTH, "Authorization": f"Bearer {token}"}
+    def person(self, name: str, *roles: Role, purpose: str | None = None) -> dict[str, str]:
+        """Headers as a person's client sends them (the CLI states no purpose)."""
+        headers = {**NO_AUTH, "Authorization": f"Bearer {self.issuer.mint(name, roles)}"}
         if purpose is not None:
-            headers["X-Purpose"] = purpose.encode()
+            headers["X-Purpose"] = purpose
         return headers
 
     async def body(self, *values: Any) -> dict[str, Any]:
@@ -70,6 +69,11 @@ class Codec:
 
     async def log(self, **where: Any) -> list[AccessRecord]:
         return await AccessLog(self.pool).find(**where)
+
+
+def utf8(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """As the gateway sends them: UTF-8 bytes, so a Danish purpose arrives as itself."""
+    return [(k.encode(), v.encode()) for k, v in headers.items()]
 
 
 @pytest.fixture
@@ -106,7 +110,7 @@ async def test_the_ui_and_the_cli_decode_and_each_read_is_logged_for_the_person_
     codec: Codec,
 ) -> None:
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
-    karin = codec.person("Karin Sagsbehandler", "caseworker", purpose=UI_PURPOSE)
+    karin = utf8(codec.person("Karin Sagsbehandler", "caseworker", purpose=UI_PURPOSE))
 
     # The UI (through the gateway): one payload per request, the person's purpose, no workflow id anywhere.
     r = await codec.http.post(UI_DECODE, json=await codec.body(case_input(a)), headers=karin)
@@ -148,7 +152,7 @@ async def test_the_ui_and_the_cli_decode_and_each_read_is_logged_for_the_person_
 async def test_a_case_id_that_is_not_one_of_ours_is_not_attributed_and_not_logged_as_such(codec: Codec) -> None:
     since = datetime.now(UTC)
     odd = {"case_id": "010357-1234", "nested": [{"case_id": "c-1"}, {"case_id": str(uuid.uuid4()).upper()}]}
-    as_the_ui = codec.person("Karin Sagsbehandler", "caseworker", purpose=UI_PURPOSE)
+    as_the_ui = utf8(codec.person("Karin Sagsbehandler", "caseworker", purpose=UI_PURPOSE))
     r = await codec.http.post(UI_DECODE, json=await codec.body(odd), headers=as_the_ui)
     assert len(plain(r)) == 1
     # JSON nested deeper than the parser goes still decodes (it names no case we can see), never a 500.
@@ -201,7 +205,7 @@ async def test_refusals_decode_nothing_and_log_nothing(codec: Codec, key_ring: K
 
 async def test_a_decode_the_access_log_cannot_record_returns_nothing(codec: Codec) -> None:
     body = await codec.body(case_input(str(uuid.uuid4())))
-    karin = codec.person("Karin Sagsbehandler", "caseworker", purpose=UI_PURPOSE)
+    karin = utf8(codec.person("Karin Sagsbehandler", "caseworker", purpose=UI_PURPOSE))
     await codec.pool.execute("ALTER TABLE access_log RENAME TO access_log_away")
     try:
         r = await codec.http.post(UI_DECODE, json=body, headers=karin)

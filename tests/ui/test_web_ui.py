@@ -203,3 +203,27 @@ def assert_no_token_in_arguments(stack: RunningStack, token: str) -> None:
     for process in processes:
         cmdline = " ".join(process.cmdline())
         assert token not in cmdline and "eyJ" not in cmdline and "/codec/t/" not in cmdline, cmdline
+
+
+async def test_the_login_refuses_what_it_must_and_echoes_nothing(operator_stack: RunningStack) -> None:
+    stack = operator_stack
+    reader = stack.staff_token("Lone Læser", "reader")
+    intake = stack.staff_token("Intake test", "intake")
+    async with httpx.AsyncClient(base_url=stack.ui_url, timeout=30) as http:
+        for form, status in (
+            ({"token": "not-a-token", "purpose": "Forbereder afgørelse"}, 401),
+            ({"token": intake, "purpose": "Forbereder afgørelse"}, 403),  # a system that files, not a reader
+            ({"token": reader, "purpose": f"Sagen om {CPR}"}, 400),  # the purpose goes to auditors: no CPR
+            ({"token": reader, "purpose": "x"}, 400),
+        ):
+            r = await http.post("/login", data=form)
+            assert r.status_code == status, form
+            assert CPR not in r.text and form["token"] not in r.text
+            assert "set-cookie" not in r.headers
+        # The UI's own API answers 401 (not a login page) until then; writes too.
+        assert (await http.get("/api/v1/namespaces")).status_code == 401
+        assert (await http.post("/api/v1/namespaces/default/workflows/x/terminate", json={})).status_code == 401
+        # After login, only a path on the gateway: no open redirect.
+        r = await http.post("/login", data={"token": reader, "purpose": "Kvalitetskontrol", "next": "//evil.example"})
+        assert (r.status_code, r.headers["location"]) == (303, "/")
+        assert (await http.get("/api/v1/namespaces")).status_code == 200

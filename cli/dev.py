@@ -208,8 +208,9 @@ class DevStack:
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        # A token in the shell that started the stack belongs to that person, not to every child.
-        for name in (STAFF_TOKEN_ENV, *LEGACY_TOKEN_ENV.values()):
+        # A token in the shell that started the stack belongs to that person, not to every child. (SAGSFLOW_OPS_TOKEN
+        # stays: it is the API's static token setting while that exists.)
+        for name in (STAFF_TOKEN_ENV, LEGACY_TOKEN_ENV["load"]):
             env.pop(name, None)
         env.update(
             TEMPORAL_ADDRESS=self.temporal_address,

@@ -2,9 +2,11 @@
 
 `POST …/decode` and `…/encode` take and return `{"payloads": [...]}` in proto3 JSON. That body and an `X-Namespace`
 header are all the clients send (the CLI adds its `--codec-auth` as `Authorization`): nothing names the workflow the
-payloads belong to. Only token holders may decode: a bearer token (the stack's ops token, or a person's `sfo.…`
-ops token, which the log then names), or, for the dev server's UI, which cannot send headers of its own, the ops
-token as a path segment, `/codec/t/<token>/decode`. CORS admits the Web UI's origin only.
+payloads belong to. Only a person may decode: their bearer token (`api.auth.caller_of`, the one "who is calling"
+seam) naming a role that reads cases (caseworker, team-lead, reader), and the log names that person. Why they read
+comes in `X-Purpose`; without one, a fixed purpose says through which client the decode came. No token ever travels
+in the URL: the dev stack's Web UI reaches this server through its login gateway (`api/ui_gateway.py`), which adds
+the person's token and purpose from its cookies. CORS admits the Web UI's origin only.
 
 Decoding a payload is reading a person's case, so every decode is in the access log before the plain payloads
 leave; if the log cannot be written, nothing is returned. Each decrypted payload is attributed by its own content,
@@ -16,7 +18,6 @@ result), to the namespace.
 
 from __future__ import annotations
 
-import hmac
 import json
 import uuid
 from collections import Counter
@@ -25,18 +26,21 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from google.protobuf import json_format
+from pydantic import TypeAdapter, ValidationError
 from temporalio.api.common.v1 import Payload, Payloads
 
+from api.auth import caller_of
 from api.responses import Message
 from api.state import ApiDeps, deps_of
+from domain.boundary import Purpose
 from eventlog.access import Access, AccessEntry
 from eventlog.db import StoreUnavailable
+from runtime.identity import Role, Staff
 from runtime.logs import get_logger
 from runtime.temporal import ENCODING, EncryptionCodec
 
 log = get_logger(__name__)
 
-STATIC_TOKEN_ACTOR = "codec-token"
 JSON_ENCODING = b"json/plain"
 
 
@@ -46,8 +50,12 @@ class Caller:
     purpose: str
 
 
-WEB_UI = "payload decode in the Temporal Web UI"
+# The roles that read cases may read them decoded; intake files applications and the auditor reads the log only.
+DECODE_ROLES: tuple[Role, ...] = ("caseworker", "team-lead", "reader")
+PURPOSE_HEADER = "x-purpose"
+# What the log says when the client states no purpose (the `temporal` CLI cannot send one).
 BEARER = "payload decode through the codec API (e.g. temporal CLI)"
+_PURPOSE: TypeAdapter[str] = TypeAdapter(Purpose)
 
 
 def _canonical_case_id(value: str) -> str | None:
@@ -119,33 +127,32 @@ async def _audit(deps: ApiDeps, caller: Caller, namespace: str, sent: list[Paylo
     log.info("codec decode", actor=caller.actor, namespace=namespace, cases=len(per_case), unattributed=unattributed)
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
-def _is_static_token(presented: str, token: str) -> bool:
-    return hmac.compare_digest(presented.encode(), token.encode())
-
-
-async def _bearer_caller(request: Request, deps: ApiDeps) -> Caller | None:
-    presented = _bearer(request)
-    if presented is None:
-        return None
-    if _is_static_token(presented, deps.ops_token):
-        return Caller(STATIC_TOKEN_ACTOR, BEARER)
-    if deps.database is None:
-        return None
+def _stated_purpose(request: Request) -> str:
+    raw = request.headers.get(PURPOSE_HEADER)
+    if raw is None or not raw.strip():
+        return BEARER
+    # Header bytes reach us as Latin-1; clients (curl, the gateway) send UTF-8, so "Forbereder afgørelse" arrives
+    # as itself. Bytes that are not UTF-8 were meant as Latin-1 after all.
     try:
-        principal = await deps.database.api_keys.authenticate(presented)
-    except StoreUnavailable:
-        raise HTTPException(status_code=503, detail="authentication is unavailable") from None
-    return Caller(principal.key_id, BEARER) if principal is not None and principal.role == "ops" else None
+        text = raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        text = raw
+    try:
+        return _PURPOSE.validate_python(text.strip())
+    except ValidationError:
+        # Not echoed: a purpose that fails the check may be the very CPR number it must not carry.
+        raise HTTPException(status_code=400, detail="X-Purpose: 3-200 characters on one line, no CPR number") from None
 
 
-def _path_caller(path_token: str, deps: ApiDeps) -> Caller | None:
-    return Caller(STATIC_TOKEN_ACTOR, WEB_UI) if _is_static_token(path_token, deps.ops_token) else None
+async def _staff_caller(request: Request) -> Caller:
+    caller = await caller_of(request)
+    if caller is None:
+        raise HTTPException(
+            status_code=401, detail="a person's bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if not isinstance(caller, Staff) or not caller.has_any(DECODE_ROLES):
+        raise HTTPException(status_code=403, detail="decoding needs one of the roles " + ", ".join(DECODE_ROLES))
+    return Caller(caller.actor, _stated_purpose(request))
 
 
 async def _payloads(request: Request, deps: ApiDeps) -> tuple[str, list[Payload]]:
@@ -162,9 +169,7 @@ async def _payloads(request: Request, deps: ApiDeps) -> tuple[str, list[Payload]
         raise HTTPException(status_code=400, detail='body must be {"payloads": [...]} in proto3 JSON') from None
 
 
-async def _decode(request: Request, caller: Caller | None) -> dict[str, Any]:
-    if caller is None:
-        raise HTTPException(status_code=401, detail="a valid codec token is required to decode")
+async def _decode(request: Request, caller: Caller) -> dict[str, Any]:
     deps = deps_of(request)
     namespace, sent = await _payloads(request, deps)
     try:
@@ -175,9 +180,7 @@ async def _decode(request: Request, caller: Caller | None) -> dict[str, Any]:
     return json_format.MessageToDict(Payloads(payloads=decoded))
 
 
-async def _encode(request: Request, caller: Caller | None) -> dict[str, Any]:
-    if caller is None:
-        raise HTTPException(status_code=401, detail="a valid codec token is required to encode")
+async def _encode(request: Request, _caller: Caller) -> dict[str, Any]:
     deps = deps_of(request)
     _, sent = await _payloads(request, deps)
     return json_format.MessageToDict(Payloads(payloads=await EncryptionCodec(deps.payload_ring).encode(sent)))
@@ -188,28 +191,22 @@ def codec_router() -> APIRouter:
     declared: dict[int | str, dict[str, Any]] = {
         400: {
             "model": Message,
-            "description": "The body is not Temporal payloads in proto3 JSON, or another namespace",
+            "description": "The body is not Temporal payloads in proto3 JSON, another namespace, or a bad X-Purpose",
         },
-        401: {"model": Message, "description": "No valid codec token"},
+        401: {"model": Message, "description": "No person's valid bearer token"},
+        403: {"model": Message, "description": "The person holds no role that reads cases"},
         422: {"model": Message, "description": "The payloads cannot be decrypted with the known keys"},
         503: {"model": Message, "description": "The access log cannot be written: nothing is decoded"},
     }
 
     @router.post("/codec/decode", responses=declared)
     async def decode(request: Request) -> dict[str, Any]:
-        """Decrypt payloads for the `temporal` CLI (`--codec-endpoint …/codec --codec-auth "Bearer <token>"`)."""
-        return await _decode(request, await _bearer_caller(request, deps_of(request)))
+        """Decrypt payloads for a person: the `temporal` CLI (`--codec-endpoint …/codec --codec-auth "Bearer
+        <token>"`) or the Web UI through its login gateway. `X-Purpose` states why (the access log records it)."""
+        return await _decode(request, await _staff_caller(request))
 
     @router.post("/codec/encode", responses=declared)
     async def encode(request: Request) -> dict[str, Any]:
-        return await _encode(request, await _bearer_caller(request, deps_of(request)))
-
-    @router.post("/codec/t/{path_token}/decode", include_in_schema=False)
-    async def decode_path_token(path_token: str, request: Request) -> dict[str, Any]:
-        return await _decode(request, _path_caller(path_token, deps_of(request)))
-
-    @router.post("/codec/t/{path_token}/encode", include_in_schema=False)
-    async def encode_path_token(path_token: str, request: Request) -> dict[str, Any]:
-        return await _encode(request, _path_caller(path_token, deps_of(request)))
+        return await _encode(request, await _staff_caller(request))
 
     return router

@@ -12,23 +12,25 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
 import typer
 
-from api.app import load_or_create_token
 from eventlog.migrate import migrate_dsn
 from runtime.config import Settings, get_settings
 from runtime.embedded import (
     EmbeddedError,
     EmbeddedPostgres,
     TemporalDevServer,
+    free_port,
     port_open,
     stop_process,
     venv_binary,
     wait_for_port,
 )
+from runtime.identity import LOCAL_KEY_FILE, LocalIssuer
 from runtime.logs import configure_logging, get_logger
 from sim import demo as demo_roles
 from workflows.search_attributes import REGISTRATION
@@ -42,6 +44,18 @@ DEMO_SIM_COMPRESSION = 86400
 DEMO_LOAD_COMPRESSION = 1000
 
 ENV_FILE_NAME = "env"
+# The demo's own systems act as named identities of the local issuer. They run as long as the demo does, so their
+# tokens outlive a person's working-day token; they live only in those children's environment.
+DEMO_TOKEN_TTL = timedelta(days=365)
+# The environment variable the demo's load and caseworkers read their token from (never an argument: `ps` shows
+# every process's arguments to every user, its environment only to its owner).
+STAFF_TOKEN_ENV = "SAGSFLOW_STAFF_TOKEN"
+# What `sagsflow sim load` and `sim caseworkers` read today (cli/kommune.py); both are set to the same token until
+# those commands read STAFF_TOKEN_ENV.
+LEGACY_TOKEN_ENV = {"load": "SAGSFLOW_INTAKE_TOKEN", "caseworkers": "SAGSFLOW_OPS_TOKEN"}
+HOW_TO_GET_A_TOKEN = "export TOKEN=$(sagsflow staff add 'Karin Sagsbehandler' --role caseworker --role team-lead)"
+CODEC_AUTH = 'export TEMPORAL_CODEC_AUTH="Bearer $TOKEN"'
+
 # Set by the env file: which services this dev stack started itself. A shell that sourced the env file and runs
 # `sagsflow dev up` again must get the embedded servers again, not treat their addresses as external ones.
 EMBEDDED_MARKER = "SAGSFLOW_DEV_EMBEDDED"
@@ -103,7 +117,6 @@ class DevStack:
         self.postgres: EmbeddedPostgres | None = None
         self.temporal: TemporalDevServer | None = None
         self._stoppers: list[Callable[[], None]] = []
-        self.ops_token = settings.ops_token or load_or_create_token(self.data_dir / "ops-token")
         self.env_file_written: str | None = None
 
     @property
@@ -140,13 +153,15 @@ class DevStack:
         if not s.temporal_address:
             self._check_port_free(s.temporal_port, "Temporal (SAGSFLOW_TEMPORAL_PORT)")
             self._check_port_free(s.temporal_ui_port, "the Temporal Web UI (SAGSFLOW_TEMPORAL_UI_PORT)")
+            # The real UI has no login: it listens where only the login gateway (on the public UI port) is told,
+            # and its codec endpoint is the gateway's, which adds the signed-in person's token and purpose.
             self.temporal = TemporalDevServer(
                 search_attributes=REGISTRATION,
                 port=s.temporal_port,
-                ui_port=s.temporal_ui_port,
+                ui_port=free_port(),
                 metrics_port=s.temporal_metrics_port,
                 db_file=self.data_dir / "temporal.db",
-                codec_endpoint=f"http://{s.api_host}:{s.api_port}/codec/t/{self.ops_token}",
+                codec_endpoint=f"{self.web_ui_url}/codec",
                 log_file=self.data_dir / "temporal.log",
             )
             self.temporal.start()
@@ -154,6 +169,10 @@ class DevStack:
         applied = asyncio.run(migrate_dsn(self.database_url))
         log.info("migrations applied", versions=applied)
         self._spawn("api", ["api"], wait_port=s.api_port)
+        if self.temporal is not None and self.temporal.ui_url:
+            gateway = ["dev", "ui-gateway", "--port", str(s.temporal_ui_port)]
+            gateway += ["--ui-url", self.temporal.ui_url, "--api-url", self.api_url]
+            self._spawn("ui-gateway", gateway, wait_port=s.temporal_ui_port)
         self._spawn("worker", ["worker"], wait_port=s.worker_metrics_port or None)
         # The simulator plays the 98 kommune systems: deliveries are pushed to it (or polled from the inbox).
         self._run(["sim", "keys"])
@@ -164,11 +183,23 @@ class DevStack:
             sim_args += ["--late-after-days", str(demo_roles.YOUR_KOMMUNE_ANSWERS_AFTER_DAYS)]
         self._spawn("sim", sim_args if self.demo else ["sim", "serve"], wait_port=s.sim_port)
         if self.demo:
-            load_args = ["sim", "load", "--compression", str(DEMO_LOAD_COMPRESSION), "--intake-token", self.ops_token]
+            intake, caseworker = self.demo_tokens()
+            load_args = ["sim", "load", "--compression", str(DEMO_LOAD_COMPRESSION)]
             load_args += ["--kommune-share", f"{demo_roles.YOUR_KOMMUNE}={demo_roles.YOUR_KOMMUNE_SHARE}"]
-            self._spawn("load", load_args)
-            caseworker_args = ["sim", "caseworkers", "--ops-token", self.ops_token]
-            self._spawn("caseworkers", [*caseworker_args, "--leave-kommune", demo_roles.LEFT_FOR_PEOPLE])
+            self._spawn("load", load_args, token=intake)
+            caseworker_args = ["sim", "caseworkers", "--leave-kommune", demo_roles.LEFT_FOR_PEOPLE]
+            self._spawn("caseworkers", caseworker_args, token=caseworker)
+
+    def demo_tokens(self) -> tuple[str, str]:
+        """The demo's intake system and its caseworkers, as identities the API checks like anyone else's."""
+        if self.settings.oidc_issuer:
+            raise EmbeddedError(
+                "--demo signs its own staff tokens with the local issuer; unset SAGSFLOW_OIDC_ISSUER for the demo"
+            )
+        issuer = LocalIssuer(self.data_dir / LOCAL_KEY_FILE)
+        intake = issuer.mint("Demo intake", ["intake"], subject="demo-intake", ttl=DEMO_TOKEN_TTL)
+        caseworker = issuer.mint("Demo sagsbehandler", ["caseworker"], subject="demo-caseworker", ttl=DEMO_TOKEN_TTL)
+        return intake, caseworker
 
     def _run(self, args: list[str]) -> None:
         done = subprocess.run([venv_binary("sagsflow"), *args], env=self.child_env(), capture_output=True, text=True)
@@ -177,6 +208,10 @@ class DevStack:
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        # A token in the shell that started the stack belongs to that person, not to every child. (SAGSFLOW_OPS_TOKEN
+        # stays: it is the API's static token setting while that exists.)
+        for name in (STAFF_TOKEN_ENV, LEGACY_TOKEN_ENV["load"]):
+            env.pop(name, None)
         env.update(
             TEMPORAL_ADDRESS=self.temporal_address,
             DATABASE_URL=self.database_url,
@@ -192,15 +227,21 @@ class DevStack:
             env["SAGSFLOW_INBOX_KOMMUNER"] = ",".join(sorted(inbox | {demo_roles.YOUR_KOMMUNE}))
         return env
 
-    def _spawn(self, name: str, args: list[str], *, wait_port: int | None = None) -> None:
-        """Run `sagsflow <args>` as a child with the stack's addresses; its output goes to <data dir>/<name>.log."""
+    def _spawn(self, name: str, args: list[str], *, wait_port: int | None = None, token: str | None = None) -> None:
+        """Run `sagsflow <args>` as a child with the stack's addresses; its output goes to <data dir>/<name>.log.
+        A `token` goes into that child's environment only."""
         log_path = self.data_dir / f"{name}.log"
+        env = self.child_env()
+        if token is not None:
+            env[STAFF_TOKEN_ENV] = token
+            if name in LEGACY_TOKEN_ENV:
+                env[LEGACY_TOKEN_ENV[name]] = token
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
                 [venv_binary("sagsflow"), *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=self.child_env(),
+                env=env,
                 start_new_session=True,
             )
         self._stoppers.append(lambda: stop_process(proc))
@@ -227,6 +268,11 @@ class DevStack:
         return f"http://{self.settings.api_host}:{self.settings.api_port}"
 
     @property
+    def web_ui_url(self) -> str:
+        """The Web UI as people reach it: the login gateway on the public UI port."""
+        return f"http://127.0.0.1:{self.settings.temporal_ui_port}"
+
+    @property
     def env_file(self) -> Path:
         """As the user named the data dir (relative to where they ran `dev up`), so the banner reads naturally."""
         return self.settings.data_dir / ENV_FILE_NAME
@@ -238,18 +284,17 @@ class DevStack:
         values = {
             "TEMPORAL_ADDRESS": self.temporal_address,
             "TEMPORAL_NAMESPACE": s.temporal_namespace,
-            # The CLI appends /decode; the bearer token is the ops token, as for the Web UI.
+            # The CLI appends /decode. Its TEMPORAL_CODEC_AUTH is a person's own token, which this file never holds:
+            # the person sets it after `sagsflow staff add` (the banner and the README say how).
             "TEMPORAL_CODEC_ENDPOINT": f"{self.api_url}/codec",
-            "TEMPORAL_CODEC_AUTH": f"Bearer {self.ops_token}",
             "DATABASE_URL": self.database_url,
             # Without it, the addresses above would put a second shell's `sagsflow` into production mode.
             "SAGSFLOW_ENV": "development",
             "SAGSFLOW_DATA_DIR": str(self.data_dir),
             "SAGSFLOW_API": self.api_url,
-            "OPS_TOKEN": self.ops_token,
         }
         if self.temporal is not None and self.temporal.ui_url:
-            values["SAGSFLOW_WEB_UI"] = self.temporal.ui_url
+            values["SAGSFLOW_WEB_UI"] = self.web_ui_url
         key = self._kommune_key(demo_roles.YOUR_KOMMUNE)
         if key:
             values["KOMMUNE_KODE"] = demo_roles.YOUR_KOMMUNE
@@ -282,7 +327,7 @@ class DevStack:
         return "\n".join(lines) + "\n"
 
     def write_env_file(self) -> None:
-        """Atomically, mode 0600 from the first byte (it holds the ops token): a shell sourcing it while a restart
+        """Atomically, mode 0600 from the first byte (it holds a kommune's API key): a shell sourcing it while a restart
         rewrites it reads the old file or the new one, never half of one."""
         path = self.data_dir / ENV_FILE_NAME
         tmp = path.with_name(f".{ENV_FILE_NAME}.{os.getpid()}.tmp")
@@ -307,15 +352,14 @@ class DevStack:
             pass
 
     def banner(self) -> str:
-        ui = self.temporal.ui_url if self.temporal else "(external Temporal: see your cluster's UI)"
+        ui = f"{self.web_ui_url}/login" if self.temporal else "(external Temporal: see your cluster's UI)"
         where = "" if self.env_file.is_absolute() else " (from this directory)"
         you, left = demo_roles.YOUR_KOMMUNE, demo_roles.LEFT_FOR_PEOPLE
         lines = [
             "Sagsflow dev stack is up.",
-            f"  Temporal Web UI : {ui}  (decodes payloads through the API's codec server)",
+            f"  Temporal Web UI : {ui}  (log in with your token; decodes payloads in your name)",
             f"  Temporal address: {self.temporal_address} (namespace {self.settings.temporal_namespace})",
             f"  API             : {self.api_url}  (OpenAPI: /docs, metrics: /metrics)",
-            f"  ops token       : {self.ops_token}  (also the codec token; kept in {self.data_dir / 'ops-token'})",
             f"  DATABASE_URL    : {self.database_url}",
             f"  data dir        : {self.data_dir}",
             f"  kommune sim     : http://127.0.0.1:{self.settings.sim_port} (plays the 98 kommune systems)",
@@ -334,9 +378,11 @@ class DevStack:
                 "caseworkers decide all others.",
             ]
         lines += [
-            f"In a second shell{where}, load the addresses and secrets above, then try (the README's operations guide "
-            "has more):",
+            f"In a second shell{where}, load the addresses above, get yourself a token (for the API, the `temporal` "
+            "CLI's codec and the Web UI's login), then try (the README's operations guide has more):",
             f"  $ source {shlex.quote(str(self.env_file))}",
+            f"  $ {HOW_TO_GET_A_TOKEN}",
+            f"  $ {CODEC_AUTH}",
             f'  $ temporal workflow list --query \'CaseStatus="ready_for_decision" AND KommuneKode="{left}"\'',
             "  $ temporal workflow list --query "
             f'\'WorkflowType="OplysningTaskWorkflow" AND KommuneKode="{you}" AND SlaOverdue=true\'',
@@ -392,5 +438,22 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         configure_logging(settings.log_level, settings.log_format)
         raise typer.Exit(run_dev_up(settings, demo=demo))
+
+    @dev.command("ui-gateway", hidden=True)
+    def ui_gateway(
+        port: int = typer.Option(..., help="The public Web UI port to listen on (loopback)"),
+        ui_url: str = typer.Option(..., help="The real Temporal UI, on its private loopback port"),
+        api_url: str = typer.Option(..., help="Our API: checks tokens (/v1/whoami) and decodes (/codec)"),
+    ) -> None:
+        """The Web UI's login gateway, started by `dev up` (see api/ui_gateway.py)."""
+        import uvicorn
+
+        from api.ui_gateway import GatewayConfig, create_gateway
+
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        gateway = create_gateway(GatewayConfig(ui_url=ui_url, api_url=api_url))
+        # No access log: its lines would carry the UI's query strings, which people type case searches into.
+        uvicorn.run(gateway, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
     app.add_typer(dev, name="dev")

@@ -52,7 +52,7 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "sim caseworkers": (["--token", "test-token"], TEMPORAL),
 }
 # Commands that reach no service of ours: local work, or starting the services themselves.
-LOCAL = {"prescreen", "dev up", "staff add"}
+LOCAL = {"prescreen", "dev up", "dev ui-gateway", "staff add"}
 
 
 def command_paths(group: Any = None, prefix: str = "") -> Iterator[str]:

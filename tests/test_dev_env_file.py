@@ -12,7 +12,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from cli.dev import DevStack, without_own_addresses
+from cli.dev import CODEC_AUTH, HOW_TO_GET_A_TOKEN, DevStack, without_own_addresses
 from runtime.config import Settings
 from runtime.embedded import venv_binary
 
@@ -25,7 +25,6 @@ def _stack(tmp_path: Path, **settings: object) -> DevStack:
         "SAGSFLOW_DATA_DIR": str(data),
         "TEMPORAL_ADDRESS": "temporal.example:7233",
         "DATABASE_URL": "postgresql://u:p@db.example/sagsflow",
-        "ops_token": "tok'en $HOME",
         "api_port": 18000,
     }
     base.update(settings)
@@ -57,9 +56,14 @@ def test_env_file_is_private_quoted_and_complete(tmp_path: Path) -> None:
     assert env["DATABASE_URL"] == "postgresql://u:p@db.example/sagsflow"
     assert env["SAGSFLOW_DATA_DIR"] == str(stack.data_dir) and Path(env["SAGSFLOW_DATA_DIR"]).is_absolute()
     assert env["SAGSFLOW_API"] == "http://127.0.0.1:18000"
-    assert env["OPS_TOKEN"] == "tok'en $HOME"
     assert env["TEMPORAL_CODEC_ENDPOINT"] == "http://127.0.0.1:18000/codec"
-    assert env["TEMPORAL_CODEC_AUTH"] == "Bearer tok'en $HOME"
+    # No token for people: a shared one would make every read anonymous. The person mints their own and sets the
+    # codec's auth from it, as the banner says.
+    assert "OPS_TOKEN" not in env and "TEMPORAL_CODEC_AUTH" not in env
+    assert not any(v.startswith("eyJ") for v in env.values())
+    banner = stack.banner()
+    assert HOW_TO_GET_A_TOKEN in banner and CODEC_AUTH in banner
+    assert "token       :" not in banner
     assert env["KOMMUNE_KODE"] == "147" and env["KOMMUNE_KEY"] == "sfk.abc.d'e f"
     assert env["SAGSFLOW_API_PORT"] == "18000"
     assert env["SAGSFLOW_DEV_EMBEDDED"] == ""  # nothing embedded: both servers were given by address

@@ -39,11 +39,16 @@ def test_dev_up_starts_refuses_second_and_stops(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{ports['TEMPORAL_UI_PORT']}" in banner
         assert f"127.0.0.1:{ports['POSTGRES_PORT']}" in banner
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 3  # postgres, temporal, api
+        assert len(children) >= 4  # postgres, temporal, api, the Web UI's gateway
 
         health = httpx.get(f"http://127.0.0.1:{ports['API_PORT']}/readyz", timeout=10).json()
         assert health == {"status": "ok", "database": "ok", "temporal": "ok"}
-        assert httpx.get(f"http://127.0.0.1:{ports['TEMPORAL_UI_PORT']}/", timeout=10).status_code == 200
+        # The Web UI's port is its login gateway: nothing of the UI without logging in.
+        ui = f"http://127.0.0.1:{ports['TEMPORAL_UI_PORT']}"
+        anonymous = httpx.get(f"{ui}/", timeout=10)
+        assert (anonymous.status_code, anonymous.headers["location"]) == (303, "/login?next=%2F")
+        assert httpx.get(f"{ui}/api/v1/settings", timeout=10).status_code == 401
+        assert httpx.get(f"{ui}/login", timeout=10).status_code == 200
 
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert second.returncode == 1

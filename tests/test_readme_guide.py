@@ -70,6 +70,9 @@ def test_guide_blocks_are_marked_and_start_by_sourcing_the_env_file() -> None:
     blocks = sh_blocks(guide_text())
     assert len(blocks) >= 15
     assert blocks[0].strip() == "source .sagsflow/env"
+    # Right after: the person gets a token of their own; the env file holds none.
+    assert "export TOKEN=$(sagsflow staff add " in blocks[1] and 'TEMPORAL_CODEC_AUTH="Bearer $TOKEN"' in blocks[1]
+    assert not any("OPS_TOKEN" in block for block in blocks)
     for block in blocks:
         # The guide runs on any machine with the venv: no jq.
         assert not re.search(r"\bjq\b", block), block
@@ -250,13 +253,21 @@ def _task(output: dict[str, Any]) -> dict[str, Any]:
 Check = Callable[[BlockRun, dict[str, str]], None]
 
 
+def check_whoami(run: BlockRun, ids: dict[str, str]) -> None:
+    (me,) = run.json_lines()
+    assert (me["kind"], me["actor"]) == ("staff", "staff:karin-sagsbehandler")
+    assert set(me["roles"]) == {"caseworker", "team-lead"}
+
+
 def check_ready(run: BlockRun, ids: dict[str, str]) -> None:
     assert _rows(run.stdout, "case-"), run.stdout
     # (W) CaseStatus is set on case workflows only: no task workflow shows up in a query for cases.
     assert not _rows(run.stdout, "task-"), run.stdout
     link = run.stdout.strip().splitlines()[-1]
     assert link.startswith("http://127.0.0.1:") and "query=CaseStatus" in link
-    assert httpx.get(link, timeout=30).status_code == 200
+    # The link opens the Web UI's login, which leads back to it.
+    opened = httpx.get(link, timeout=30)
+    assert opened.status_code == 303 and opened.headers["location"].startswith("/login?next=%2Fnamespaces%2F")
 
 
 def check_overdue(run: BlockRun, ids: dict[str, str]) -> None:
@@ -297,7 +308,7 @@ def check_read(run: BlockRun, ids: dict[str, str]) -> None:
 
 
 def check_decoded(run: BlockRun, ids: dict[str, str]) -> None:
-    # (C) the CLI decodes through the codec server with the env file's settings, no extra headers
+    # (C) the CLI decodes through the codec server with the env file's endpoint and the person's TEMPORAL_CODEC_AUTH
     assert ENCRYPTED not in run.stdout, run.stdout[-2000:]
     assert re.search(r"StaticSummary\s+\"", run.stdout), run.stdout
     assert f"input[0].case_id: {ids['case']}" in run.stdout
@@ -376,6 +387,7 @@ def check_move(run: BlockRun, ids: dict[str, str]) -> None:
 
 # Looked up by a command the block must run, in the order the guide runs them.
 CHECKS: list[tuple[str, Check]] = [
+    ("/v1/whoami", check_whoami),
     ("--query 'CaseStatus=\"ready_for_decision\"'", check_ready),
     ("SlaOverdue=true'", check_overdue),
     ('TaskStatus="delivered"\'', check_by_status),
@@ -411,14 +423,16 @@ def test_the_guide_runs_as_written(demo: Demo) -> None:
     assert values["TEMPORAL_ADDRESS"] == f"127.0.0.1:{demo.ports['TEMPORAL_PORT']}"
     assert values["SAGSFLOW_API"] == demo.api
     assert values["TEMPORAL_CODEC_ENDPOINT"] == f"{demo.api}/codec"
-    ops_token = (demo.cwd / ".sagsflow" / "ops-token").read_text().strip()
-    assert values["OPS_TOKEN"] == ops_token and values["TEMPORAL_CODEC_AUTH"] == f"Bearer {ops_token}"
+    # No person's token in the file or the banner: each person mints their own (the guide's second block).
+    assert "OPS_TOKEN" not in values and "TEMPORAL_CODEC_AUTH" not in values
+    assert "eyJ" not in env_file.read_text() and "eyJ" not in demo.banner
     assert values["DATABASE_URL"].endswith(f"@127.0.0.1:{demo.ports['POSTGRES_PORT']}/postgres")
     assert values["SAGSFLOW_DATA_DIR"] == str((demo.cwd / ".sagsflow").resolve())
     assert values["KOMMUNE_KODE"] == "147" and values["KOMMUNE_KEY"] in demo.banner
     assert values["SAGSFLOW_WEB_UI"] == f"http://127.0.0.1:{demo.ports['TEMPORAL_UI_PORT']}"
 
-    _wait_for_guide_data(demo)
+    _wait_for_guide_data(demo)  # the demo's load filed them under its own identity, from its environment
+    check_demo_tokens_stay_out_of_arguments(demo)
 
     blocks = sh_blocks(guide_text())
     runs, done = run_blocks(demo, blocks)
@@ -434,13 +448,31 @@ def test_the_guide_runs_as_written(demo: Demo) -> None:
         check(_one(runs, command), ids)
 
 
+def check_demo_tokens_stay_out_of_arguments(demo: Demo) -> None:
+    """The demo's load and caseworkers get their tokens in their environment (their owner's to read), never as
+    arguments (everyone's to read in `ps`), and no other process holds a token in its arguments."""
+    children = psutil.Process(demo.proc.pid).children(recursive=True)
+    by_command: dict[str, psutil.Process] = {}
+    for child in children:
+        args = child.cmdline()  # [python, .../sagsflow, sim, load, ...]: the script runs under its interpreter
+        if "sim" in args:
+            by_command[" ".join(args[args.index("sim") : args.index("sim") + 2])] = child
+    tokens = {name: by_command[name].environ()["SAGSFLOW_STAFF_TOKEN"] for name in ("sim load", "sim caseworkers")}
+    for child in children:
+        cmdline = " ".join(child.cmdline())
+        assert "eyJ" not in cmdline and "token" not in cmdline.lower(), cmdline
+        assert not any(token in cmdline for token in tokens.values())
+    assert "SAGSFLOW_STAFF_TOKEN" not in by_command["sim serve"].environ()
+
+
 def test_the_banner_commands_run(demo: Demo) -> None:
     _wait_for_guide_data(demo)  # at once when the guide's test ran first
     commands = [line.strip()[2:] for line in demo.banner.splitlines() if line.strip().startswith("$ ")]
-    assert commands[0] == "source .sagsflow/env" and len(commands) >= 4
+    assert commands[0] == "source .sagsflow/env" and len(commands) >= 6
+    assert commands[1].startswith("export TOKEN=$(sagsflow staff add ") and "TEMPORAL_CODEC_AUTH" in commands[2]
     runs, done = run_blocks(demo, commands)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    ready, overdue, inbox = runs[1], runs[2], runs[3]
+    ready, overdue, inbox = runs[3], runs[4], runs[5]
     assert 'KommuneKode="101"' in ready.block and _rows(ready.stdout, "case-")
     assert 'KommuneKode="147"' in overdue.block and _rows(overdue.stdout, "task-")
     (page,) = inbox.json_lines()

@@ -1,9 +1,10 @@
 """The codec server as `sagsflow api` serves it (`build_app(settings)`: real PostgreSQL, real Temporal, real HTTP),
-asked exactly as the Web UI 2.54 and the `temporal` CLI ask: a `{"payloads": [...]}` body and `X-Namespace`, the
-token in the path (the UI) or in `Authorization` (the CLI's `--codec-auth`). Nothing names the workflow.
+asked exactly as the Web UI 2.54 (through the dev stack's login gateway, which adds the person's token and purpose)
+and the `temporal` CLI ask: a `{"payloads": [...]}` body, `X-Namespace`, a person's token in `Authorization` (the
+CLI's `--codec-auth`) and, from the gateway, `X-Purpose`. Nothing names the workflow.
 
-Every decode is in the access log, attributed by each payload's own content; only the token holder decodes; a decode
-the log cannot record returns nothing.
+Every decode is in the access log under the person who asked and why, attributed by each payload's own content; only
+a person with a role that reads cases decodes; a decode the log cannot record returns nothing.
 """
 
 from __future__ import annotations
@@ -29,21 +30,21 @@ from api.limits import SMALL_BODY_BYTES
 from cli.api import build_app
 from domain.state import CaseState
 from eventlog.access import AccessLog, AccessRecord
-from eventlog.api_keys import ApiKeys, key_id_of
+from eventlog.api_keys import ApiKeys
 from eventlog.store import create_pool
 from runtime.config import Settings
 from runtime.crypto import KeyRing
 from runtime.httpserve import serve
+from runtime.identity import LOCAL_KEY_FILE, LocalIssuer, Role
 from runtime.temporal import EncryptionCodec, data_converter
 from tests.domain.factories import application
 from workflows.models import AppendRequest, CaseInput, DecisionRequest, KommuneMessage, TaskResult
 
-TOKEN = "ops-token-for-tests-0123456789"
 UI_PORT = 18233  # only named in CORS headers: nothing binds it
 UI = f"http://127.0.0.1:{UI_PORT}"
-AS_THE_UI = {"Content-Type": "application/json", "X-Namespace": "default"}
-AS_THE_CLI = {**AS_THE_UI, "Authorization": f"Bearer {TOKEN}"}
-UI_DECODE = f"/codec/t/{TOKEN}/decode?preserveStorageRefs=true"
+NO_AUTH = {"Content-Type": "application/json", "X-Namespace": "default"}
+UI_DECODE = "/codec/decode?preserveStorageRefs=true"
+UI_PURPOSE = "Forbereder afgørelse i Web UI"
 
 
 @dataclass
@@ -52,6 +53,14 @@ class Codec:
     url: str
     pool: asyncpg.Pool
     ring: KeyRing
+    issuer: LocalIssuer
+
+    def person(self, name: str, *roles: Role, purpose: str | None = None) -> dict[str, str]:
+        """Headers as a person's client sends them (the CLI states no purpose)."""
+        headers = {**NO_AUTH, "Authorization": f"Bearer {self.issuer.mint(name, roles)}"}
+        if purpose is not None:
+            headers["X-Purpose"] = purpose
+        return headers
 
     async def body(self, *values: Any) -> dict[str, Any]:
         """What the UI sends: payloads as the workers' data converter wrote them into the history."""
@@ -60,6 +69,11 @@ class Codec:
 
     async def log(self, **where: Any) -> list[AccessRecord]:
         return await AccessLog(self.pool).find(**where)
+
+
+def utf8(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """As the gateway sends them: UTF-8 bytes, so a Danish purpose arrives as itself."""
+    return [(k.encode(), v.encode()) for k, v in headers.items()]
 
 
 @pytest.fixture
@@ -71,13 +85,14 @@ async def codec(dev_env: WorkflowEnvironment, db_url: str, key_ring: KeyRing, tm
         DATABASE_URL=db_url,
         SAGSFLOW_DATA_DIR=tmp_path,
         codec_key_file=key_file,
-        ops_token=TOKEN,
         temporal_ui_port=UI_PORT,
     )
     pool = await create_pool(db_url, max_size=2)
+    # The API's own staff verifier (the embedded default's local issuer in the data dir) checks what this mints.
+    issuer = LocalIssuer(tmp_path / LOCAL_KEY_FILE)
     try:
         async with serve(build_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
-            yield Codec(http, url, pool, key_ring)
+            yield Codec(http, url, pool, key_ring, issuer)
     finally:
         await pool.close()
 
@@ -91,22 +106,27 @@ def plain(response: httpx.Response) -> list[bytes]:
     return [base64.b64decode(p["data"]) for p in response.json()["payloads"]]
 
 
-async def test_the_ui_and_the_cli_decode_and_each_read_is_logged_for_the_case_it_names(codec: Codec) -> None:
+async def test_the_ui_and_the_cli_decode_and_each_read_is_logged_for_the_person_and_the_case_it_names(
+    codec: Codec,
+) -> None:
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    karin = utf8(codec.person("Karin Sagsbehandler", "caseworker", purpose=UI_PURPOSE))
 
-    # The UI: one payload per request, the token in the path, no workflow id anywhere.
-    r = await codec.http.post(UI_DECODE, json=await codec.body(case_input(a)), headers=AS_THE_UI)
+    # The UI (through the gateway): one payload per request, the person's purpose, no workflow id anywhere.
+    r = await codec.http.post(UI_DECODE, json=await codec.body(case_input(a)), headers=karin)
     (decoded,) = plain(r)
-    assert b"150562-1234" in decoded  # the applicant, for the token holder
+    assert b"150562-1234" in decoded  # the applicant, for the person who may read it
     (read,) = await codec.log(case_id=a)
     assert (read.actor, read.purpose, read.what, read.namespace) == (
-        "codec-token",
-        "payload decode in the Temporal Web UI",
+        "staff:karin-sagsbehandler",
+        UI_PURPOSE,
         "1 payload naming this case",
         "default",
     )
 
-    # The CLI: a batch of one history's payloads. Each is attributed by what it names, never by its neighbours.
+    # The CLI: a batch of one history's payloads, no purpose stated. Each is attributed by what it names, never by
+    # its neighbours.
+    cli = codec.person("Lone Læser", "reader")
     message = KommuneMessage(task_id="t-1", case_id=b, kommune_kode="329", kind="task")
     task_result = TaskResult(outcome="completed", state=CaseState(case_id=a, version=3))  # names the case nested
     batch = await codec.body(
@@ -116,34 +136,29 @@ async def test_the_ui_and_the_cli_decode_and_each_read_is_logged_for_the_case_it
         "seniorpension case, kommune 329",  # a summary: names no case
         DecisionRequest(request_id="d-1", outcome="granted", decided_by="cw-1"),  # an update argument: neither
     )
-    r = await codec.http.post("/codec/decode", json=batch, headers=AS_THE_CLI)
+    r = await codec.http.post("/codec/decode", json=batch, headers=cli)
     assert len(plain(r)) == 5
-    cli_reads = [x for x in await codec.log(case_id=a) if x.purpose.startswith("payload decode through")]
-    assert [x.what for x in cli_reads] == ["2 payloads naming this case"]
+    cli_reads = [x for x in await codec.log(case_id=a) if x.actor == "staff:lone-laeser"]
+    assert [(x.purpose, x.what) for x in cli_reads] == [
+        ("payload decode through the codec API (e.g. temporal CLI)", "2 payloads naming this case")
+    ]
     assert [(x.case_id, x.what) for x in await codec.log(case_id=b)] == [(b, "1 payload naming this case")]
-    unattributed = [x for x in await codec.log(actor="codec-token") if x.case_id is None]
+    unattributed = [x for x in await codec.log(actor="staff:lone-laeser") if x.case_id is None]
     assert [(x.namespace, x.subject_id, x.what) for x in unattributed] == [
         ("default", None, "2 payloads naming no case (a summary, details or an argument)")
     ]
-
-    # A person's own ops token works for the CLI, and the log names the token, not a shared one.
-    own = await ApiKeys(codec.pool).create_ops_token(label="caseworker 17")
-    r = await codec.http.post(
-        "/codec/decode", json=await codec.body(case_input(b)), headers={**AS_THE_UI, "Authorization": f"Bearer {own}"}
-    )
-    plain(r)
-    assert (await codec.log(case_id=b))[-1].actor == key_id_of(own)
 
 
 async def test_a_case_id_that_is_not_one_of_ours_is_not_attributed_and_not_logged_as_such(codec: Codec) -> None:
     since = datetime.now(UTC)
     odd = {"case_id": "010357-1234", "nested": [{"case_id": "c-1"}, {"case_id": str(uuid.uuid4()).upper()}]}
-    r = await codec.http.post(UI_DECODE, json=await codec.body(odd), headers=AS_THE_UI)
+    as_the_ui = utf8(codec.person("Karin Sagsbehandler", "caseworker", purpose=UI_PURPOSE))
+    r = await codec.http.post(UI_DECODE, json=await codec.body(odd), headers=as_the_ui)
     assert len(plain(r)) == 1
     # JSON nested deeper than the parser goes still decodes (it names no case we can see), never a 500.
     deep = Payload(metadata={"encoding": b"json/plain"}, data=b"[" * 100_000 + b"]" * 100_000)
     body = json_format.MessageToDict(Payloads(payloads=await EncryptionCodec(codec.ring).encode([deep])))
-    assert len(plain(await codec.http.post(UI_DECODE, json=body, headers=AS_THE_UI))) == 1
+    assert len(plain(await codec.http.post(UI_DECODE, json=body, headers=as_the_ui))) == 1
     reads = await codec.log(since=since)
     assert [(x.case_id, x.subject_id, x.namespace) for x in reads] == [(None, None, "default")] * 2
     assert "010357" not in repr(reads)
@@ -152,37 +167,48 @@ async def test_a_case_id_that_is_not_one_of_ours_is_not_attributed_and_not_logge
 async def test_refusals_decode_nothing_and_log_nothing(codec: Codec, key_ring: KeyRing) -> None:
     since = datetime.now(UTC)
     body = await codec.body(case_input(str(uuid.uuid4())))
-    for path, headers in (
-        ("/codec/decode", AS_THE_UI),  # no token
-        ("/codec/decode", {**AS_THE_UI, "Authorization": "Bearer nope"}),
-        ("/codec/decode", {**AS_THE_UI, "Authorization": f"Basic {TOKEN}"}),
-        ("/codec/t/nope/decode", AS_THE_UI),
+    kommune_key = await ApiKeys(codec.pool).create_kommune_key("329")
+    for headers, status in (
+        (NO_AUTH, 401),
+        ({**NO_AUTH, "Authorization": "Bearer nope"}, 401),
+        # A token our issuer did not sign (e.g. a shared ops token) names no person: a decode must say who read.
+        ({**NO_AUTH, "Authorization": "Bearer ops-token-for-tests-0123456789"}, 401),
+        (codec.person("Karin Sagsbehandler", "caseworker") | {"Authorization": "Basic x"}, 401),
+        ({**NO_AUTH, "Authorization": f"Bearer {kommune_key}"}, 403),
+        (codec.person("Ida Intake", "intake"), 403),
+        (codec.person("Anne Auditor", "auditor"), 403),
+        (codec.person("Karin Sagsbehandler", "caseworker", purpose="for 010357-1234"), 400),
     ):
-        r = await codec.http.post(path, json=body, headers=headers)
-        assert r.status_code == 401, (path, r.text)
-        assert "150562" not in r.text
-    r = await codec.http.post(UI_DECODE, json=body, headers={**AS_THE_UI, "X-Namespace": "010357-1234"})
+        r = await codec.http.post("/codec/decode", json=body, headers=headers)
+        assert r.status_code == status, (headers, r.text)
+        assert "150562" not in r.text and "010357" not in r.text
+    # The old path-token routes are gone: a token in a URL ends up in logs and `ps`.
+    r = await codec.http.post("/codec/t/ops-token-for-tests-0123456789/decode", json=body, headers=NO_AUTH)
+    assert r.status_code in (404, 405)
+    karin = codec.person("Karin Sagsbehandler", "caseworker")
+    r = await codec.http.post(UI_DECODE, json=body, headers={**karin, "X-Namespace": "010357-1234"})
     assert r.status_code == 400
     assert r.json()["detail"] == "X-Namespace: this codec server serves namespace 'default' only"
-    r = await codec.http.post(UI_DECODE, content=b"{nope", headers=AS_THE_UI)
+    r = await codec.http.post(UI_DECODE, content=b"{nope", headers=karin)
     assert r.status_code == 400
     other = KeyRing.generate("someone-else")
     foreign = json_format.MessageToDict(Payloads(payloads=await data_converter(other).encode(["secret"])))
-    r = await codec.http.post(UI_DECODE, json=foreign, headers=AS_THE_UI)
+    r = await codec.http.post(UI_DECODE, json=foreign, headers=karin)
     assert r.status_code == 422
     # Payloads that were never encrypted reveal nothing: passed through, no record.
     clear = json_format.MessageToDict(
         Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=b'{"seq": 1}')])
     )
-    assert plain(await codec.http.post(UI_DECODE, json=clear, headers=AS_THE_UI)) == [b'{"seq": 1}']
+    assert plain(await codec.http.post(UI_DECODE, json=clear, headers=karin)) == [b'{"seq": 1}']
     assert await codec.log(since=since) == []
 
 
 async def test_a_decode_the_access_log_cannot_record_returns_nothing(codec: Codec) -> None:
     body = await codec.body(case_input(str(uuid.uuid4())))
+    karin = utf8(codec.person("Karin Sagsbehandler", "caseworker", purpose=UI_PURPOSE))
     await codec.pool.execute("ALTER TABLE access_log RENAME TO access_log_away")
     try:
-        r = await codec.http.post(UI_DECODE, json=body, headers=AS_THE_UI)
+        r = await codec.http.post(UI_DECODE, json=body, headers=karin)
     finally:
         await codec.pool.execute("ALTER TABLE access_log_away RENAME TO access_log")
     assert r.status_code == 503
@@ -201,10 +227,11 @@ async def test_cors_admits_the_web_ui_only(codec: Codec) -> None:
 
 async def test_encode_round_trips(codec: Codec) -> None:
     body = {"payloads": [{"metadata": {"encoding": base64.b64encode(b"json/plain").decode()}, "data": "Ingi"}]}
-    encoded = (await codec.http.post("/codec/encode", json=body, headers=AS_THE_CLI)).json()
+    as_the_cli = codec.person("Karin Sagsbehandler", "team-lead")
+    encoded = (await codec.http.post("/codec/encode", json=body, headers=as_the_cli)).json()
     assert base64.b64decode(encoded["payloads"][0]["metadata"]["encoding"]) == b"binary/encrypted"
-    assert (await codec.http.post("/codec/decode", json=encoded, headers=AS_THE_CLI)).json() == body
-    assert (await codec.http.post("/codec/encode", json=body, headers=AS_THE_UI)).status_code == 401
+    assert (await codec.http.post("/codec/decode", json=encoded, headers=as_the_cli)).json() == body
+    assert (await codec.http.post("/codec/encode", json=body, headers=NO_AUTH)).status_code == 401
 
 
 async def test_oversized_body_is_refused_before_it_is_read(codec: Codec) -> None:
@@ -213,7 +240,7 @@ async def test_oversized_body_is_refused_before_it_is_read(codec: Codec) -> None
     reader, writer = await asyncio.open_connection(target.hostname, target.port)
     writer.write(
         (
-            f"POST /codec/decode HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"POST /codec/decode HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {codec.issuer.mint('K', ['reader'])}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {SMALL_BODY_BYTES + 1}\r\n\r\n"
         ).encode()
     )

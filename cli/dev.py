@@ -33,6 +33,7 @@ from runtime.embedded import (
 from runtime.identity import LOCAL_KEY_FILE, LocalIssuer
 from runtime.logs import configure_logging, get_logger
 from sim import demo as demo_roles
+from sim.staff_token import STAFF_TOKEN_ENV
 from workflows.search_attributes import REGISTRATION
 
 log = get_logger(__name__)
@@ -47,12 +48,6 @@ ENV_FILE_NAME = "env"
 # The demo's own systems act as named identities of the local issuer. They run as long as the demo does, so their
 # tokens outlive a person's working-day token; they live only in those children's environment.
 DEMO_TOKEN_TTL = timedelta(days=365)
-# The environment variable the demo's load and caseworkers read their token from (never an argument: `ps` shows
-# every process's arguments to every user, its environment only to its owner).
-STAFF_TOKEN_ENV = "SAGSFLOW_STAFF_TOKEN"
-# What `sagsflow sim load` and `sim caseworkers` read today (cli/kommune.py); both are set to the same token until
-# those commands read STAFF_TOKEN_ENV.
-LEGACY_TOKEN_ENV = {"load": "SAGSFLOW_INTAKE_TOKEN", "caseworkers": "SAGSFLOW_OPS_TOKEN"}
 HOW_TO_GET_A_TOKEN = "export TOKEN=$(sagsflow staff add 'Karin Sagsbehandler' --role caseworker --role team-lead)"
 CODEC_AUTH = 'export TEMPORAL_CODEC_AUTH="Bearer $TOKEN"'
 
@@ -208,10 +203,8 @@ class DevStack:
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        # A token in the shell that started the stack belongs to that person, not to every child. (SAGSFLOW_OPS_TOKEN
-        # stays: it is the API's static token setting while that exists.)
-        for name in (STAFF_TOKEN_ENV, LEGACY_TOKEN_ENV["load"]):
-            env.pop(name, None)
+        # A token in the shell that started the stack belongs to that person, not to every child.
+        env.pop(STAFF_TOKEN_ENV, None)
         env.update(
             TEMPORAL_ADDRESS=self.temporal_address,
             DATABASE_URL=self.database_url,
@@ -234,8 +227,6 @@ class DevStack:
         env = self.child_env()
         if token is not None:
             env[STAFF_TOKEN_ENV] = token
-            if name in LEGACY_TOKEN_ENV:
-                env[LEGACY_TOKEN_ENV[name]] = token
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
                 [venv_binary("sagsflow"), *args],

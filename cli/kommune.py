@@ -291,7 +291,9 @@ def register(app: typer.Typer) -> None:
         compression: float = typer.Option(1.0, help="Model seconds per real second"),
         count: int | None = typer.Option(None, help="Stop after this many; default: until Ctrl-C"),
         seed: int = typer.Option(1),
-        intake_token: str | None = typer.Option(None, envvar="SAGSFLOW_INTAKE_TOKEN"),
+        token_file: Path | None = typer.Option(
+            None, "--token-file", help="The intake identity's token (default: SAGSFLOW_STAFF_TOKEN); never inline"
+        ),
         kommune_share: list[str] = typer.Option(
             [], "--kommune-share", help="KODE=SHARE: a fixed share of the applications for one kommune (repeatable)"
         ),
@@ -300,6 +302,7 @@ def register(app: typer.Typer) -> None:
         from sim.client import SagsflowApiClient
         from sim.load import ApplicationFactory, run_load
         from sim.population import PopulationSampler
+        from sim.staff_token import NoToken, staff_token
 
         settings = Settings()
         try:
@@ -310,7 +313,11 @@ def register(app: typer.Typer) -> None:
         async def go() -> None:
             base = services.api_url(settings, api_url)
             await services.require_api(base)
-            async with SagsflowApiClient(base, intake_token=intake_token) as client:
+            try:
+                token = staff_token(token_file)
+            except NoToken as exc:
+                raise _fail(f"sim load: {exc}") from None
+            async with SagsflowApiClient(base, intake_token=token) as client:
                 stats = await run_load(
                     client,
                     ApplicationFactory(seed, sampler),
@@ -334,12 +341,8 @@ def _register_caseworker(sim: typer.Typer) -> None:
     @sim.command("caseworkers")
     def sim_caseworkers(
         api_url: str | None = typer.Option(None, help="Our API; default http://<api_host>:<api_port>"),
-        token: str = typer.Option(
-            ...,
-            "--token",
-            envvar="SAGSFLOW_STAFF_TOKEN",
-            help="A caseworker's bearer token (`sagsflow staff add NAME --role caseworker`); prefer the variable,"
-            " as process arguments are visible to every user of the machine",
+        token_file: Path | None = typer.Option(
+            None, "--token-file", help="A caseworker's token (default: SAGSFLOW_STAFF_TOKEN); never inline"
         ),
         seed: int = typer.Option(1),
         interval: float = typer.Option(5.0, help="Seconds between rounds"),
@@ -350,6 +353,7 @@ def _register_caseworker(sim: typer.Typer) -> None:
         """Demo caseworkers: decide cases that are ready for decision, through the ops API."""
         from runtime.temporal import connect
         from sim.caseworker import run_caseworkers
+        from sim.staff_token import NoToken, staff_token
 
         settings = Settings()
         url = services.api_url(settings, api_url)
@@ -358,6 +362,10 @@ def _register_caseworker(sim: typer.Typer) -> None:
         async def main() -> None:
             client = await connect(settings)
             await services.require_api(url)
+            try:
+                token = staff_token(token_file)
+            except NoToken as exc:
+                raise _fail(f"sim caseworkers: {exc}") from None
             await run_caseworkers(
                 client,
                 url,

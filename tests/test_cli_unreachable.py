@@ -49,7 +49,7 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "sim keys": ([], PG),
     "sim serve": ([], API),
     "sim load": (["--count", "1"], API),
-    "sim caseworkers": (["--token", "test-token"], TEMPORAL),
+    "sim caseworkers": ([], TEMPORAL),
 }
 # Commands that reach no service of ours: local work, or starting the services themselves.
 LOCAL = {"prescreen", "dev up", "dev ui-gateway", "staff add"}

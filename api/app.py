@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -29,18 +26,6 @@ from runtime.logs import contains_cpr
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 # Kubernetes' default probe timeout is 1 s; answer before the probe itself gives up.
 READINESS_TIMEOUT = 0.8
-
-
-def load_or_create_token(path: Path) -> str:
-    """The dev stack's ops/codec token: generated once into the data dir, readable by its owner only."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token)
-    return token
 
 
 # Error types whose pydantic message quotes what was sent: a union's tag, a parser's "found `x`" (uuid), a

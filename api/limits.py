@@ -37,8 +37,6 @@ UPLOAD_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (("POST", re.compile(r"
 # Served to anyone: liveness, readiness, the scrape endpoint (figures, no personal data) and the API docs.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 PUBLIC_PREFIXES = ("/docs/",)
-# The dev server's Web UI cannot send headers, so its codec URL carries the token as a path segment.
-PATH_TOKEN = re.compile(r"/codec/t/([^/]+)/")
 
 
 def body_limit(method: str, path: str) -> int:
@@ -54,14 +52,6 @@ def is_public(method: str, path: str, headers: Headers) -> bool:
     if method == "OPTIONS" and "access-control-request-method" in headers:
         return True
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
-
-
-def authorization(path: str, headers: Headers) -> str | None:
-    """The credentials as an Authorization header value: the header itself, or a codec path token as a bearer."""
-    token = PATH_TOKEN.match(path)
-    if token is not None:
-        return f"Bearer {token.group(1)}"
-    return headers.get("authorization")
 
 
 def _has_body(headers: Headers) -> bool:
@@ -100,7 +90,7 @@ class InputLimits:
 
         if not is_public(method, path, headers):
             try:
-                principal = await resolve_principal(self.deps, authorization(path, headers))
+                principal = await resolve_principal(self.deps, headers.get("authorization"))
             except CallerUnknowable:
                 await _answer(send, 503, {"detail": "authentication is unavailable"}, close=pending)
                 return

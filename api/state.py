@@ -20,7 +20,6 @@ class ApiDeps:
     payload_ring: KeyRing
     # The static token the codec server still accepts until it takes staff identities (api/codec.py); no route of
     # the API accepts it, and `sagsflow api` sets none.
-    ops_token: str = ""
     ui_origins: list[str] = field(default_factory=list)
     # The Temporal namespace whose payloads the codec server decodes (the one the workers use).
     namespace: str = "default"

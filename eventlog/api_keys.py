@@ -107,11 +107,6 @@ class ApiKeys:
             raise AuthError(f"{kommune_kode!r} is not one of the 98 kommune codes")
         return await self._create("kommune", kode, label)
 
-    async def create_ops_token(self, *, label: str = "") -> str:
-        # Only the codec server still accepts these (api/codec.py, and its test) until it takes staff identities:
-        # no command issues one any more, and no API route accepts one.
-        return await self._create("ops", None, label)
-
     async def revoke(self, key_id: str) -> bool:
         """Revoke by key id (the middle part of a key). False if there is no such active key."""
         result: str = await self._pool.execute(

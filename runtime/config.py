@@ -144,8 +144,6 @@ class Settings(SagsflowSettings):
     # The worker's Prometheus endpoint (Temporal SDK metrics + append latency); 0 turns it off.
     worker_metrics_port: int = 9464
     worker_metrics_host: str = "127.0.0.1"
-    # Bearer token that the codec server and the ops API accept; unset → generated into the data dir.
-    ops_token: str | None = None
     # Staff sign in through an OpenID Connect provider: its issuer, the audience our API is, and its JWKS address.
     # Unset → the local issuer of the embedded default (`sagsflow staff add` mints tokens from a key in the data dir).
     oidc_issuer: str | None = None

@@ -70,7 +70,7 @@ async def test_oidc_tokens_are_verified_against_the_providers_jwks_over_http() -
 
 async def test_whoami_answers_with_the_person_a_token_names(tmp_path: Path) -> None:
     issuer = LocalIssuer(tmp_path / "key.pem")
-    deps = ApiDeps(client=None, database=None, payload_ring=KeyRing.generate(), ops_token="", staff_verifier=issuer)
+    deps = ApiDeps(client=None, database=None, payload_ring=KeyRing.generate(), staff_verifier=issuer)
     transport = httpx.ASGITransport(app=create_app(deps))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         token = issuer.mint("Revisor Rasmussen", ["auditor"])

@@ -31,7 +31,6 @@ from eventlog.store import create_pool
 from runtime.embedded import free_port, venv_binary
 from tests.api.conftest import fresh_database
 
-OPS_TOKEN = "limits-ops-token-0123456789abcdef"
 MiB = 1024 * 1024
 CHUNK = b"0" * MiB  # one buffer sent again and again: the test's own memory stays flat
 # What may be in flight before the server's refusal stops the sender: the kernel's socket buffers on both ends of
@@ -71,7 +70,6 @@ async def api(
             TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
             DATABASE_URL=db_url,
             SAGSFLOW_DATA_DIR=str(data_dir),
-            SAGSFLOW_OPS_TOKEN=OPS_TOKEN,
             SAGSFLOW_API_PORT=str(port),
             SAGSFLOW_LOG_LEVEL="WARNING",
             SAGSFLOW_ENV="development",

@@ -33,9 +33,6 @@ POISONS = (CPR_PLAIN, CPR_DASHED, NAME)
 # What must never appear in an answer: each poison, and the number in any of its written forms.
 FORBIDDEN = (CPR_PLAIN, CPR_DASHED, "010170 1234", "Sørensen", "S\\u00f8rensen", "Hansen")
 
-# Routes outside the OpenAPI document that take input all the same: the codec server's path-token form.
-UNDOCUMENTED = (("post", "/codec/t/{path_token}/decode"), ("post", "/codec/t/{path_token}/encode"))
-
 
 @dataclass(frozen=True)
 class Call:
@@ -145,9 +142,6 @@ def _calls(stack: Stack, doc: dict[str, Any], real: dict[str, str], poison: str)
         if method != "parameters"
     ]
     late: list[Call] = []
-    operations += [
-        (method, path, {"parameters": [{"name": "path_token", "in": "path"}]}) for method, path in UNDOCUMENTED
-    ]
     for method, path, op in operations:
         parameters = op.get("parameters", [])
         path_names = [p["name"] for p in parameters if p["in"] == "path"]

@@ -51,7 +51,7 @@ async def test_ready_while_both_answer_and_not_once_the_database_is_gone(
 
 
 async def test_not_ready_before_the_services_are_connected() -> None:
-    deps = ApiDeps(client=None, database=None, payload_ring=KeyRing.generate(), ops_token="")
+    deps = ApiDeps(client=None, database=None, payload_ring=KeyRing.generate())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(deps)), base_url="http://api") as http:
         ready = await http.get("/readyz")
         assert ready.status_code == 503

@@ -22,7 +22,7 @@ def _lines(logs: list[MutableMapping[str, Any]]) -> list[dict[str, Any]]:
 
 async def test_each_request_is_one_line_with_route_template_status_and_caller(tmp_path: Path) -> None:
     issuer = LocalIssuer(tmp_path / "key.pem")
-    deps = ApiDeps(client=None, database=None, payload_ring=KeyRing.generate(), ops_token="", staff_verifier=issuer)
+    deps = ApiDeps(client=None, database=None, payload_ring=KeyRing.generate(), staff_verifier=issuer)
     token = {"Authorization": f"Bearer {issuer.mint('Karin Sagsbehandler', ['caseworker'])}"}
     transport = httpx.ASGITransport(app=create_app(deps))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:

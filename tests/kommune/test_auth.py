@@ -1,4 +1,4 @@
-"""API keys and ops tokens: stored hashed, checked in constant time, revocable; and `sagsflow kommune add-key` as a
+"""Kommune API keys: stored hashed, checked in constant time, revocable; and `sagsflow kommune add-key` as a
 real process. How the API's routes take them over HTTP is tests/api/test_auth_routes.py, on the app as `sagsflow api`
 builds it."""
 
@@ -60,16 +60,6 @@ async def test_revoked_key_is_none(pool: asyncpg.Pool) -> None:
     assert await ApiKeys(pool).revoke(key_id)
     assert await ApiKeys(pool).kommune_of(key) is None
     assert not await ApiKeys(pool).revoke(key_id)  # already revoked
-
-
-async def test_ops_token_is_not_a_kommune_key(pool: asyncpg.Pool) -> None:
-    token = await ApiKeys(pool).create_ops_token(label="vagt")
-    assert token.startswith("sfo.")
-    assert await ApiKeys(pool).kommune_of(token) is None
-    principal = await ApiKeys(pool).authenticate(token)
-    assert principal is not None
-    assert principal.role == "ops"
-    assert principal.kommune_kode is None
 
 
 async def test_unknown_kommune_is_refused(pool: asyncpg.Pool) -> None:

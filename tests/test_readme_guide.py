@@ -328,6 +328,20 @@ def check_access_log(run: BlockRun, ids: dict[str, str]) -> None:
     assert entries and int(entries.group(1)) >= 2, run.stdout
 
 
+def check_auditor(run: BlockRun, ids: dict[str, str]) -> None:
+    (page,) = run.json_lines()
+    reads = page["reads"]
+    # Karin's read through the API with her purpose, and the auditor's own search, are in the answer.
+    assert any(
+        r["case_id"] == ids["case"]
+        and r["actor"] == "staff:karin-sagsbehandler"
+        and r["purpose"] == "Forbereder afgørelse"
+        for r in reads
+    ), reads
+    assert any(r["what"] == "access log search" and r["actor"] == "staff:revisor-rasmussen" for r in reads), reads
+    assert all(set(r) == {"at", "actor", "purpose", "what", "case_id", "namespace"} for r in reads), reads
+
+
 def check_report(run: BlockRun, ids: dict[str, str]) -> None:
     assert re.search(r"samarbejdsforum-quarterly-report: (created|updated)", run.stdout), run.stdout
     assert re.search(r"^reports-demo/\S+\.html$", run.stdout, flags=re.M), run.stdout
@@ -398,6 +412,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("temporal workflow show", check_decoded),
     ("/decision", check_decision),
     ("sagsflow access-log", check_access_log),
+    ("/v1/ops/access-log/search", check_auditor),
     ("sagsflow report quarterly", check_report),
     ("/v1/kommune/tasks?after=0", check_inbox),
     ("TASKS=$(", check_tasks),

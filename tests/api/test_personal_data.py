@@ -240,7 +240,7 @@ async def test_a_valid_application_with_unknown_keys_names_them_only_as_unknown(
         "application": {**application("461"), CPR_DASHED: 1},
         CPR_PLAIN: NAME,
     }
-    r = await stack.http.post("/v1/applications", json=body, headers=stack.ops_headers)
+    r = await stack.http.post("/v1/applications", json=body, headers=stack.intake_headers)
     assert r.status_code == 422, r.text
     assert not _leaks(r.text), r.text
     locs = sorted(tuple(e["loc"]) for e in r.json()["detail"])

@@ -61,6 +61,7 @@ PURPOSE = {"purpose": "test: role matrix"}
 
 ROWS = [
     Row("GET", "/healthz", "public"),
+    Row("GET", "/readyz", "public"),
     Row("GET", "/metrics", "public"),
     Row("GET", "/v1/whoami", "anyone"),
     Row(

@@ -409,7 +409,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("SlaDueAt <", check_due_before),
     ("/v1/ops/backlog", check_backlog),
     ("purpose=Forbereder afgørelse", check_read),
-    ("temporal workflow show", check_decoded),
+    ("WorkflowTaskScheduled", check_decoded),
     ("/decision", check_decision),
     ("sagsflow access-log", check_access_log),
     ("/v1/ops/access-log/search", check_auditor),

@@ -413,3 +413,17 @@ def test_nothing_in_deploy_swallows_a_failure() -> None:
         if path.is_file() and path.suffix in (".yaml", ".yml", ".sh", "") and swallowing.search(path.read_text())
     ]
     assert offenders == []
+
+
+def test_the_replay_gate_job_replays_with_the_payload_keys_only() -> None:
+    job = resource("Job", "sagsflow-replay-gate")
+    spec = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["image"].startswith(OUR_IMAGE)
+    assert container["args"][0] == "replay"
+    # One failed replay stops the rollout; a retry would replay the same histories.
+    assert job["spec"]["backoffLimit"] == 0
+    env = container_env(container)
+    assert env["SAGSFLOW_CODEC_KEY_FILE"].endswith("/codec-keys.json")
+    (keys,) = [v for v in spec["volumes"] if "secret" in v]
+    assert [item["key"] for item in keys["secret"]["items"]] == ["codec-keys.json"]

@@ -339,6 +339,11 @@ def test_the_build_context_leaves_out_the_venv_caches_state_and_keys() -> None:
     lines = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert sorted(DOCKERIGNORED - lines) == []
     assert not any(line.startswith("!") for line in lines), "a re-included path may carry keys into the image"
+    # And nothing the Dockerfile copies is left out of the context.
+    sources = {
+        src for instruction, args in dockerfile_instructions() if instruction == "COPY" for src in args.split()[:-1]
+    }
+    assert sources and sorted(sources & lines) == []
 
 
 # --- probes, resources, security context ----------------------------------------------------------------------------

@@ -17,7 +17,20 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from cli import api, dev, eventlog, forget, kommune, prescreen, report, schedules, simulate, staff, worker
+from cli import (
+    api,
+    dev,
+    eventlog,
+    forget,
+    kommune,
+    prescreen,
+    report,
+    schedules,
+    search_attributes,
+    simulate,
+    staff,
+    worker,
+)
 from cli.unreachable import unreachable_message
 from runtime.config import ProductionSettingsMissing, SettingFileMissing
 
@@ -53,7 +66,20 @@ app = typer.Typer(
     cls=SagsflowGroup,
 )
 
-COMMANDS = (api, dev, eventlog, forget, kommune, prescreen, report, schedules, simulate, staff, worker)
+COMMANDS = (
+    api,
+    dev,
+    eventlog,
+    forget,
+    kommune,
+    prescreen,
+    report,
+    schedules,
+    search_attributes,
+    simulate,
+    staff,
+    worker,
+)
 for command in COMMANDS:
     command.register(app)
 

@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from cli import api, dev, eventlog, forget, kommune, prescreen, report, schedules, simulate, staff, worker
+from cli import api, dev, eventlog, forget, kommune, prescreen, replay, report, schedules, simulate, staff, worker
 from cli.unreachable import unreachable_message
 from runtime.config import ProductionSettingsMissing, SettingFileMissing
 
@@ -53,7 +53,7 @@ app = typer.Typer(
     cls=SagsflowGroup,
 )
 
-COMMANDS = (api, dev, eventlog, forget, kommune, prescreen, report, schedules, simulate, staff, worker)
+COMMANDS = (api, dev, eventlog, forget, kommune, prescreen, replay, report, schedules, simulate, staff, worker)
 for command in COMMANDS:
     command.register(app)
 

@@ -46,6 +46,7 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "kommune rotate-secret": (["329"], PG),
     "report quarterly": (["2021Q1"], PG),
     "schedules apply": ([], TEMPORAL),
+    "replay": ([], TEMPORAL),
     "sim keys": ([], PG),
     "sim serve": ([], API),
     "sim load": (["--count", "1"], API),

@@ -227,3 +227,11 @@ async def test_the_most_recent_histories_on_the_cluster_replay(
     assert all(line.endswith(" 1 replayed, 0 failed") for line in lines), done
     done = await run([venv_binary("sagsflow"), "replay", "--query", f'WorkflowId="{case_id}"'], env, tmp_path)
     assert (done.code, done.out) == (0, "CaseWorkflow: 1 replayed, 0 failed\n"), done
+
+    # The gate as deploy/ runs it before a rollout: the saved histories, then the cluster's most recent.
+    gate = Path(__file__).resolve().parents[2] / "deploy" / "replay-gate.sh"
+    done = await run(["bash", str(gate)], {**env, "N": "1"}, tmp_path)
+    assert done.code == 0, done
+    assert "== saved histories" in done.out
+    assert f"CaseWorkflow: {len(list(HISTORY_DIR.glob('*.0.json')))} replayed, 0 failed" in done.out
+    assert "CaseWorkflow: 1 replayed, 0 failed" in done.out

@@ -20,11 +20,14 @@ detector on. (`cli/` cannot be imported here, so `sagsflow replay` in `cli/repla
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import functools
 import json
+import logging
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,8 @@ from temporalio.worker import Replayer
 
 from domain.kommuner import all_kommuner
 from runtime.crypto import KeyRing
-from runtime.temporal import data_converter, sandbox_runner
+from runtime.logs import mask_text
+from runtime.temporal import KEY_ID_META, data_converter, sandbox_runner
 from workflows.case import CaseWorkflow
 from workflows.common import FAILURE_TYPES
 from workflows.report import QuarterlyReportWorkflow
@@ -203,16 +207,41 @@ class ReplayReport:
 
 
 def _one_line(exc: BaseException) -> str:
+    """The failure as the report prints it. A non-determinism error describes commands and events, never payloads;
+    any other error's text could quote a decoded value (pydantic's `input_value=...`), so values are cut from it
+    and CPR-shaped numbers masked before it is printed."""
     text = f"{type(exc).__name__}: {exc}"
     # The core wraps the error in a Rust debug dump of the failure; its message is what says what differed.
     inner = _CORE_MESSAGE.search(text)
     if inner is not None:
         text = inner.group(1).replace('\\"', '"')
-    text = " ".join(text.split())
+    text = _INPUT_VALUE.sub("input_value=…,", text)
+    text = mask_text(" ".join(text.split()))
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
 
 
+_INPUT_VALUE = re.compile(r"input_value=.*?,(?= input_type=)")
 _CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+
+
+def unknown_keys(history: WorkflowHistory, ring: KeyRing) -> set[str]:
+    """The ids of keys the history's payloads are encrypted with that `ring` does not hold. Checked before the
+    replay: a payload that cannot be decoded fails inside the SDK, whose failure text says only "Encoded failure"."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            meta = node.get("metadata")
+            if isinstance(meta, dict) and KEY_ID_META in meta:
+                found.add(base64.b64decode(meta[KEY_ID_META]).decode(errors="replace"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(history.to_json_dict())
+    return found - set(ring.keys)
 
 
 def build_replayer(ring: KeyRing, workflows: Sequence[type] = WORKFLOWS) -> Replayer:
@@ -251,18 +280,39 @@ async def replay(
                 report.replayed[UNREADABLE] += 1
                 report.failures.append(Failure(source.name, UNREADABLE, source.problem or "no history"))
                 continue
+            missing = unknown_keys(source.history, ring)
+            if missing:
+                kind = workflow_type(source.history)
+                report.replayed[kind] += 1
+                keys = ", ".join(sorted(missing))
+                report.failures.append(Failure(source.name, kind, f"encrypted with key {keys}: not in the key ring"))
+                continue
             # The replayer gives back the history it ran; its run id (from the first event) finds the source.
             by_run[_key(source.history)] = source
             yield source.history
 
-    async with build_replayer(ring, workflows).workflow_replay_iterator(histories()) as results:
-        async for result in results:
-            source = by_run.pop(_key(result.history), Source(result.history.workflow_id))
-            kind = workflow_type(result.history)
-            report.replayed[kind] += 1
-            if result.replay_failure is not None:
-                report.failures.append(Failure(source.name, kind, _one_line(result.replay_failure)))
+    with _sdk_logs_quiet():
+        async with build_replayer(ring, workflows).workflow_replay_iterator(histories()) as results:
+            async for result in results:
+                source = by_run.pop(_key(result.history), Source(result.history.workflow_id))
+                kind = workflow_type(result.history)
+                report.replayed[kind] += 1
+                if result.replay_failure is not None:
+                    report.failures.append(Failure(source.name, kind, _one_line(result.replay_failure)))
     return report
+
+
+@contextlib.contextmanager
+def _sdk_logs_quiet() -> Iterator[None]:
+    """The SDK logs a failed activation with its traceback, whose exception text may quote a decoded payload; the
+    report names each failure once, cleaned (`_one_line`)."""
+    sdk = logging.getLogger("temporalio")
+    level = sdk.level
+    sdk.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        sdk.setLevel(level)
 
 
 def _key(history: WorkflowHistory) -> str:

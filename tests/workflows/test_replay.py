@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import pytest
+from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.state import CaseStatus
@@ -31,6 +33,7 @@ from workflows.case import CaseWorkflow
 from workflows.client import start_case
 from workflows.models import CaseInput, DecisionRequest, SubmitPartRequest, task_workflow_id
 from workflows.replay import WORKFLOWS, from_files, replay, workflow_names
+from workflows.replay import _one_line as one_line
 from workflows.task import OplysningTaskWorkflow
 
 SCENARIOS = (
@@ -90,6 +93,22 @@ async def test_a_change_without_a_patch_fails_the_replay_and_names_the_workflow(
         "CaseWorkflow: 1 replayed, 1 failed",
         f"FAILED CaseWorkflow {workflow_id} ({HAPPY_CASE}): {failure.message}",
     ]
+
+
+async def test_a_history_the_key_ring_cannot_decode_names_the_key() -> None:
+    report = await replay(from_files([HAPPY_CASE]), KeyRing.generate("production-7"))
+    (failure,) = report.failures
+    assert failure.message == "encrypted with key history-test-1: not in the key ring"
+
+
+def test_a_failure_is_printed_without_the_values_it_quotes() -> None:
+    # Any failure but a non-determinism error may carry a decoded payload's text (pydantic quotes its input).
+    with pytest.raises(ValidationError) as caught:
+        application(applicant="Karen Blixen, 010357-1234")
+    line = one_line(caught.value)
+    assert "Blixen" not in line
+    assert "010357" not in line
+    assert line.startswith("ValidationError: ")
 
 
 @dataclass(frozen=True)

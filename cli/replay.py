@@ -17,7 +17,9 @@ import typer
 from cli.schedules import exit_without_finalizing
 from runtime.config import get_settings
 from runtime.crypto import KeyRing, KeyRingError
-from workflows.replay import DEFAULT_LIMIT, ReplayReport, from_cluster, from_files, replay
+
+# Per workflow type; deploy/replay-gate.sh passes its own N (default the same).
+DEFAULT_LIMIT = 50
 
 
 def merged_ring(files: list[Path]) -> KeyRing:
@@ -66,10 +68,12 @@ def register(app: typer.Typer) -> None:
         """Replay workflow histories against this code; exit 1 if any would not replay (a non-deterministic change)."""
         settings = get_settings()
 
+        # Imported here: every `sagsflow` command would otherwise load the workflows and the replayer at start-up.
+        from runtime.temporal import connect
+        from runtime.temporal import key_ring as codec_key_ring
+        from workflows.replay import ReplayReport, from_cluster, from_files, replay
+
         async def run() -> ReplayReport:
-            # Imported here: the Temporal client and codec are not needed by the other commands' start-up.
-            from runtime.temporal import connect
-            from runtime.temporal import key_ring as codec_key_ring
 
             ring = merged_ring(key_ring) if key_ring else codec_key_ring(settings)
             if paths:

@@ -48,7 +48,6 @@ from workflows.task import OplysningTaskWorkflow
 
 # Every workflow the production worker registers (workers/worker.py: WORKFLOWS and the report in `serve`).
 WORKFLOWS: tuple[type, ...] = (CaseWorkflow, OplysningTaskWorkflow, QuarterlyReportWorkflow)
-DEFAULT_LIMIT = 50
 # A failure's message is printed on one line; a long stack of nested causes is cut here.
 MESSAGE_CHARS = 600
 # The report's "workflow type" of a file that holds no history we can read.
@@ -161,7 +160,7 @@ def cluster_query(workflow: str, query: str | None) -> str:
 async def from_cluster(
     client: Client,
     *,
-    limit: int | None = DEFAULT_LIMIT,
+    limit: int | None,
     query: str | None = None,
     workflows: Iterable[type] = WORKFLOWS,
 ) -> AsyncIterator[Source]:

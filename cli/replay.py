@@ -84,4 +84,5 @@ def register(app: typer.Typer) -> None:
         report = asyncio.run(run())
         for line in report.lines():
             typer.echo(line)
-        exit_without_finalizing(report.exit_code)
+        # Files named but no history among them is a mistake (a wrong directory), not a pass; an empty cluster is not.
+        exit_without_finalizing(1 if paths and not report.replayed else report.exit_code)

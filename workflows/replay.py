@@ -35,6 +35,7 @@ from typing import Any
 from google.protobuf.json_format import ParseError
 from temporalio.client import Client, WorkflowHistory
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from domain.kommuner import all_kommuner
@@ -170,7 +171,12 @@ async def from_cluster(
     for name in workflow_names(workflows):
         async for execution in client.list_workflows(cluster_query(name, query), limit=limit):
             handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-            history = await handle.fetch_history()
+            try:
+                history = await handle.fetch_history()
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+                continue  # removed by retention between the listing and the fetch: nothing left to run
             yield Source(f"{execution.id} (run {execution.run_id})", history)
 
 

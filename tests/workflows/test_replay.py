@@ -168,6 +168,11 @@ async def test_a_changed_history_fails_the_command_with_exit_1(tmp_path: Path) -
     assert f"FAILED CaseWorkflow {body['workflow_id']} ({changed}): [TMPRL1100]" in done.out
     assert "an_activity_of_old" in done.out
     assert "Traceback" not in done.out + done.err
+    # A directory without histories (a wrong path in the gate) is no pass.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = await run([venv_binary("sagsflow"), "replay", str(empty)], production_env(tmp_path, HISTORY_RING), tmp_path)
+    assert (done.code, done.out) == (1, "no histories found: nothing was replayed\n"), done
 
 
 async def finished_case(dev_env: WorkflowEnvironment, pool: asyncpg.Pool) -> tuple[str, str]:

@@ -4,13 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench fuzz venv clean
+.PHONY: demo test lint typecheck pytest bench fuzz venv lock clean
 
-$(STAMP): pyproject.toml
+# The runtime libraries exactly as the image installs them (requirements.lock), then the project and its dev tools:
+# the tests and the replay gate run on what production runs.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# After a dependency change in pyproject.toml (for a ranged one, `$(BIN)/pip install -U <name>` first): pin the
+# runtime closure into requirements.lock, then run the replay gate (tests/workflows/test_replay.py, and
+# deploy/replay-gate.sh against production histories) before deploying the new lock.
+lock: $(STAMP)
+	$(BIN)/python deploy/lock.py
 
 venv: $(STAMP)
 

@@ -47,6 +47,7 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "report quarterly": (["2021Q1"], PG),
     "schedules apply": ([], TEMPORAL),
     "search-attributes register": ([], TEMPORAL),
+    "replay": ([], TEMPORAL),
     "sim keys": ([], PG),
     "sim serve": ([], API),
     "sim load": (["--count", "1"], API),

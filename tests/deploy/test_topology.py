@@ -359,6 +359,19 @@ async def test_two_apis_and_two_workers_configured_as_compose_configures_them(to
     api1, api2 = topology.apis
     caseworker = topology.person("karin-sagsbehandler", "caseworker")
     async with httpx.AsyncClient(timeout=30) as http:
+
+        async def call(method: str, url: str, **kwargs: Any) -> httpx.Response:
+            """As a client system calls: a 503 means retry later, with the same idempotency key (here: while
+            Temporal hands the workflows the killed worker held to the other one)."""
+            answered: list[httpx.Response] = []
+
+            async def answers() -> bool:
+                answered[:] = [await http.request(method, url, **kwargs)]
+                return answered[0].status_code != 503
+
+            await eventually(answers, f"{method} {url} answered")
+            return answered[0]
+
         # Filed through API 1 by an intake system signed in at the provider.
         body = {"idempotency_key": f"topology-{uuid.uuid4().hex}", "application": application_json(KOMMUNE)}
         r = await http.post(f"{api1}/v1/applications", json=body, headers=topology.person("intake-system", "intake"))
@@ -406,7 +419,7 @@ async def test_two_apis_and_two_workers_configured_as_compose_configures_them(to
 
         # The kommune reads whom the task concerns through API 2: the event log's personal data, sealed by a
         # worker with the shared event-log key, opened by another process.
-        r = await http.get(f"{api2}/v1/kommune/tasks/{task_id}/citizen", headers=topology.kommune())
+        r = await call("GET", f"{api2}/v1/kommune/tasks/{task_id}/citizen", headers=topology.kommune())
         assert r.status_code == 200, r.text
         assert r.json()["cpr"] == CPR
 
@@ -419,17 +432,18 @@ async def test_two_apis_and_two_workers_configured_as_compose_configures_them(to
             "content_base64": base64.b64encode(PDF).decode(),
         }
         part = {"idempotency_key": "part-1", "final": False, "documents": [document]}
-        r = await http.post(f"{api1}/v1/kommune/tasks/{task_id}/submissions", json=part, headers=topology.kommune())
+        r = await call("POST", f"{api1}/v1/kommune/tasks/{task_id}/submissions", json=part, headers=topology.kommune())
         assert r.status_code == 200, r.text
         stored = r.json()["task"]["documents"]
         assert len(stored) == 1
-        r = await http.get(f"{api2}/v1/kommune/tasks/{task_id}", headers=topology.kommune())
+        r = await call("GET", f"{api2}/v1/kommune/tasks/{task_id}", headers=topology.kommune())
         assert r.json()["documents"] == stored
-        r = await http.post(f"{api2}/v1/kommune/tasks/{task_id}/submissions", json=part, headers=topology.kommune())
+        r = await call("POST", f"{api2}/v1/kommune/tasks/{task_id}/submissions", json=part, headers=topology.kommune())
         assert r.status_code == 200, r.text
         assert r.json()["task"]["documents"] == stored
         other = {**document, "content_base64": base64.b64encode(PDF + b" rettet").decode()}
-        r = await http.post(
+        r = await call(
+            "POST",
             f"{api2}/v1/kommune/tasks/{task_id}/submissions",
             json={**part, "documents": [other]},
             headers=topology.kommune(),
@@ -438,11 +452,11 @@ async def test_two_apis_and_two_workers_configured_as_compose_configures_them(to
 
         # Answered in full and decided through API 2; the surviving worker carries the case to its end.
         final = {"idempotency_key": "final-1", "final": True, "documents": []}
-        r = await http.post(f"{api2}/v1/kommune/tasks/{task_id}/submissions", json=final, headers=topology.kommune())
+        r = await call("POST", f"{api2}/v1/kommune/tasks/{task_id}/submissions", json=final, headers=topology.kommune())
         assert r.status_code == 200, r.text
         await eventually(lambda: case_in("ready_for_decision"), "the case ready for decision")
         decision = {"idempotency_key": "decision-1", "outcome": "granted"}
-        r = await http.post(f"{api2}/v1/ops/cases/{case_id}/decision", json=decision, headers=caseworker)
+        r = await call("POST", f"{api2}/v1/ops/cases/{case_id}/decision", json=decision, headers=caseworker)
         assert r.status_code == 200, r.text
         await eventually(lambda: case_in("closed"), "the case closed")
         history = await topology.temporal.get_workflow_handle(f"case-{case_id}").fetch_history()

@@ -39,6 +39,8 @@ from google.protobuf import json_format
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from cli.api import ui_origins
+from runtime.config import Settings
 from runtime.crypto import KeyRing, load_or_create_secret, subject_id_of_cpr
 from runtime.embedded import free_port, venv_binary
 from runtime.httpserve import serve
@@ -344,6 +346,14 @@ async def topology(pg_server_url: str, tmp_path: Path) -> AsyncIterator[Topology
         assert generated == [], f"{process.name} generated {generated} in production mode"
 
 
+def test_ui_origins_are_a_setting_with_the_dev_ui_as_default() -> None:
+    assert ui_origins(Settings(ui_origins=" https://temporal.example.dk/, http://127.0.0.1:8080")) == [
+        "https://temporal.example.dk",
+        "http://127.0.0.1:8080",
+    ]
+    assert ui_origins(Settings(temporal_ui_port=9233)) == ["http://127.0.0.1:9233", "http://localhost:9233"]
+
+
 def test_compose_gives_the_ui_and_the_api_one_provider_and_the_ui_origin() -> None:
     services = compose_services()
     api, ui = services["api"].environment, services["temporal-ui"].environment
@@ -498,6 +508,10 @@ async def test_two_apis_and_two_workers_configured_as_compose_configures_them(to
         assert r.headers["access-control-allow-origin"] == topology.ui_origin
         decoded = base64.b64decode(r.json()["payloads"][0]["data"])
         assert case_id.encode() in decoded
+        # The origin compose names replaced the dev default: the embedded stack's UI origin is not admitted here.
+        asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+        r = await http.options(f"{api2}/codec/decode", headers={"Origin": "http://127.0.0.1:8233", **asked})
+        assert "access-control-allow-origin" not in r.headers
 
     for process in [*topology.api_processes, survivor]:
         assert process.proc.returncode is None, f"{process.name} stopped:\n{process.output()[-3000:]}"

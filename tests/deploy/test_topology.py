@@ -201,9 +201,16 @@ class Topology:
     pepper: bytes
     kommune_key: str
     ui_origin: str
+    roles_claim: str
 
     def person(self, subject: str, *roles: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.idp.token(subject, roles)}"}
+        # The roles where compose tells the API to look for them (a dotted path for a nested claim).
+        *outer, last = self.roles_claim.split(".")
+        claim: dict[str, Any] = {last: list(roles)}
+        for name in reversed(outer):
+            claim = {name: claim}
+        token = self.idp.token(subject, () if outer else roles, extra=claim if outer else None)
+        return {"Authorization": f"Bearer {token}"}
 
     def kommune(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.kommune_key}"}
@@ -337,6 +344,7 @@ async def topology(pg_server_url: str, tmp_path: Path) -> AsyncIterator[Topology
                 pepper=pepper,
                 kommune_key=key,
                 ui_origin=origin(ui["TEMPORAL_AUTH_CALLBACK_URL"]),
+                roles_claim=api_service.environment.get("SAGSFLOW_OIDC_ROLES_CLAIM", "roles"),
             )
     finally:
         await asyncio.gather(*(stop(p) for p in processes))

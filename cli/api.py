@@ -20,7 +20,13 @@ def database_url(settings: Settings) -> str:
 
 
 def ui_origins(settings: Settings) -> list[str]:
-    return [f"http://127.0.0.1:{settings.temporal_ui_port}", f"http://localhost:{settings.temporal_ui_port}"]
+    """SAGSFLOW_UI_ORIGINS, or the dev stack's Web UI: a deployed UI has an origin of its own, and the browser
+    refuses its codec calls unless the API names that origin."""
+    configured = [origin.strip().rstrip("/") for origin in settings.ui_origins.split(",") if origin.strip()]
+    return configured or [
+        f"http://127.0.0.1:{settings.temporal_ui_port}",
+        f"http://localhost:{settings.temporal_ui_port}",
+    ]
 
 
 def build_app(settings: Settings) -> FastAPI:

@@ -140,6 +140,9 @@ class Settings(SagsflowSettings):
     postgres_port: int = 55432
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Origins whose pages may call the API from a browser (CORS), comma-separated: the Temporal Web UI calls our
+    # codec from the person's browser. Unset → the embedded default's Web UI on loopback (temporal_ui_port).
+    ui_origins: str = ""
     sim_port: int = 8100
     # The worker's Prometheus endpoint (Temporal SDK metrics + append latency); 0 turns it off.
     worker_metrics_port: int = 9464

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cli.unreachable import unreachable_message
 from runtime import services
 from runtime.config import get_settings
+from sim.simulation import NoSimulationKept, kept_simulation
+
+if TYPE_CHECKING:
+    from eventlog.figures import Backlog
 
 
 def register(app: typer.Typer) -> None:
@@ -20,15 +28,15 @@ def register(app: typer.Typer) -> None:
         quarter: str = typer.Argument(..., help="e.g. 2021Q1"),
         out: Path = typer.Option(Path("reports-out"), "--out", help="Folder for the HTML and CSV files"),
         position: int | None = typer.Option(None, "--position", help="Build at this event-log position"),
-        simulation: bool = typer.Option(
-            False, "--simulation", help="From the log the last `sagsflow simulate` kept, not DATABASE_URL's"
+        simulation: str | None = typer.Option(
+            None, "--simulation", help="From the log of this kept simulation run (`sagsflow simulate --list`)"
         ),
     ) -> None:
         """Write the quarterly HTML report (inline charts) and one CSV per table."""
         from reports.build import PositionBeyondLog, build_quarterly
         from reports.quarterly import parse_quarter
         from reports.render import QuarterlyReport, write_report
-        from sim.simulation import NoSimulationKept, kept_event_log, kept_simulation
+        from sim.simulation import kept_event_log
 
         try:
             q = parse_quarter(quarter)
@@ -42,9 +50,9 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
 
         async def build() -> QuarterlyReport:
-            if not simulation:
+            if simulation is None:
                 return await build_quarterly(services.database_url(settings), q, position=position)
-            async with kept_event_log(kept_simulation(settings.data_dir)) as dsn:
+            async with kept_event_log(_kept(settings.data_dir, simulation)) as dsn:
                 return await build_quarterly(dsn, q, position=position)
 
         try:
@@ -73,4 +81,90 @@ def register(app: typer.Typer) -> None:
             err=True,
         )
 
+    @report.command("backlog")
+    def backlog(
+        as_of: str | None = typer.Option(
+            None, "--as-of", help="The backlog as it stood at this instant (ISO 8601 with an offset); default now"
+        ),
+        simulation: str | None = typer.Option(
+            None, "--simulation", help="From the log of this kept simulation run (`sagsflow simulate --list`)"
+        ),
+        json_out: bool = typer.Option(False, "--json", help="One JSON object instead of tables"),
+    ) -> None:
+        """Open kommune tasks (and how many are overdue) and active cases per kommune and status, now or as of."""
+        from sim.simulation import kept_event_log
+
+        instant = _instant(as_of)
+        settings = get_settings()
+
+        async def read() -> Backlog:
+            if simulation is None:
+                return await backlog_of(services.database_url(settings), instant)
+            async with kept_event_log(_kept(settings.data_dir, simulation)) as dsn:
+                return await backlog_of(dsn, instant)
+
+        try:
+            figures = asyncio.run(read())
+        except NoSimulationKept as exc:
+            typer.echo(f"--simulation: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if json_out:
+            typer.echo(json.dumps(dataclasses.asdict(figures) | {"as_of": instant.isoformat() if instant else None}))
+            return
+        print_backlog(figures, instant)
+
     app.add_typer(report, name="report")
+
+
+def _kept(data_dir: Path, name: str) -> Path:
+    try:
+        return kept_simulation(data_dir, name)
+    except ValueError as exc:
+        typer.echo(f"--simulation: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(text.replace(" ", "+"))
+    except ValueError:
+        instant = None
+    if instant is None or instant.utcoffset() is None:
+        typer.echo("--as-of: expected an instant with an offset, e.g. 2021-03-31T23:59:59+02:00", err=True)
+        raise typer.Exit(2)
+    return instant
+
+
+async def backlog_of(dsn: str, at: datetime | None) -> Backlog:
+    """The backlog from a log's projections, brought up to date first (a kept simulation has none of its own)."""
+    from eventlog.projections import ProjectionRunner
+    from eventlog.stores import Stores
+
+    stores = await Stores.connect(dsn, max_size=2)
+    try:
+        await ProjectionRunner(stores.pool).catch_up()
+        return await stores.figures.backlog(at)
+    finally:
+        await stores.close()
+
+
+def print_backlog(figures: Backlog, at: datetime | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    when = f"as of {at.isoformat()}" if at else "now"
+    tasks = Table(title=f"Open kommune tasks, {when}")
+    for column in ("kommune", "status", "tasks", "overdue"):
+        tasks.add_column(column, justify="right" if column in ("tasks", "overdue") else "left")
+    for row in figures.tasks:
+        tasks.add_row(row.kommune_kode, row.status, str(row.tasks), str(row.overdue))
+    cases = Table(title=f"Active cases, {when}")
+    for column in ("kommune", "status", "cases"):
+        cases.add_column(column, justify="right" if column == "cases" else "left")
+    for case_row in figures.cases:
+        cases.add_row(case_row.kommune_kode, case_row.status, str(case_row.cases))
+    console = Console()
+    console.print(tasks)
+    console.print(cases)

@@ -3,9 +3,9 @@ workflows on the time-skipping test server, writing the real event log in busine
 sim/shards.py have the how; this module is the command and its output). A progress bar while it runs, a summary at
 the end; `--out DIR` also writes summary.json and the quarterly report of every quarter the run covers.
 
-The run writes into an embedded PostgreSQL of its own, kept under the data dir for `sagsflow report quarterly
---simulation` until the next run, never into DATABASE_URL: only an explicit `--database-url` writes elsewhere, and a
-database that holds events no simulation wrote is refused.
+The run writes into an embedded PostgreSQL of its own, kept under the data dir by run name (`--name`; `--list` shows
+the kept runs) for `sagsflow report quarterly|backlog --simulation NAME`, never into DATABASE_URL: only an explicit
+`--database-url` writes elsewhere, and a database that holds events no simulation wrote is refused.
 """
 
 from __future__ import annotations
@@ -15,14 +15,39 @@ import json
 import os
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from runtime import services
 from runtime.config import get_settings
 from sim.shards import quarters_covered, run_fast, run_simulation
-from sim.simulation import SimulationOptions, SimulationSummary, event_log, kept_simulation
+from sim.simulation import (
+    RUN_FILE,
+    SimulationOptions,
+    SimulationSummary,
+    default_run_name,
+    event_log,
+    kept_simulation,
+    kept_simulations,
+)
 from workers.worker import build_worker
+
+
+def print_runs(runs: list[tuple[str, dict[str, Any]]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not runs:
+        typer.echo("no simulation is kept: `sagsflow simulate` makes one")
+        return
+    table = Table(title="Kept simulations")
+    for column in ("name", "start", "weeks", "rate/week", "seed", "cases", "events"):
+        table.add_column(column, no_wrap=True)
+    for run_name, run in runs:
+        figures = [run.get(k) for k in ("start", "weeks", "rate_per_week", "seed", "cases_started", "events_written")]
+        table.add_row(run_name, *("-" if v is None else str(v) for v in figures))
+    Console().print(table)
 
 
 def print_summary(summary: SimulationSummary) -> None:
@@ -53,7 +78,7 @@ def print_summary(summary: SimulationSummary) -> None:
 
 
 async def _run_cli(
-    options: SimulationOptions, database_url: str | None, keep_in: Path, out: Path | None
+    options: SimulationOptions, database_url: str | None, keep_in: Path | None, out: Path | None
 ) -> SimulationSummary:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -68,7 +93,7 @@ async def _run_cli(
         def progress(days: float) -> None:
             bar.update(task, completed=days, week=days / 7)
 
-        async with event_log(database_url, keep_in=None if database_url else keep_in) as dsn:
+        async with event_log(database_url, keep_in=keep_in) as dsn:
             summary = await run_simulation(options, worker=build_worker, database_url=dsn, progress=progress)
             if out is not None:
                 from reports.build import build_and_write
@@ -95,8 +120,13 @@ def register(app: typer.Typer) -> None:
             None,
             "--database-url",
             help="Write into this database (it must hold no events but simulations'); default: an embedded"
-            " PostgreSQL kept in $SAGSFLOW_DATA_DIR/simulation for `sagsflow report quarterly --simulation`",
+            " PostgreSQL kept under $SAGSFLOW_DATA_DIR/simulations/NAME",
         ),
+        name: str | None = typer.Option(
+            None, "--name", help="The kept run's name (default <start>-<weeks>w-seed<seed>), for --simulation NAME"
+        ),
+        replace: bool = typer.Option(False, "--replace", help="Replace a kept run of the same name"),
+        list_runs: bool = typer.Option(False, "--list", help="List the kept runs and stop"),
         out: Path | None = typer.Option(None, "--out", help="Write summary.json and the quarterly reports here"),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object"),
         shards: int = typer.Option(
@@ -112,6 +142,10 @@ def register(app: typer.Typer) -> None:
         os.environ["SAGSFLOW_ENV"] = "development"
         get_settings.cache_clear()
         configure_logging("WARNING", get_settings().log_format)
+        data_dir = get_settings().data_dir
+        if list_runs:
+            print_runs(kept_simulations(data_dir))
+            return
         try:
             options = SimulationOptions(
                 start=date.fromordinal(start.toordinal()),
@@ -124,20 +158,37 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
+        run_name = name or default_run_name(options)
+        keep_in: Path | None = None
         if database_url is not None:
             services.database_url(get_settings(), explicit=database_url)  # an unreachable one is named as given
+        else:
+            try:
+                keep_in = kept_simulation(data_dir, run_name)
+            except ValueError as exc:
+                typer.echo(f"--name: {exc}", err=True)
+                raise typer.Exit(2) from None
+            if keep_in.exists() and not replace:
+                typer.echo(
+                    f"simulate: a run named {run_name!r} is kept already ({keep_in}): choose another --name, or"
+                    " --replace it",
+                    err=True,
+                )
+                raise typer.Exit(1)
         try:
-            summary = run_fast(_run_cli(options, database_url, kept_simulation(get_settings().data_dir), out))
+            summary = run_fast(_run_cli(options, database_url, keep_in, out))
         except ValueError as exc:
             typer.echo(f"simulate: {exc}", err=True)
             raise typer.Exit(1) from None
+        if keep_in is not None:
+            (keep_in / RUN_FILE).write_text(json.dumps({"name": run_name, **summary.as_dict()}, indent=1) + "\n")
         if json_out:
             typer.echo(json.dumps(summary.as_dict()))
             return
         print_summary(summary)
-        if database_url is None:
-            first, kept = quarters_covered(options)[0], kept_simulation(get_settings().data_dir)
+        if keep_in is not None:
+            first = quarters_covered(options)[0]
             typer.echo(
-                f"The simulated log is kept in {kept} until the next `sagsflow simulate`;"
-                f" its quarterly report: sagsflow report quarterly {first} --simulation"
+                f"Kept as {run_name!r} in {keep_in}. Its quarterly report: sagsflow report quarterly {first}"
+                f" --simulation {run_name}; its backlog: sagsflow report backlog --simulation {run_name}"
             )

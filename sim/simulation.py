@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -161,16 +163,42 @@ class NoSimulationKept(Exception):
     pass
 
 
-def kept_simulation(data_dir: Path) -> Path:
-    """Where `sagsflow simulate` keeps its embedded event log for reports afterwards."""
-    return data_dir / "simulation"
+SIMULATIONS_DIR = "simulations"
+RUN_FILE = "run.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def default_run_name(options: SimulationOptions) -> str:
+    return f"{options.start.isoformat()}-{options.weeks}w-seed{options.seed}"
+
+
+def kept_simulation(data_dir: Path, name: str) -> Path:
+    """Where `sagsflow simulate --name NAME` keeps its embedded event log for reports afterwards."""
+    if not _NAME.match(name):
+        raise ValueError(f"{name!r} is not a simulation name: letters, digits, '.', '_' and '-', at most 64")
+    return data_dir / SIMULATIONS_DIR / name
+
+
+def kept_simulations(data_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every kept run with what its run file says (an interrupted run says nothing), by name."""
+    root = data_dir / SIMULATIONS_DIR
+    if not root.is_dir():
+        return []
+    runs = []
+    for folder in sorted(p for p in root.iterdir() if (p / "pg" / "PG_VERSION").exists()):
+        run_file = folder / RUN_FILE
+        runs.append((folder.name, json.loads(run_file.read_text()) if run_file.exists() else {}))
+    return runs
 
 
 @contextlib.asynccontextmanager
 async def kept_event_log(keep_in: Path) -> AsyncIterator[str]:
-    """The simulation kept in `keep_in` by the last `sagsflow simulate`, served for the length of the block."""
+    """A simulation kept by `sagsflow simulate`, served for the length of the block."""
     if not (keep_in / "pg" / "PG_VERSION").exists():
-        raise NoSimulationKept(f"no simulation is kept in {keep_in}: run `sagsflow simulate` first")
+        raise NoSimulationKept(
+            f"no simulation {keep_in.name!r} is kept in {keep_in.parent}: `sagsflow simulate --list` shows the kept"
+            " runs, `sagsflow simulate --name NAME` makes one"
+        )
     server = EmbeddedPostgres(keep_in / "pg", free_port(), log_file=keep_in / "postgres.log")
     try:
         await asyncio.to_thread(server.start)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import typer
 
 from cli.main import app
 from runtime.embedded import free_port, venv_binary
+from tests.processes import Run, run_process
 
 CASE = "case-0b7c3f52-1d7e-4b8a-9c41-2f6e5d4a3b21"
 PG = ("PostgreSQL", "DATABASE_URL")
@@ -72,31 +72,8 @@ def test_every_command_is_either_checked_here_or_local() -> None:
     assert set(command_paths()) == set(NEEDS) | LOCAL
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-
 async def sagsflow(args: list[str], env: dict[str, str], cwd: Path) -> Run:
-    proc = await asyncio.create_subprocess_exec(
-        venv_binary("sagsflow"),
-        *args,
-        env=env,
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=180)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"sagsflow {' '.join(args)} did not give up") from None
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    return await run_process([venv_binary("sagsflow"), *args], env, cwd, limit=180)
 
 
 def closed_env(tmp_path: Path, **overrides: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from domain.state import CaseStatus
 from runtime.crypto import KeyRing
 from runtime.embedded import venv_binary
 from tests.doubles import FakeDigitalPost, FakeKommuneChannel
+from tests.processes import Run, run_process
 from tests.workflows.changed_workflow import UnpatchedCaseWorkflow
 from tests.workflows.conftest import HISTORY_DIR, HISTORY_RING, application, eventually, utc
 from workers.worker import build_worker
@@ -111,30 +111,8 @@ def test_a_failure_is_printed_without_the_values_it_quotes() -> None:
     assert line.startswith("ValidationError: ")
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-
 async def run(args: list[str], env: dict[str, str], cwd: Path) -> Run:
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        env=env,
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"{args} did not finish") from None
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    return await run_process(args, env, cwd)
 
 
 def production_env(tmp_path: Path, ring: KeyRing, address: str = "") -> dict[str, str]:

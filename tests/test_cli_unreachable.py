@@ -45,6 +45,7 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "kommune channels": ([], PG),
     "kommune rotate-secret": (["329"], PG),
     "report quarterly": (["2021Q1"], PG),
+    "report backlog": ([], PG),
     "schedules apply": ([], TEMPORAL),
     "search-attributes register": ([], TEMPORAL),
     "replay": ([], TEMPORAL),

@@ -455,13 +455,20 @@ class Forecast:
         }
 
 
-@dataclass
 class _Case:
-    kommune: str
-    task_kommune: str | None
-    requested_at: datetime | None
-    deadline_at: datetime | None
-    ready: bool
+    """One open case in a run. Times are in weeks since the forecast's start (negative: before it), so that the
+    inner loop does float arithmetic, not datetime arithmetic."""
+
+    __slots__ = ("deadline", "kommune", "ready", "requested", "task_kommune")
+
+    def __init__(self, kommune: str, task_kommune: str | None, requested: float, deadline: float, ready: bool) -> None:
+        self.kommune, self.task_kommune, self.requested, self.deadline, self.ready = (
+            kommune,
+            task_kommune,
+            requested,
+            deadline,
+            ready,
+        )
 
 
 @dataclass
@@ -533,10 +540,17 @@ def forecast(
         raise ValueError("runs must be at least 1")
     rng = random.Random(seed)
     steps = _steps(snap.as_of, to)
+    ends = [_weeks(end - snap.as_of) for end, _ in steps]
     policy = POLICIES[params.policy_id]
     # Deadlines of tasks the simulation requests at each step's end, without and with the typical extension: the
     # calendar arithmetic is done once here, not per run.
-    new_deadlines = [(_deadline(policy, end, 0), _deadline(policy, end, params.extension_days)) for end, _ in steps]
+    new_deadlines = [
+        (
+            _weeks(_deadline(policy, end, 0) - snap.as_of),
+            _weeks(_deadline(policy, end, params.extension_days) - snap.as_of),
+        )
+        for end, _ in steps
+    ]
     kommuner = sorted(params.kommune_shares)
     cumulative: list[float] = []
     acc = 0.0
@@ -544,42 +558,57 @@ def forecast(
         acc += params.kommune_shares[k]
         cumulative.append(acc)
     places = sorted({c.kommune_kode for c in snap.cases} | set(kommuner) | set(FORUM_KOMMUNER))
-    hazard = {k: params.answer.get(k, params.national) for k in places}
-    speed = {k: what_if.speed_of(k) for k in places}
+    # Each kommune's weekly answer probability by age, at its what-if speed, for a whole week's step.
+    week_hazard = {
+        k: [_scaled(params.answer.get(k, params.national).at(a), what_if.speed_of(k)) for a in range(AGE_WEEKS)]
+        for k in places
+    }
     caseworker = _scaled(params.caseworker_weekly, what_if.decision_capacity)
+    intake = params.intake_per_week * what_if.intake
+    last_age = AGE_WEEKS - 1
+
+    def start_cases() -> list[_Case]:
+        return [
+            _Case(
+                c.kommune_kode,
+                c.task_kommune,
+                _weeks(c.task_requested_at - snap.as_of) if c.task_requested_at else 0.0,
+                _weeks(c.task_deadline_at - snap.as_of) if c.task_deadline_at else math.inf,
+                c.ready_since is not None,
+            )
+            for c in snap.cases
+        ]
 
     path_samples: list[list[_Tally]] = [[] for _ in steps]
     final: list[dict[str, _Tally]] = []
     for _ in range(runs):
-        cases = [
-            _Case(c.kommune_kode, c.task_kommune, c.task_requested_at, c.task_deadline_at, c.ready_since is not None)
-            for c in snap.cases
-        ]
+        cases = start_cases()
         decided: dict[str, int] = {}
 
         def new_task(case: _Case, kommune: str, step: int) -> None:
-            case.task_kommune, case.requested_at, case.ready = kommune, steps[step][0], False
-            extended = rng.random() < params.extension_share
-            case.deadline_at = new_deadlines[step][1 if extended else 0]
+            case.task_kommune, case.requested, case.ready = kommune, ends[step], False
+            case.deadline = new_deadlines[step][1 if rng.random() < params.extension_share else 0]
 
         def draw_kommune() -> str:
             return kommuner[min(_bisect(cumulative, rng.random() * acc), len(kommuner) - 1)]
 
-        for i, (end, weeks) in enumerate(steps):
+        begin = 0.0
+        for i, weeks in enumerate(ends[j] - (ends[j - 1] if j else 0.0) for j in range(len(ends))):
+            whole = abs(weeks - 1.0) < 1e-9
+            acting = caseworker if whole else _scaled(caseworker, weeks)
             survivors: list[_Case] = []
             for case in cases:
-                if case.task_kommune is not None and case.requested_at is not None:
-                    age = int(_weeks(end - weeks * WEEK - case.requested_at))  # at the step's start
-                    p = _scaled(hazard[case.task_kommune].at(age), weeks * speed[case.task_kommune])
-                    if rng.random() < p:
-                        if rng.random() < params.return_share and kommuner:
+                if case.task_kommune is not None:
+                    age = int(begin - case.requested)
+                    p = week_hazard[case.task_kommune][age if age < last_age else last_age]
+                    if rng.random() < (p if whole else _scaled(p, weeks)):
+                        if kommuner and rng.random() < params.return_share:
                             case.kommune = draw_kommune()
                             new_task(case, case.kommune, i)
                         else:
-                            case.task_kommune = case.requested_at = case.deadline_at = None
-                            case.ready = True
+                            case.task_kommune, case.deadline, case.ready = None, math.inf, True
                 elif case.ready:
-                    if rng.random() < _scaled(caseworker, weeks):
+                    if rng.random() < acting:
                         if rng.random() < params.supplementary_share:
                             new_task(case, case.kommune, i)
                         else:
@@ -592,19 +621,22 @@ def forecast(
                     new_task(case, case.kommune, i)
                 survivors.append(case)
             if kommuner:
-                for _ in range(_poisson(rng, params.intake_per_week * weeks * what_if.intake)):
+                for _ in range(_poisson(rng, intake * weeks)):
                     kommune = draw_kommune()
                     if rng.random() < params.formal_rejection_share:
                         decided[kommune] = decided.get(kommune, 0) + 1
                         continue
-                    case = _Case(kommune, None, None, None, False)
+                    case = _Case(kommune, None, 0.0, math.inf, False)
                     new_task(case, kommune, i)
                     survivors.append(case)
             cases = survivors
-            tallies = _tally(cases, decided, end)
-            path_samples[i].append(tallies[""])
+            begin = ends[i]
             if i == len(steps) - 1:
+                tallies = _tally(cases, decided, begin)
                 final.append(tallies)
+                path_samples[i].append(tallies[""])
+            else:
+                path_samples[i].append(_total(cases, decided, begin))
 
     def figures(samples: Sequence[_Tally]) -> Figures:
         return Figures(
@@ -615,14 +647,7 @@ def forecast(
             decisions=band([t.decisions for t in samples]),
         )
 
-    start = _tally(
-        [
-            _Case(c.kommune_kode, c.task_kommune, c.task_requested_at, c.task_deadline_at, c.ready_since is not None)
-            for c in snap.cases
-        ],
-        {},
-        snap.as_of,
-    )[""]
+    start = _total(start_cases(), {}, 0.0)
     return Forecast(
         as_of=snap.as_of,
         to=to,
@@ -652,21 +677,29 @@ def _bisect(cumulative: Sequence[float], x: float) -> int:
     return lo
 
 
-def _tally(cases: Sequence[_Case], decided: dict[str, int], at: datetime) -> dict[str, _Tally]:
+def _total(cases: Sequence[_Case], decided: dict[str, int], at: float) -> _Tally:
+    waiting = overdue = 0
+    for case in cases:
+        if case.task_kommune is not None:
+            waiting += 1
+            # Overdue as the backlog counts it: open at or past the deadline in force (OplysningOverdue is due then).
+            overdue += case.deadline <= at
+    return _Tally(len(cases), waiting, overdue, sum(decided.values()))
+
+
+def _tally(cases: Sequence[_Case], decided: dict[str, int], at: float) -> dict[str, _Tally]:
     """Totals ("" key) and per kommune: a case counts for the kommune it is in; an overdue task for the kommune it
     waits on."""
-    out: dict[str, _Tally] = {"": _Tally(decisions=sum(decided.values()))}
+    out: dict[str, _Tally] = {"": _total(cases, decided, at)}
     for kommune, n in decided.items():
         out.setdefault(kommune, _Tally()).decisions = n
     for case in cases:
-        for key in ("", case.kommune):
-            t = out.setdefault(key, _Tally())
-            t.open_cases += 1
-            if case.task_kommune is not None:
-                t.waiting += 1
-        if case.task_kommune is not None and case.deadline_at is not None and case.deadline_at <= at:
-            out[""].overdue += 1
-            out.setdefault(case.task_kommune, _Tally()).overdue += 1
+        t = out.setdefault(case.kommune, _Tally())
+        t.open_cases += 1
+        if case.task_kommune is not None:
+            t.waiting += 1
+            if case.deadline <= at:
+                out.setdefault(case.task_kommune, _Tally()).overdue += 1
     return out
 
 

@@ -242,7 +242,8 @@ def estimate(states: Sequence[CaseState], as_of: datetime) -> Parameters:
     by_kommune: dict[str, float] = {}
     for s in states:
         if s.received_at and s.received_at > window and s.kommune_kode:
-            by_kommune[s.kommune_kode] = by_kommune.get(s.kommune_kode, 0) + 1
+            kode = _receiving_kommune(s)
+            by_kommune[kode] = by_kommune.get(kode, 0) + 1
     total = sum(by_kommune.values())
     shares = {k: v / total for k, v in sorted(by_kommune.items())} if total else {}
 
@@ -306,6 +307,15 @@ def estimate(states: Sequence[CaseState], as_of: datetime) -> Parameters:
         questions_per_task=_share(questions, tasks_seen),
         policy_id=latest_policy[1] if latest_policy and latest_policy[1] in POLICIES else DEFAULT_POLICY_ID,
     )
+
+
+def _receiving_kommune(s: CaseState) -> str:
+    """Where the application arrived: a case returned or moved since then has another kommune now, but new cases
+    arrive where applications do (the first task went there)."""
+    first = min(s.tasks.values(), key=lambda t: t.requested_at, default=None)
+    kode = first.kommune_kode if first is not None else s.kommune_kode
+    assert kode is not None
+    return kode
 
 
 def _ready_spells(s: CaseState, as_of: datetime) -> list[tuple[datetime, datetime, str]]:

@@ -139,6 +139,7 @@ def print_forecast(results: list[Forecast], data: ForecastInput) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from domain.calendar import local_date
     from domain.forecast import FIGURES
     from domain.kommuner import FORUM_KOMMUNER
 
@@ -179,6 +180,6 @@ def print_forecast(results: list[Forecast], data: ForecastInput) -> None:
             path.add_column(f"{name.replace('_', ' ')} [{result.what_if.label}]", justify="right")
     for i, (at, _) in enumerate(base.path):
         path.add_row(
-            at.date().isoformat(), *(_cell(r.path[i][1], n) for r in results for n in ("waiting", "waiting_share"))
+            local_date(at).isoformat(), *(_cell(r.path[i][1], n) for r in results for n in ("waiting", "waiting_share"))
         )
     console.print(path)

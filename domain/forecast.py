@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from domain.calendar import Duration, Unit, local_date, start_of_day
 from domain.events import RequestReason, Verdict
-from domain.kommuner import FORUM_KOMMUNER
+from domain.kommuner import FORUM_KOMMUNER, is_kommune
 from domain.sla import DEFAULT_POLICY_ID, POLICIES, SlaPolicy
 from domain.state import CaseState, CaseStatus, TaskState, TaskStatus
 
@@ -133,13 +133,15 @@ def _round(x: float | None, digits: int = 2) -> float | None:
 @dataclass(frozen=True)
 class OpenCase:
     """A case open at the snapshot, as the simulation needs it. `task_*` is set while an oplysning task is open;
-    `ready_since` while the case waits for a caseworker; neither when the case waits to be pre-screened or sent."""
+    `ready_since` while the case waits for a caseworker; neither when the case waits to be pre-screened or sent
+    (`formal_rejection` then says what pre-screening found: None before it ran, when the share estimated applies)."""
 
     kommune_kode: str
     task_kommune: str | None = None
     task_requested_at: datetime | None = None
     task_deadline_at: datetime | None = None
     ready_since: datetime | None = None
+    formal_rejection: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,11 @@ def snapshot(states: Iterable[CaseState], as_of: datetime) -> Snapshot:
         elif s.status is CaseStatus.READY_FOR_DECISION:
             done = [t.closed_at for t in s.tasks.values() if t.status is TaskStatus.COMPLETED and t.closed_at]
             out.append(OpenCase(s.kommune_kode, ready_since=max(done) if done else s.last_event_at))
-        else:
+        elif s.status is CaseStatus.RECEIVED:
             out.append(OpenCase(s.kommune_kode))
+        else:  # pre-screened, or between a returned task and the next kommune's
+            formal = s.status is CaseStatus.PRESCREENED and s.verdict is Verdict.FORMAL_REJECTION
+            out.append(OpenCase(s.kommune_kode, formal_rejection=formal))
     return Snapshot(as_of, tuple(sorted(out, key=lambda c: (c.kommune_kode, c.task_requested_at or as_of))))
 
 
@@ -237,7 +242,7 @@ def estimate(states: Sequence[CaseState], as_of: datetime) -> Parameters:
     # Intake: cases received in the last weeks the log covers, and where they arrived.
     intake_from = max(as_of - INTAKE_WINDOW, first)
     covered_weeks = max(_weeks(as_of - intake_from), 1 / 7)
-    recent = [s for s in states if s.received_at and s.received_at > intake_from]
+    recent = [s for s in states if s.received_at and s.received_at >= intake_from]
     intake_per_week = len(recent) / covered_weeks if states else 0.0
     by_kommune: dict[str, float] = {}
     for s in states:
@@ -379,7 +384,7 @@ def parse_what_if(texts: Sequence[str]) -> WhatIf:
             elif key == "kommune":
                 kode, _, rest = value.partition(":")
                 name, _, factor = rest.partition("=")
-                if not kode.isdigit() or len(kode) != 3 or name != "speed":
+                if not kode.isascii() or not kode.isdigit() or not is_kommune(kode) or name != "speed":
                     raise ValueError
                 speed[kode] = _positive(factor)
             else:
@@ -469,16 +474,19 @@ class _Case:
     """One open case in a run. Times are in weeks since the forecast's start (negative: before it), so that the
     inner loop does float arithmetic, not datetime arithmetic."""
 
-    __slots__ = ("deadline", "kommune", "ready", "requested", "task_kommune")
+    __slots__ = ("deadline", "formal_rejection", "kommune", "ready", "requested", "task_kommune")
 
-    def __init__(self, kommune: str, task_kommune: str | None, requested: float, deadline: float, ready: bool) -> None:
-        self.kommune, self.task_kommune, self.requested, self.deadline, self.ready = (
-            kommune,
-            task_kommune,
-            requested,
-            deadline,
-            ready,
-        )
+    def __init__(
+        self,
+        kommune: str,
+        task_kommune: str | None,
+        requested: float,
+        deadline: float,
+        ready: bool,
+        formal_rejection: bool | None = None,
+    ) -> None:
+        self.kommune, self.task_kommune, self.requested, self.deadline = kommune, task_kommune, requested, deadline
+        self.ready, self.formal_rejection = ready, formal_rejection
 
 
 @dataclass
@@ -585,6 +593,7 @@ def forecast(
                 _weeks(c.task_requested_at - snap.as_of) if c.task_requested_at else 0.0,
                 _weeks(c.task_deadline_at - snap.as_of) if c.task_deadline_at else math.inf,
                 c.ready_since is not None,
+                c.formal_rejection,
             )
             for c in snap.cases
         ]
@@ -625,7 +634,10 @@ def forecast(
                             decided[case.kommune] = decided.get(case.kommune, 0) + 1
                             continue
                 else:  # waiting to be pre-screened and sent
-                    if rng.random() < params.formal_rejection_share:
+                    rejected = case.formal_rejection
+                    if rejected is None:
+                        rejected = rng.random() < params.formal_rejection_share
+                    if rejected:
                         decided[case.kommune] = decided.get(case.kommune, 0) + 1
                         continue
                     new_task(case, case.kommune, i)

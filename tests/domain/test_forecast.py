@@ -95,6 +95,16 @@ def test_tasks_past_their_sla_deadline_count_as_overdue() -> None:
     )
 
 
+def test_pre_screening_already_done_decides_what_becomes_of_a_case_not_yet_sent() -> None:
+    # A formal rejection found is decided; a case cleared for dispatch is sent, whatever the estimated share says.
+    never = Hazard(tuple([0.0] * AGE_WEEKS))
+    still = params(answer={}, national=never, intake_per_week=0.0, formal_rejection_share=0.5)
+    pending = Snapshot(AS_OF, (OpenCase("329", formal_rejection=True), OpenCase("101", formal_rejection=False)))
+    result = forecast(pending, still, TO, runs=50, seed=1)
+    assert (result.total.decisions.p10, result.total.decisions.p90) == (1, 1)
+    assert (result.total.waiting.p10, result.total.waiting.p90) == (1, 1)
+
+
 def test_the_weekly_path_ends_at_the_target() -> None:
     result = forecast(snap(), params(), AS_OF + timedelta(days=17), runs=10, seed=1)
     assert [at for at, _ in result.path] == [
@@ -106,7 +116,14 @@ def test_the_weekly_path_ends_at_the_target() -> None:
 
 
 def test_bad_what_ifs_are_refused_with_the_forms_that_work() -> None:
-    for text in ("intake=-1", "intake=abc", "kommune=32:speed=2", "kommune=329:slow=2", "capacity=1"):
+    for text in (
+        "intake=-1",
+        "intake=abc",
+        "kommune=32:speed=2",
+        "kommune=999:speed=2",
+        "kommune=329:slow=2",
+        "capacity=1",
+    ):
         with pytest.raises(ValueError, match=r"expected intake=1\.3"):
             parse_what_if([text])
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -584,19 +585,23 @@ def forecast(
     caseworker = _scaled(params.caseworker_weekly, what_if.decision_capacity)
     intake = params.intake_per_week * what_if.intake
     last_age = AGE_WEEKS - 1
+    last_kommune = len(kommuner) - 1
+
+    # The snapshot in float weeks, converted once: every run starts from a fresh copy of it.
+    initial = [
+        (
+            c.kommune_kode,
+            c.task_kommune,
+            _weeks(c.task_requested_at - snap.as_of) if c.task_requested_at else 0.0,
+            _weeks(c.task_deadline_at - snap.as_of) if c.task_deadline_at else math.inf,
+            c.ready_since is not None,
+            c.formal_rejection,
+        )
+        for c in snap.cases
+    ]
 
     def start_cases() -> list[_Case]:
-        return [
-            _Case(
-                c.kommune_kode,
-                c.task_kommune,
-                _weeks(c.task_requested_at - snap.as_of) if c.task_requested_at else 0.0,
-                _weeks(c.task_deadline_at - snap.as_of) if c.task_deadline_at else math.inf,
-                c.ready_since is not None,
-                c.formal_rejection,
-            )
-            for c in snap.cases
-        ]
+        return [_Case(*c) for c in initial]
 
     path_samples: list[list[_Tally]] = [[] for _ in steps]
     final: list[dict[str, _Tally]] = []
@@ -609,13 +614,15 @@ def forecast(
             case.deadline = new_deadlines[step][1 if rng.random() < params.extension_share else 0]
 
         def draw_kommune() -> str:
-            return kommuner[min(_bisect(cumulative, rng.random() * acc), len(kommuner) - 1)]
+            return kommuner[min(bisect_right(cumulative, rng.random() * acc), last_kommune)]
 
         begin = 0.0
         for i, weeks in enumerate(ends[j] - (ends[j - 1] if j else 0.0) for j in range(len(ends))):
             whole = abs(weeks - 1.0) < 1e-9
             acting = caseworker if whole else _scaled(caseworker, weeks)
+            end = ends[i]
             survivors: list[_Case] = []
+            waiting = overdue = 0  # at the step's end, counted as the cases go by (one pass, not two)
             for case in cases:
                 if case.task_kommune is not None:
                     age = int(begin - case.requested)
@@ -641,6 +648,9 @@ def forecast(
                         decided[case.kommune] = decided.get(case.kommune, 0) + 1
                         continue
                     new_task(case, case.kommune, i)
+                if case.task_kommune is not None:
+                    waiting += 1
+                    overdue += case.deadline <= end
                 survivors.append(case)
             if kommuner:
                 for _ in range(_poisson(rng, intake * weeks)):
@@ -650,15 +660,17 @@ def forecast(
                         continue
                     case = _Case(kommune, None, 0.0, math.inf, False)
                     new_task(case, kommune, i)
+                    waiting += 1
+                    overdue += case.deadline <= end
                     survivors.append(case)
             cases = survivors
-            begin = ends[i]
+            begin = end
             if i == len(steps) - 1:
-                tallies = _tally(cases, decided, begin)
+                tallies = _tally(cases, decided, end)
                 final.append(tallies)
                 path_samples[i].append(tallies[""])
             else:
-                path_samples[i].append(_total(cases, decided, begin))
+                path_samples[i].append(_Tally(len(cases), waiting, overdue, sum(decided.values())))
 
     def figures(samples: Sequence[_Tally]) -> Figures:
         return Figures(
@@ -686,17 +698,6 @@ def forecast(
             "overdue": start.overdue,
         },
     )
-
-
-def _bisect(cumulative: Sequence[float], x: float) -> int:
-    lo, hi = 0, len(cumulative)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cumulative[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 def _total(cases: Sequence[_Case], decided: dict[str, int], at: float) -> _Tally:

@@ -33,6 +33,7 @@ import contextlib
 import heapq
 import itertools
 import math
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -106,6 +107,14 @@ CASEWORKER_SIGMA = 0.6
 DECIDE_RETRY_EVERY = timedelta(hours=1)
 DECIDE_ATTEMPTS = 48
 SUPPLEMENTARY_DOCUMENTS = ("supplerende helbredsoplysninger",)
+
+
+def document_id(task_id: str, label: str) -> str:
+    """A document id the API accepts (letters, digits, `._:-`) for a requested document's label, which is free text
+    ("supplerende helbredsoplysninger"): a supplementary round's answer was refused, and ended the simulation."""
+    return f"{task_id}:{re.sub(r'[^A-Za-z0-9._-]+', '-', label).strip('-') or 'dokument'}"
+
+
 _ANSWER = "Ja, helbredsoplysninger fra egen læge skal indhentes; samtykke foreligger."
 
 # A call the server could not take (busy, restarting) is tried again; a refusal is an answer, never an error.
@@ -394,7 +403,7 @@ class SimulatedWorld:
         action = planned.action
         kode = task.kommune_kode
         if isinstance(action, SubmitPartAction):
-            documents = tuple(f"{task.task_id}:{doc}" for doc in action.documents)
+            documents = tuple(document_id(task.task_id, doc) for doc in action.documents)
             request: BaseModel = SubmitPartRequest(
                 kommune_kode=kode, submission_id=key, document_ids=documents, final=action.final
             )

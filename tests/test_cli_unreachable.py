@@ -46,6 +46,7 @@ NEEDS: dict[str, tuple[list[str], tuple[str, str]]] = {
     "kommune rotate-secret": (["329"], PG),
     "report quarterly": (["2021Q1"], PG),
     "report backlog": ([], PG),
+    "forecast": ([], PG),
     "schedules apply": ([], TEMPORAL),
     "search-attributes register": ([], TEMPORAL),
     "replay": ([], TEMPORAL),

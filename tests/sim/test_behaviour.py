@@ -165,3 +165,12 @@ async def test_the_plan_runs_in_temporal_time(time_skipping_env: WorkflowEnviron
     # Timers fire at whole seconds at or after the planned instant: weeks of model time in a test.
     for (at, _), planned in zip(done, expected, strict=True):
         assert planned.after.total_seconds() <= at < planned.after.total_seconds() + 2
+
+
+def test_a_requested_documents_label_becomes_an_id_the_api_accepts() -> None:
+    from sim.temporal_driver import SUPPLEMENTARY_DOCUMENTS, document_id
+    from workflows.models import SubmitPartRequest
+
+    for label in (*SUPPLEMENTARY_DOCUMENTS, "LÆ 145", "oplysninger", "æøå"):
+        ids = (document_id("task-1", label),)
+        SubmitPartRequest(kommune_kode="329", submission_id="s1", document_ids=ids, final=True)

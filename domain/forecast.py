@@ -1,0 +1,758 @@
+"""The forum's view ahead: a Monte Carlo forecast of the backlog at a target date (issue #16).
+
+Pure: the caller folds the event log as of a date into case states (`eventlog.forecast.ForecastStore`), `estimate`
+turns them into `Parameters` and a `Snapshot`, and `forecast` simulates the open cases and new intake forward in
+steps of a week (the last step ends at the target), many times over, with one seeded `random.Random`: the same seed
+gives the same forecast. No parameter comes from anywhere but the log (never from the simulator's configuration).
+
+The figures are the report's (eventlog/figures.py): open cases, cases waiting on a kommune (an oplysning task open),
+the waiting share, overdue tasks (open past the deadline in force, as the SLA policy and the calendar set it) and
+decisions in the period; each as the median and the 10th and 90th percentile over the runs.
+
+Simplifications, said once: a case decided or withdrawn but not yet closed counts as closed; a formal rejection is
+decided the week the case arrives; questions are estimated and shown but not simulated (their effect is in the
+time-to-answer distribution they delay); withdrawals and moves are not simulated.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from domain.calendar import Duration, Unit, local_date, start_of_day
+from domain.events import RequestReason, Verdict
+from domain.kommuner import FORUM_KOMMUNER, is_kommune
+from domain.sla import DEFAULT_POLICY_ID, POLICIES, SlaPolicy
+from domain.state import CaseState, CaseStatus, TaskState, TaskStatus
+
+WEEK = timedelta(weeks=1)
+# Answer hazards are kept per week of a task's age up to this age; older tasks share the last bucket.
+AGE_WEEKS = 27
+# How far back behaviour is estimated from: recent enough to follow a change, long enough for small kommuner.
+INTAKE_WINDOW = timedelta(weeks=8)
+BEHAVIOUR_WINDOW = timedelta(weeks=26)
+# A kommune's own answers count as much as this many task-weeks of the national pattern (per age bucket): a
+# kommune with little exposure is pulled toward the nation, one with much speaks for itself.
+SHRINK_TASK_WEEKS = 10.0
+# The Samarbejdsforum meets in March, June, September and December; the 1st of those months is the meeting date.
+FORUM_MONTHS = (3, 6, 9, 12)
+
+
+def next_forum_meeting(after: datetime) -> datetime:
+    """The start (Danish time) of the first forum meeting day after `after`."""
+    day = local_date(after)
+    year, month = day.year, day.month
+    while True:
+        month += 1
+        if month > 12:
+            year, month = year + 1, 1
+        if month in FORUM_MONTHS:
+            return start_of_day(date(year, month, 1))
+
+
+# ---- parameters and the state to start from ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """Weekly probability that a kommune answers (or returns) a task in its k-th week of age, from the empirical
+    hazard: answers in that week of age over the task-weeks at risk there (open tasks count as at risk, censored)."""
+
+    by_age_week: tuple[float, ...]
+    exposure_weeks: float = 0.0
+
+    def at(self, age_weeks: int) -> float:
+        if not self.by_age_week:
+            return 0.0
+        return self.by_age_week[min(max(age_weeks, 0), len(self.by_age_week) - 1)]
+
+    def median_weeks(self) -> float | None:
+        """Median weeks to answer for a new task under this hazard (None if fewer than half ever answer)."""
+        survive = 1.0
+        for k in range(AGE_WEEKS * 4):
+            h = self.at(k)
+            if survive * (1 - h) <= 0.5:
+                return k + (survive - 0.5) / (survive * h) if h > 0 else float(k)
+            survive *= 1 - h
+        return None
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Everything the simulation needs, estimated from the log as of `as_of` (see `estimate`)."""
+
+    as_of: datetime
+    intake_per_week: float
+    kommune_shares: dict[str, float]  # where new cases arrive (sums to 1, or empty without intake)
+    answer: dict[str, Hazard]  # per kommune, shrunk toward `national`
+    national: Hazard
+    return_share: float  # of the tasks a kommune closes, those it returns as "not our citizen"
+    formal_rejection_share: float  # of pre-screened cases
+    caseworker_weekly: float  # weekly probability a caseworker acts on a case ready for decision
+    supplementary_share: float  # of those actions, a request for supplementary information (else a decision)
+    extension_share: float  # of tasks, those whose deadline was extended
+    extension_days: float  # the typical extension granted
+    questions_per_task: float  # shown, not simulated
+    policy_id: str  # the SLA policy new tasks get (the one most recently in force)
+
+    @property
+    def median_days_to_decision(self) -> float | None:
+        if self.caseworker_weekly <= 0:
+            return None
+        return 7 * math.log(2) / -math.log(1 - min(self.caseworker_weekly, 0.999999))
+
+    def as_dict(self) -> dict[str, object]:
+        def weeks(h: Hazard) -> float | None:
+            m = h.median_weeks()
+            return None if m is None else round(m, 2)
+
+        return {
+            "as_of": self.as_of.isoformat(),
+            "intake_per_week": round(self.intake_per_week, 2),
+            "return_share": round(self.return_share, 4),
+            "formal_rejection_share": round(self.formal_rejection_share, 4),
+            "caseworker_weekly": round(self.caseworker_weekly, 4),
+            "median_days_to_decision": _round(self.median_days_to_decision),
+            "supplementary_share": round(self.supplementary_share, 4),
+            "extension_share": round(self.extension_share, 4),
+            "extension_days": round(self.extension_days, 1),
+            "questions_per_task": round(self.questions_per_task, 3),
+            "policy_id": self.policy_id,
+            "national_median_weeks_to_answer": weeks(self.national),
+            "median_weeks_to_answer": {k: weeks(h) for k, h in sorted(self.answer.items())},
+        }
+
+
+def _round(x: float | None, digits: int = 2) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    """A case open at the snapshot, as the simulation needs it. `task_*` is set while an oplysning task is open;
+    `ready_since` while the case waits for a caseworker; neither when the case waits to be pre-screened or sent
+    (`formal_rejection` then says what pre-screening found: None before it ran, when the share estimated applies)."""
+
+    kommune_kode: str
+    task_kommune: str | None = None
+    task_requested_at: datetime | None = None
+    task_deadline_at: datetime | None = None
+    ready_since: datetime | None = None
+    formal_rejection: bool | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    as_of: datetime
+    cases: tuple[OpenCase, ...]
+
+
+def _weeks(delta: timedelta) -> float:
+    return delta / WEEK
+
+
+def _in_effect(states: Iterable[CaseState], as_of: datetime) -> list[CaseState]:
+    return [s for s in states if s.received_at is not None and s.received_at <= as_of]
+
+
+def snapshot(states: Iterable[CaseState], as_of: datetime) -> Snapshot:
+    """The open cases in states folded from every event stamped at or before `as_of`."""
+    out: list[OpenCase] = []
+    for s in _in_effect(states, as_of):
+        if s.closed_at is not None or s.status in (
+            CaseStatus.DECIDED,
+            CaseStatus.REJECTED_FORMAL,
+            CaseStatus.WITHDRAWN,
+        ):
+            continue
+        assert s.kommune_kode is not None
+        task = s.open_task
+        if task is not None:
+            out.append(OpenCase(s.kommune_kode, task.kommune_kode, task.requested_at, task.deadline_at))
+        elif s.status is CaseStatus.READY_FOR_DECISION:
+            done = [t.closed_at for t in s.tasks.values() if t.status is TaskStatus.COMPLETED and t.closed_at]
+            out.append(OpenCase(s.kommune_kode, ready_since=max(done) if done else s.last_event_at))
+        elif s.status is CaseStatus.RECEIVED:
+            out.append(OpenCase(s.kommune_kode))
+        else:  # pre-screened, or between a returned task and the next kommune's
+            formal = s.status is CaseStatus.PRESCREENED and s.verdict is Verdict.FORMAL_REJECTION
+            out.append(OpenCase(s.kommune_kode, formal_rejection=formal))
+    return Snapshot(as_of, tuple(sorted(out, key=lambda c: (c.kommune_kode, c.task_requested_at or as_of))))
+
+
+# ---- estimating the parameters -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _AgeCounts:
+    events: list[float] = field(default_factory=lambda: [0.0] * AGE_WEEKS)
+    exposure: list[float] = field(default_factory=lambda: [0.0] * AGE_WEEKS)
+
+    def add(self, requested_at: datetime, ended_at: datetime, answered: bool, window_start: datetime) -> None:
+        """One task at risk from `requested_at` to `ended_at`; only the part after `window_start` is counted."""
+        age = _weeks(ended_at - requested_at)
+        for k in range(min(int(age), AGE_WEEKS * 4) + 1):
+            start = requested_at + k * WEEK
+            if start >= ended_at:
+                break
+            bucket = min(k, AGE_WEEKS - 1)
+            lo, hi = max(start, window_start), min(start + WEEK, ended_at)
+            if hi > lo:
+                self.exposure[bucket] += _weeks(hi - lo)
+        if answered and ended_at > window_start:
+            self.events[min(int(age), AGE_WEEKS - 1)] += 1
+
+    @property
+    def total_exposure(self) -> float:
+        return sum(self.exposure)
+
+
+def _national(counts: _AgeCounts) -> Hazard:
+    rates: list[float] = []
+    pooled = sum(counts.events) / counts.total_exposure if counts.total_exposure else 0.0
+    for events, exposure in zip(counts.events, counts.exposure, strict=True):
+        # An age no task of the window reached carries the rate of the last age some did (or the pooled one).
+        rates.append(events / exposure if exposure > 0 else (rates[-1] if rates else pooled))
+    return Hazard(tuple(1 - math.exp(-r) for r in rates), counts.total_exposure)
+
+
+def _shrunk(counts: _AgeCounts, national: Hazard) -> Hazard:
+    probs = []
+    for k, (events, exposure) in enumerate(zip(counts.events, counts.exposure, strict=True)):
+        national_rate = -math.log(max(1 - national.at(k), 1e-12))
+        rate = (events + SHRINK_TASK_WEEKS * national_rate) / (exposure + SHRINK_TASK_WEEKS)
+        probs.append(1 - math.exp(-rate))
+    return Hazard(tuple(probs), counts.total_exposure)
+
+
+def _share(part: float, whole: float, default: float = 0.0) -> float:
+    return part / whole if whole > 0 else default
+
+
+def estimate(states: Sequence[CaseState], as_of: datetime) -> Parameters:
+    """Parameters from case states folded from every event stamped at or before `as_of` (nothing later: the caller
+    guarantees it, `eventlog.forecast.ForecastStore.states_as_of`)."""
+    states = _in_effect(states, as_of)
+    first = min((s.received_at for s in states if s.received_at), default=as_of)
+    window = max(as_of - BEHAVIOUR_WINDOW, first)
+
+    # Intake: cases received in the last weeks the log covers, and where they arrived.
+    intake_from = max(as_of - INTAKE_WINDOW, first)
+    covered_weeks = max(_weeks(as_of - intake_from), 1 / 7)
+    recent = [s for s in states if s.received_at and s.received_at >= intake_from]
+    intake_per_week = len(recent) / covered_weeks if states else 0.0
+    by_kommune: dict[str, float] = {}
+    for s in states:
+        if s.received_at and s.received_at > window and s.kommune_kode:
+            kode = _receiving_kommune(s)
+            by_kommune[kode] = by_kommune.get(kode, 0) + 1
+    total = sum(by_kommune.values())
+    shares = {k: v / total for k, v in sorted(by_kommune.items())} if total else {}
+
+    # Kommune answers: every task at risk in the window, per kommune and nationally.
+    national_counts = _AgeCounts()
+    per_kommune: dict[str, _AgeCounts] = {}
+    closed = returned = extended = tasks_seen = questions = 0
+    extension_days: list[float] = []
+    latest_policy: tuple[datetime, str] | None = None
+    for s in states:
+        for task in s.tasks.values():
+            ended = task.closed_at or as_of
+            if ended <= window:
+                continue
+            answered = task.status in (TaskStatus.COMPLETED, TaskStatus.RETURNED)
+            for counts in (national_counts, per_kommune.setdefault(task.kommune_kode, _AgeCounts())):
+                counts.add(task.requested_at, ended, answered, window)
+            tasks_seen += 1
+            questions += len(task.open_questions) + len(task.answered_questions)
+            if answered:
+                closed += 1
+                returned += task.status is TaskStatus.RETURNED
+            if task.extensions:
+                extended += 1
+                extension_days.append((task.deadline_at - task.original_deadline_at).total_seconds() / 86400)
+            if latest_policy is None or task.requested_at > latest_policy[0]:
+                latest_policy = (task.requested_at, task.policy_id)
+    national = _national(national_counts)
+    answer = {k: _shrunk(c, national) for k, c in sorted(per_kommune.items())}
+
+    # Caseworkers: time in "ready for decision", ended by a decision or by a request for supplementary information.
+    ready_weeks = decisions = supplementary = 0.0
+    prescreened = formal = 0
+    for s in states:
+        if s.verdict is not None and s.received_at and s.received_at > window:
+            prescreened += 1
+            formal += s.verdict is Verdict.FORMAL_REJECTION
+        for start, end, ended_by in _ready_spells(s, as_of):
+            lo = max(start, window)
+            if end > lo:
+                ready_weeks += _weeks(end - lo)
+                if ended_by == "decision":
+                    decisions += 1
+                elif ended_by == "supplementary":
+                    supplementary += 1
+    acted = decisions + supplementary
+    caseworker_weekly = 1 - math.exp(-acted / ready_weeks) if ready_weeks > 0 else 0.0
+
+    return Parameters(
+        as_of=as_of,
+        intake_per_week=intake_per_week,
+        kommune_shares=shares,
+        answer=answer,
+        national=national,
+        return_share=_share(returned, closed),
+        formal_rejection_share=_share(formal, prescreened),
+        caseworker_weekly=caseworker_weekly,
+        supplementary_share=_share(supplementary, acted),
+        extension_share=_share(extended, tasks_seen),
+        extension_days=sorted(extension_days)[len(extension_days) // 2] if extension_days else 0.0,
+        questions_per_task=_share(questions, tasks_seen),
+        policy_id=latest_policy[1] if latest_policy and latest_policy[1] in POLICIES else DEFAULT_POLICY_ID,
+    )
+
+
+def _receiving_kommune(s: CaseState) -> str:
+    """Where the application arrived: a case returned or moved since then has another kommune now, but new cases
+    arrive where applications do (the first task went there)."""
+    first = min(s.tasks.values(), key=lambda t: t.requested_at, default=None)
+    kode = first.kommune_kode if first is not None else s.kommune_kode
+    assert kode is not None
+    return kode
+
+
+def _ready_spells(s: CaseState, as_of: datetime) -> list[tuple[datetime, datetime, str]]:
+    """Each time the case waited for a caseworker after a kommune's answer: (from, until, what ended it: "decision",
+    "supplementary", or "" while it still waits or was withdrawn)."""
+    tasks = sorted(s.tasks.values(), key=lambda t: t.requested_at)
+    spells = []
+    for i, task in enumerate(tasks):
+        if task.status is not TaskStatus.COMPLETED or task.closed_at is None:
+            continue
+        following: TaskState | None = tasks[i + 1] if i + 1 < len(tasks) else None
+        if following is not None:
+            ended_by = "supplementary" if following.reason is RequestReason.SUPPLEMENTARY else ""
+            spells.append((task.closed_at, following.requested_at, ended_by))
+        elif s.decided_at is not None:
+            spells.append((task.closed_at, s.decided_at, "decision"))
+        else:
+            spells.append((task.closed_at, s.last_event_at if s.withdrawn and s.last_event_at else as_of, ""))
+    return spells
+
+
+# ---- what-if ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """A change to the estimated behaviour: intake scaled, kommuner answering faster or slower (speed 1.5 = in two
+    thirds of the time), caseworkers deciding with a share of their capacity."""
+
+    intake: float = 1.0
+    speed: tuple[tuple[str, float], ...] = ()
+    decision_capacity: float = 1.0
+
+    @property
+    def label(self) -> str:
+        parts = []
+        if self.intake != 1.0:
+            parts.append(f"intake={self.intake:g}")
+        parts += [f"kommune={k}:speed={v:g}" for k, v in self.speed]
+        if self.decision_capacity != 1.0:
+            parts.append(f"decision-capacity={self.decision_capacity:g}")
+        return ", ".join(parts) or "baseline"
+
+    def speed_of(self, kommune_kode: str) -> float:
+        return dict(self.speed).get(kommune_kode, 1.0)
+
+
+BASELINE = WhatIf()
+
+
+def parse_what_if(texts: Sequence[str]) -> WhatIf:
+    """`intake=1.3`, `kommune=329:speed=1.5`, `decision-capacity=0.8`, combined into one scenario."""
+    intake, capacity, speed = 1.0, 1.0, dict[str, float]()
+    for text in texts:
+        key, _, value = text.partition("=")
+        try:
+            if key == "intake":
+                intake = _positive(value)
+            elif key == "decision-capacity":
+                capacity = _positive(value)
+            elif key == "kommune":
+                kode, _, rest = value.partition(":")
+                name, _, factor = rest.partition("=")
+                if not kode.isascii() or not kode.isdigit() or not is_kommune(kode) or name != "speed":
+                    raise ValueError
+                speed[kode] = _positive(factor)
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{text!r}: expected intake=1.3, kommune=329:speed=1.5 or decision-capacity=0.8") from None
+    return WhatIf(intake, tuple(sorted(speed.items())), capacity)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError
+    return value
+
+
+# ---- the simulation -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Band:
+    """The median and the 80 % interval (10th and 90th percentile, nearest rank) over the runs."""
+
+    p10: float
+    median: float
+    p90: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"p10": self.p10, "median": self.median, "p90": self.p90}
+
+
+def band(values: Sequence[float]) -> Band:
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def rank(q: float) -> float:
+        return ordered[max(1, math.ceil(q * n)) - 1]
+
+    median = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+    return Band(rank(0.1), round(median, 4), rank(0.9))
+
+
+FIGURES = ("open_cases", "waiting", "waiting_share", "overdue", "decisions")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One place's forecast at the target (or the end of a week): each figure as a band."""
+
+    open_cases: Band
+    waiting: Band
+    waiting_share: Band
+    overdue: Band
+    decisions: Band  # from the forecast's start to this point
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {name: getattr(self, name).as_dict() for name in FIGURES}
+
+
+@dataclass(frozen=True)
+class Forecast:
+    as_of: datetime
+    to: datetime
+    runs: int
+    seed: int
+    what_if: WhatIf
+    total: Figures
+    kommuner: dict[str, Figures]
+    path: list[tuple[datetime, Figures]]  # at the end of each week (the last ends at `to`)
+    start: dict[str, float]  # the figures at `as_of` (no uncertainty)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "scenario": self.what_if.label,
+            "as_of": self.as_of.isoformat(),
+            "to": self.to.isoformat(),
+            "runs": self.runs,
+            "seed": self.seed,
+            "start": self.start,
+            "total": self.total.as_dict(),
+            "kommuner": {k: f.as_dict() for k, f in sorted(self.kommuner.items())},
+            "path": [{"at": at.isoformat(), **f.as_dict()} for at, f in self.path],
+        }
+
+
+class _Case:
+    """One open case in a run. Times are in weeks since the forecast's start (negative: before it), so that the
+    inner loop does float arithmetic, not datetime arithmetic."""
+
+    __slots__ = ("deadline", "formal_rejection", "kommune", "ready", "requested", "task_kommune")
+
+    def __init__(
+        self,
+        kommune: str,
+        task_kommune: str | None,
+        requested: float,
+        deadline: float,
+        ready: bool,
+        formal_rejection: bool | None = None,
+    ) -> None:
+        self.kommune, self.task_kommune, self.requested, self.deadline = kommune, task_kommune, requested, deadline
+        self.ready, self.formal_rejection = ready, formal_rejection
+
+
+@dataclass
+class _Tally:
+    open_cases: int = 0
+    waiting: int = 0
+    overdue: int = 0
+    decisions: int = 0
+
+    @property
+    def share(self) -> float:
+        return self.waiting / self.open_cases if self.open_cases else 0.0
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0:
+        return 0
+    if lam > 60:  # the normal approximation is close enough here and keeps a week's draw cheap
+        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
+    limit, k, p = math.exp(-lam), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+def _scaled(p: float, factor: float) -> float:
+    """The probability of an event with weekly probability `p` over `factor` weeks (or at `factor` times the
+    speed): a constant hazard scaled in time."""
+    if p >= 1:
+        return 1.0
+    return 1 - math.pow(1 - p, factor)
+
+
+def _steps(as_of: datetime, to: datetime) -> list[tuple[datetime, float]]:
+    ends, t = [], as_of
+    while t < to:
+        t = min(t + WEEK, to)
+        ends.append(t)
+    out, previous = [], as_of
+    for end in ends:
+        out.append((end, _weeks(end - previous)))
+        previous = end
+    return out
+
+
+def _deadline(policy: SlaPolicy, requested_at: datetime, extension_days: float) -> datetime:
+    deadline = policy.deadline(requested_at)
+    if extension_days > 0 and not policy.in_seconds:
+        deadline = policy.extend(deadline, Duration(quantity=round(extension_days), unit=Unit.DAYS))
+    elif extension_days > 0:
+        deadline += timedelta(days=extension_days)
+    return deadline
+
+
+def forecast(
+    snap: Snapshot,
+    params: Parameters,
+    to: datetime,
+    *,
+    runs: int = 1000,
+    seed: int = 1,
+    what_if: WhatIf = BASELINE,
+) -> Forecast:
+    """Simulate `runs` futures from the snapshot to `to` and summarise each figure as a band."""
+    if to <= snap.as_of:
+        raise ValueError("the target date must lie after the forecast's starting point")
+    if runs < 1:
+        raise ValueError("runs must be at least 1")
+    rng = random.Random(seed)
+    steps = _steps(snap.as_of, to)
+    ends = [_weeks(end - snap.as_of) for end, _ in steps]
+    policy = POLICIES[params.policy_id]
+    # Deadlines of tasks the simulation requests at each step's end, without and with the typical extension: the
+    # calendar arithmetic is done once here, not per run.
+    new_deadlines = [
+        (
+            _weeks(_deadline(policy, end, 0) - snap.as_of),
+            _weeks(_deadline(policy, end, params.extension_days) - snap.as_of),
+        )
+        for end, _ in steps
+    ]
+    kommuner = sorted(params.kommune_shares)
+    cumulative: list[float] = []
+    acc = 0.0
+    for k in kommuner:
+        acc += params.kommune_shares[k]
+        cumulative.append(acc)
+    places = sorted({c.kommune_kode for c in snap.cases} | set(kommuner) | set(FORUM_KOMMUNER))
+    # Each kommune's weekly answer probability by age, at its what-if speed, for a whole week's step.
+    week_hazard = {
+        k: [_scaled(params.answer.get(k, params.national).at(a), what_if.speed_of(k)) for a in range(AGE_WEEKS)]
+        for k in places
+    }
+    caseworker = _scaled(params.caseworker_weekly, what_if.decision_capacity)
+    intake = params.intake_per_week * what_if.intake
+    last_age = AGE_WEEKS - 1
+    last_kommune = len(kommuner) - 1
+
+    # The snapshot in float weeks, converted once: every run starts from a fresh copy of it.
+    initial = [
+        (
+            c.kommune_kode,
+            c.task_kommune,
+            _weeks(c.task_requested_at - snap.as_of) if c.task_requested_at else 0.0,
+            _weeks(c.task_deadline_at - snap.as_of) if c.task_deadline_at else math.inf,
+            c.ready_since is not None,
+            c.formal_rejection,
+        )
+        for c in snap.cases
+    ]
+
+    def start_cases() -> list[_Case]:
+        return [_Case(*c) for c in initial]
+
+    path_samples: list[list[_Tally]] = [[] for _ in steps]
+    final: list[dict[str, _Tally]] = []
+    for _ in range(runs):
+        cases = start_cases()
+        decided: dict[str, int] = {}
+
+        def new_task(case: _Case, kommune: str, step: int) -> None:
+            case.task_kommune, case.requested, case.ready = kommune, ends[step], False
+            case.deadline = new_deadlines[step][1 if rng.random() < params.extension_share else 0]
+
+        def draw_kommune() -> str:
+            return kommuner[min(bisect_right(cumulative, rng.random() * acc), last_kommune)]
+
+        begin = 0.0
+        for i, weeks in enumerate(ends[j] - (ends[j - 1] if j else 0.0) for j in range(len(ends))):
+            whole = abs(weeks - 1.0) < 1e-9
+            acting = caseworker if whole else _scaled(caseworker, weeks)
+            end = ends[i]
+            survivors: list[_Case] = []
+            waiting = overdue = 0  # at the step's end, counted as the cases go by (one pass, not two)
+            for case in cases:
+                if case.task_kommune is not None:
+                    age = int(begin - case.requested)
+                    p = week_hazard[case.task_kommune][age if age < last_age else last_age]
+                    if rng.random() < (p if whole else _scaled(p, weeks)):
+                        if kommuner and rng.random() < params.return_share:
+                            case.kommune = draw_kommune()
+                            new_task(case, case.kommune, i)
+                        else:
+                            case.task_kommune, case.deadline, case.ready = None, math.inf, True
+                elif case.ready:
+                    if rng.random() < acting:
+                        if rng.random() < params.supplementary_share:
+                            new_task(case, case.kommune, i)
+                        else:
+                            decided[case.kommune] = decided.get(case.kommune, 0) + 1
+                            continue
+                else:  # waiting to be pre-screened and sent
+                    rejected = case.formal_rejection
+                    if rejected is None:
+                        rejected = rng.random() < params.formal_rejection_share
+                    if rejected:
+                        decided[case.kommune] = decided.get(case.kommune, 0) + 1
+                        continue
+                    new_task(case, case.kommune, i)
+                if case.task_kommune is not None:
+                    waiting += 1
+                    overdue += case.deadline <= end
+                survivors.append(case)
+            if kommuner:
+                for _ in range(_poisson(rng, intake * weeks)):
+                    kommune = draw_kommune()
+                    if rng.random() < params.formal_rejection_share:
+                        decided[kommune] = decided.get(kommune, 0) + 1
+                        continue
+                    case = _Case(kommune, None, 0.0, math.inf, False)
+                    new_task(case, kommune, i)
+                    waiting += 1
+                    overdue += case.deadline <= end
+                    survivors.append(case)
+            cases = survivors
+            begin = end
+            if i == len(steps) - 1:
+                tallies = _tally(cases, decided, end)
+                final.append(tallies)
+                path_samples[i].append(tallies[""])
+            else:
+                path_samples[i].append(_Tally(len(cases), waiting, overdue, sum(decided.values())))
+
+    def figures(samples: Sequence[_Tally]) -> Figures:
+        return Figures(
+            open_cases=band([t.open_cases for t in samples]),
+            waiting=band([t.waiting for t in samples]),
+            waiting_share=band([round(t.share, 4) for t in samples]),
+            overdue=band([t.overdue for t in samples]),
+            decisions=band([t.decisions for t in samples]),
+        )
+
+    start = _total(start_cases(), {}, 0.0)
+    return Forecast(
+        as_of=snap.as_of,
+        to=to,
+        runs=runs,
+        seed=seed,
+        what_if=what_if,
+        total=figures([f[""] for f in final]),
+        kommuner={k: figures([f.get(k, _Tally()) for f in final]) for k in places},
+        path=[(end, figures(samples)) for (end, _), samples in zip(steps, path_samples, strict=True)],
+        start={
+            "open_cases": start.open_cases,
+            "waiting": start.waiting,
+            "waiting_share": round(start.share, 4),
+            "overdue": start.overdue,
+        },
+    )
+
+
+def _total(cases: Sequence[_Case], decided: dict[str, int], at: float) -> _Tally:
+    waiting = overdue = 0
+    for case in cases:
+        if case.task_kommune is not None:
+            waiting += 1
+            # Overdue as the backlog counts it: open at or past the deadline in force (OplysningOverdue is due then).
+            overdue += case.deadline <= at
+    return _Tally(len(cases), waiting, overdue, sum(decided.values()))
+
+
+def _tally(cases: Sequence[_Case], decided: dict[str, int], at: float) -> dict[str, _Tally]:
+    """Totals ("" key) and per kommune: a case counts for the kommune it is in; an overdue task for the kommune it
+    waits on."""
+    out: dict[str, _Tally] = {"": _total(cases, decided, at)}
+    for kommune, n in decided.items():
+        out.setdefault(kommune, _Tally()).decisions = n
+    for case in cases:
+        t = out.setdefault(case.kommune, _Tally())
+        t.open_cases += 1
+        if case.task_kommune is not None:
+            t.waiting += 1
+            if case.deadline <= at:
+                out.setdefault(case.task_kommune, _Tally()).overdue += 1
+    return out
+
+
+def parse_day_or_instant(text: str) -> datetime:
+    """`2021-03-01` (the start of that day, Danish time) or an instant with an offset."""
+    try:
+        return start_of_day(date.fromisoformat(text))
+    except ValueError:
+        pass
+    instant = datetime.fromisoformat(text.replace(" ", "+"))
+    if instant.utcoffset() is None:
+        raise ValueError("an instant needs an offset, e.g. 2021-03-01T00:00:00+01:00")
+    return instant.astimezone(UTC)
+
+
+__all__ = [
+    "BASELINE",
+    "Band",
+    "Figures",
+    "Forecast",
+    "Hazard",
+    "OpenCase",
+    "Parameters",
+    "Snapshot",
+    "WhatIf",
+    "band",
+    "estimate",
+    "forecast",
+    "next_forum_meeting",
+    "parse_day_or_instant",
+    "parse_what_if",
+    "snapshot",
+]

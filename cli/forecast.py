@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -10,10 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cli.report import _kept
-from runtime import services
-from runtime.config import get_settings
-from sim.simulation import NoSimulationKept
+from cli.report import on_log
 
 if TYPE_CHECKING:
     from domain.forecast import Figures, Forecast
@@ -48,7 +44,6 @@ def register(app: typer.Typer) -> None:
         """Open cases, cases waiting on a kommune, the waiting share, overdue tasks and decisions at a future date,
         per kommune and in total, as a median and an 80 % interval, with the weekly path there."""
         from domain.forecast import forecast, next_forum_meeting, parse_what_if
-        from sim.simulation import kept_event_log
 
         start = _when("--as-of", as_of)
         target = _when("--to", to)
@@ -57,19 +52,9 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"--what-if: {exc}", err=True)
             raise typer.Exit(2) from None
-        settings = get_settings()
-
-        async def read() -> ForecastInput:
-            if simulation is None:
-                return await forecast_input(services.database_url(settings), start or datetime.now(UTC))
-            async with kept_event_log(_kept(settings.data_dir, simulation)) as dsn:
-                return await forecast_input(dsn, start)
-
-        try:
-            data = asyncio.run(read())
-        except NoSimulationKept as exc:
-            typer.echo(f"--simulation: {exc}", err=True)
-            raise typer.Exit(1) from None
+        # Now for the live log; a kept simulation's default is the end of its log.
+        as_of_default = start or (datetime.now(UTC) if simulation is None else None)
+        data: ForecastInput = on_log(simulation, lambda dsn: forecast_input(dsn, as_of_default))
         began = data.snapshot.as_of
         until = target or next_forum_meeting(began)
         if until <= began:

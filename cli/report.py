@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
@@ -18,6 +19,8 @@ from sim.simulation import NoSimulationKept, kept_simulation
 
 if TYPE_CHECKING:
     from eventlog.figures import Backlog
+
+T = TypeVar("T")
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +39,6 @@ def register(app: typer.Typer) -> None:
         from reports.build import PositionBeyondLog, build_quarterly
         from reports.quarterly import parse_quarter
         from reports.render import QuarterlyReport, write_report
-        from sim.simulation import kept_event_log
 
         try:
             q = parse_quarter(quarter)
@@ -47,20 +49,9 @@ def register(app: typer.Typer) -> None:
             typer.echo("--position: must be 0 or more", err=True)
             raise typer.Exit(2)
         # An unreachable database is reported by `cli.main`, in the same words as for every other command.
-        settings = get_settings()
-
-        async def build() -> QuarterlyReport:
-            if simulation is None:
-                return await build_quarterly(services.database_url(settings), q, position=position)
-            async with kept_event_log(_kept(settings.data_dir, simulation)) as dsn:
-                return await build_quarterly(dsn, q, position=position)
-
         try:
-            report = asyncio.run(build())
+            report: QuarterlyReport = on_log(simulation, lambda dsn: build_quarterly(dsn, q, position=position))
             written = write_report(report, out)
-        except NoSimulationKept as exc:
-            typer.echo(f"--simulation: {exc}", err=True)
-            raise typer.Exit(1) from None
         except PositionBeyondLog as exc:
             typer.echo(f"--position: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -92,28 +83,35 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="One JSON object instead of tables"),
     ) -> None:
         """Open kommune tasks (and how many are overdue) and active cases per kommune and status, now or as of."""
-        from sim.simulation import kept_event_log
 
         instant = _instant(as_of)
-        settings = get_settings()
-
-        async def read() -> Backlog:
-            if simulation is None:
-                return await backlog_of(services.database_url(settings), instant)
-            async with kept_event_log(_kept(settings.data_dir, simulation)) as dsn:
-                return await backlog_of(dsn, instant)
-
-        try:
-            figures = asyncio.run(read())
-        except NoSimulationKept as exc:
-            typer.echo(f"--simulation: {exc}", err=True)
-            raise typer.Exit(1) from None
+        figures = on_log(simulation, lambda dsn: backlog_of(dsn, instant))
         if json_out:
             typer.echo(json.dumps(dataclasses.asdict(figures) | {"as_of": instant.isoformat() if instant else None}))
             return
         print_backlog(figures, instant)
 
     app.add_typer(report, name="report")
+
+
+def on_log(simulation: str | None, work: Callable[[str], Awaitable[T]]) -> T:
+    """Run `work` on the event log at DATABASE_URL, or on a kept simulation's log (served for the while); a name
+    no run is kept under is one line on stderr and exit 1."""
+    from sim.simulation import kept_event_log
+
+    settings = get_settings()
+
+    async def run() -> T:
+        if simulation is None:
+            return await work(services.database_url(settings))
+        async with kept_event_log(_kept(settings.data_dir, simulation)) as dsn:
+            return await work(dsn)
+
+    try:
+        return asyncio.run(run())
+    except NoSimulationKept as exc:
+        typer.echo(f"--simulation: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _kept(data_dir: Path, name: str) -> Path:

@@ -173,7 +173,9 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(pg_server_url: str) -> AsyncIterator[str]:
+async def fresh_database(pg_server_url: str, *, migrated: bool = True) -> AsyncIterator[str]:
+    """A database of its own; `migrated=False` leaves it empty, as a new managed database is before the services
+    first start and migrate it themselves."""
     name = f"api_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(pg_server_url)
     try:
@@ -182,7 +184,8 @@ async def fresh_database(pg_server_url: str) -> AsyncIterator[str]:
         await admin.close()
     base, _, _ = pg_server_url.rpartition("/")
     url = f"{base}/{name}"
-    await migrate_dsn(url)
+    if migrated:
+        await migrate_dsn(url)
     yield url
 
 

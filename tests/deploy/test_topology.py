@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import secrets
@@ -46,6 +45,7 @@ from runtime.embedded import free_port, venv_binary
 from runtime.httpserve import serve
 from sim.identity_provider import IdentityProvider
 from tests.api.conftest import eventually as eventually_within
+from tests.api.conftest import fresh_database
 from tests.domain.factories import application_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,19 +213,6 @@ class Topology:
         return {"Authorization": f"Bearer {self.kommune_key}"}
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(pg_server_url: str) -> AsyncIterator[str]:
-    """An empty database: the processes migrate it themselves at start, as against a new managed database."""
-    name = f"topology_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, _ = pg_server_url.rpartition("/")
-    yield f"{base}/{name}"
-
-
 def identity_provider_app(idp: IdentityProvider, jwks_path: str) -> FastAPI:
     """The provider fake, publishing its keys at the path compose names (a real provider's certs address)."""
     app = idp.app()
@@ -278,7 +265,7 @@ async def topology(pg_server_url: str, tmp_path: Path) -> AsyncIterator[Topology
         await run([*registration.entrypoint[:-1], str(script)], reg_env, tmp_path)
 
         async with (
-            fresh_database(pg_server_url) as database_url,
+            fresh_database(pg_server_url, migrated=False) as database_url,
             serve(identity_provider_app(idp, urlsplit(jwks_url).path), port=idp_port),
         ):
             secrets_dir = tmp_path / "secrets"

@@ -35,8 +35,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
+# Two workers (pytest-xdist, one per core on the CI machine): most of the suite's time is spent waiting on servers,
+# timers and subprocesses, so the two overlap. A module's tests stay on one worker (module-scoped stacks start once).
+# Bytecode is written even where the shell says not to: the suite starts hundreds of `sagsflow` processes, and each
+# would compile the whole project again.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope
+
+PYTEST_WORKERS ?= 2
 
 bench: $(STAMP)
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done

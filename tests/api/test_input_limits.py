@@ -142,8 +142,12 @@ def bearer(token: str) -> dict[str, str]:
 JSON = {"Content-Type": "application/json"}
 
 
-def task_path(what: str = "returns") -> str:
-    return f"/v1/kommune/tasks/{uuid.uuid4()}/{what}"
+def task_path(what: str = "returns", task_id: uuid.UUID | None = None) -> str:
+    return f"/v1/kommune/tasks/{task_id or uuid.uuid4()}/{what}"
+
+
+# Parametrized paths are fixed: pytest-xdist's workers must collect the same test ids.
+NO_SUCH_ID = uuid.UUID("00000000-0000-4000-8000-00000000dead")
 
 
 async def test_unauthenticated_400_mib_is_refused_after_a_few_chunks_and_no_memory(api: Api) -> None:
@@ -166,10 +170,10 @@ async def test_unauthenticated_400_mib_is_refused_after_a_few_chunks_and_no_memo
 @pytest.mark.parametrize(
     "path",
     [
-        task_path("submissions"),  # the upload route: its larger limit is for callers it knows
-        task_path(),
+        task_path("submissions", NO_SUCH_ID),  # the upload route: its larger limit is for callers it knows
+        task_path(task_id=NO_SUCH_ID),
         "/v1/applications",
-        f"/v1/ops/cases/{uuid.uuid4()}/decision",
+        f"/v1/ops/cases/{NO_SUCH_ID}/decision",
         "/codec/decode",
         "/codec/t/not-the-token/decode",
         "/no/such/route",  # unknown routes answer alike: nothing tells which exist

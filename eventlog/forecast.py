@@ -6,6 +6,7 @@ past date sees exactly what could have been known then, however much the log has
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,9 @@ class ForecastStore:
         states: list[CaseState] = []
         count, last = 0, None
         async for events in case_streams(self.pool, _STREAMS_AS_OF, as_of, position):
+            if len(states) % 500 == 499:
+                # Folding is CPU work on the caller's event loop (the API's): let other requests in now and then.
+                await asyncio.sleep(0)
             count += len(events)
             stamp = max(e.occurred_at for e in events)
             last = stamp if last is None else max(last, stamp)
@@ -70,7 +74,9 @@ class ForecastStore:
 
     async def read(self, as_of: datetime, position: int | None = None) -> ForecastInput:
         states, count, last = await self.states_as_of(as_of, position)
-        return ForecastInput(estimate(states, as_of), snapshot(states, as_of), count, last)
+        # Estimating walks every case's history: CPU work, done in a thread so that an event loop keeps serving.
+        parameters, start = await asyncio.to_thread(lambda: (estimate(states, as_of), snapshot(states, as_of)))
+        return ForecastInput(parameters, start, count, last)
 
 
 class TargetNotAfterStart(ValueError):

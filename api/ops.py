@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -28,7 +28,7 @@ from domain.application import Cpr
 from domain.boundary import FreeText, Key, KommuneKode, Label, LongFreeText, Purpose
 from domain.commands import MAX_LIST
 from domain.events import Party
-from domain.forecast import parse_day_or_instant, parse_what_if
+from domain.forecast import next_forum_meeting, parse_day_or_instant, parse_what_if
 from domain.state import OPEN_TASK_STATUSES
 from eventlog.access import Access, AccessLogError, AccessRecord
 from eventlog.db import StoreUnavailable
@@ -89,6 +89,15 @@ class Backlog(BaseModel):
 
 MAX_FORECAST_RUNS = 5000  # a request's CPU stays in seconds; more is for `sagsflow forecast` on a machine of its own
 WHAT_IF_SHAPES = "expected intake=1.3, kommune=329:speed=1.5 or decision-capacity=0.8 (factors above 0)"
+
+
+MAX_FORECAST_HORIZON = timedelta(days=3 * 366)
+FORECAST_YEARS = (1900, 9000)
+
+
+def _invalid(field: str, message: str) -> RequestValidationError:
+    """A 422 in the shape of the request validation's own (our words; the input is never quoted)."""
+    return RequestValidationError([{"loc": ("query", field), "msg": message, "type": "instant", "input": None}])
 
 
 def _day_or_instant(value: object) -> datetime | None:
@@ -153,14 +162,19 @@ async def get_forecast(
     # In UTC, as the CLI reads its options: the same request gives the same JSON, offsets and all.
     start = (as_of or datetime.now(UTC)).astimezone(UTC)
     to = to.astimezone(UTC) if to is not None else None
-    if to is not None and to <= start:
-        raise RequestValidationError(
-            [{"loc": ("query", "to"), "msg": "must be after as_of (or now)", "type": "instant", "input": None}]
-        )
+    if not FORECAST_YEARS[0] <= start.year <= FORECAST_YEARS[1]:
+        # The estimate looks half a year back and the target up to three ahead: keep both inside the calendar.
+        raise _invalid("as_of", f"must lie in the years {FORECAST_YEARS[0]} to {FORECAST_YEARS[1]}")
+    until = to or next_forum_meeting(start)
+    if until <= start:
+        raise _invalid("to", "must be after as_of (or now)")
+    if until - start > MAX_FORECAST_HORIZON:
+        # The simulation steps a week at a time: a horizon of centuries would hold a worker for hours.
+        raise _invalid("to", "at most 3 years after as_of (or now)")
     scenario = parse_what_if(what_if) if what_if else None
     data = await deps_of(request).stores.forecast.read(start)
     # The simulation is pure CPU: in a thread, so the event loop keeps serving other requests meanwhile.
-    run = await asyncio.to_thread(run_forecast, data, to, runs=runs, seed=seed, what_if=scenario)
+    run = await asyncio.to_thread(run_forecast, data, until, runs=runs, seed=seed, what_if=scenario)
     return run.as_dict()
 
 

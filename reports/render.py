@@ -300,7 +300,8 @@ def _outlook(report: QuarterlyReport) -> dict[str, Any] | None:
 
     out["forum"] = [place(kode, fc.kommuner[kode]) for kode in FORUM_KOMMUNER]
     days = [0.0, *((at - fc.as_of) / timedelta(days=1) for at, _ in fc.path)]
-    ticks = [dansk.short_day(local_date(fc.as_of)), *(dansk.short_day(last_day(at)) for at, _ in fc.path)]
+    # Each point is the state at the start of its day (the last one the meeting day itself, as the table says).
+    ticks = [dansk.short_day(local_date(at)) for at in (fc.as_of, *(at for at, _ in fc.path))]
     band_label = "80 %-interval: 8 af 10 simulerede forløb"
     out["chart"] = charts.fan_chart(
         [

@@ -58,6 +58,8 @@ async def test_bad_forecast_options_are_refused_by_field_without_echo(stack: Sta
         ({"runs": str(MAX_FORECAST_RUNS + 1)}, ["query", "runs"]),
         ({"as_of": "2021-02-30"}, ["query", "as_of"]),
         ({"as_of": "2021-03-01", "to": "2021-02-01"}, ["query", "to"]),
+        ({"as_of": "2021-03-01", "to": "2121-03-01"}, ["query", "to"]),  # a century of weekly steps: no
+        ({"as_of": "0001-01-02"}, ["query", "as_of"]),
     ]
     for params, loc in cases:
         r = await stack.http.get("/v1/ops/forecast", params=params, headers=headers)

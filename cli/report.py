@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
             None, "--simulation", help="From the log of this kept simulation run (`sagsflow simulate --list`)"
         ),
         forecast_runs: int = typer.Option(
-            400,
+            400,  # = reports.outlook.REPORT_FORECAST_RUNS, written out: reports/ is imported only to build one
             "--forecast-runs",
             min=1,
             max=100_000,

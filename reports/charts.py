@@ -202,8 +202,12 @@ def fan_chart(fans: Sequence[Fan], days: Sequence[float], tick_labels: Sequence[
         top = max([*high, fan.actual or 0]) or 1
         ax.set_ylim(0, top * 1.15)
         ax.set_xlim(days[0], days[-1] * 1.12 or 1)
-        ax.set_xticks(list(days)[:: max(1, len(days) // 5)])
-        ax.set_xticklabels(list(tick_labels)[:: max(1, len(days) // 5)], fontsize=7.5)
+        # About five ticks, always the first (now) and the last (the meeting), never two crowding each other.
+        step = max(1, len(days) // 5)
+        shown = [i for i in range(0, len(days), step) if len(days) - 1 - i >= step / 2 or i == 0]
+        shown = sorted({*shown, len(days) - 1})
+        ax.set_xticks([days[i] for i in shown])
+        ax.set_xticklabels([tick_labels[i] for i in shown], fontsize=7.5)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p, f=fan: f.value_text(v)))
         ax.set_title(fan.title, loc="left", fontweight="bold", fontsize=9.5)
         ax.set_ylabel(fan.ylabel)

@@ -262,6 +262,8 @@ def _value(name: str, v: float) -> str:
 
 
 def _band(name: str, b: Band) -> str:
+    if name == "waiting_share":  # "83–86 %", not "83 %–86 %"
+        return f"{dansk.number(100 * b.p10)}–{dansk.percent(100 * b.p90, 0)}"
     return f"{_value(name, b.p10)}–{_value(name, b.p90)}"
 
 

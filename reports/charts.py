@@ -204,7 +204,8 @@ def fan_chart(fans: Sequence[Fan], days: Sequence[float], tick_labels: Sequence[
         ax.set_xlim(days[0], days[-1] * 1.12 or 1)
         # About five ticks, always the first (now) and the last (the meeting), never two crowding each other.
         step = max(1, len(days) // 5)
-        shown = [i for i in range(0, len(days), step) if len(days) - 1 - i >= step / 2 or i == 0]
+        gap = (days[-1] - days[0]) / 10  # a label closer than this to the meeting day's would overlap it
+        shown = [i for i in range(0, len(days), step) if i == 0 or days[-1] - days[i] >= gap]
         shown = sorted({*shown, len(days) - 1})
         ax.set_xticks([days[i] for i in shown])
         ax.set_xticklabels([tick_labels[i] for i in shown], fontsize=7.5)

@@ -3,6 +3,8 @@ happened, and the headline figures of the quarters so far (issue #16).
 
 The forecast is the model of `sagsflow forecast` (domain/forecast.py through `eventlog.forecast.run_forecast`), with
 a fixed seed, from the log as it stood at the report's date and position: the same position gives the same section.
+The report's date is the forum meeting it is made for (the schedule builds a quarter's report on the meeting day after
+it), or the log's last event when the log stops before that; the forecast runs from there to the next meeting.
 A forecast made at a past date reads only events stamped before that date, so last quarter's forecast is simply
 recomputed, never stored.
 """
@@ -29,6 +31,11 @@ REPORT_FORECAST_SEED = 1
 TREND_QUARTERS = 8
 # The figures the section shows, in the forecast's names (its `decisions` count a period, not a state: left out).
 STATE_FIGURES = ("open_cases", "waiting", "waiting_share", "overdue")
+# A log whose last event is this close to the meeting a report is made for covers it (nothing need happen in the
+# night before a 06:00 build, or over a weekend before it).
+LOG_REACHES = timedelta(days=7)
+# A forecast to a meeting closer than this says nothing the report's own figures do not: it goes to the one after.
+MIN_HORIZON = timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class Outlook:
     backcast: Backcast | None = None  # None in the first report, or when the previous meeting precedes the log
     previous_meeting: datetime | None = None  # when there is no backcast: the meeting it would have started from
     trend: list[QuarterFigures] = field(default_factory=list)  # oldest first, only quarters with data
+    at_meeting: bool = False  # the forecast starts at the meeting the report is made for (else: at the log's end)
 
     @property
     def forum(self) -> tuple[str, ...]:
@@ -118,6 +126,25 @@ def trend(log: LogAt, quarter: Quarter, known: Sequence[QuarterFigures]) -> list
     return out[::-1]
 
 
+def presented_at(quarter: Quarter) -> datetime:
+    """The forum meeting a quarter's report is made for: the first after the quarter (the schedule builds it there,
+    at 06:00, workflows/report.py)."""
+    return next_forum_meeting(quarter.end - timedelta(microseconds=1))
+
+
+def starting_point(quarter: Quarter, last_event_at: datetime) -> datetime:
+    """Where the report's forecast starts: the meeting the report is made for, when the log reaches (nearly) to it;
+    otherwise the log's last event, so that weeks the log does not cover are not read as weeks without intake."""
+    meeting = presented_at(quarter)
+    return meeting if last_event_at >= meeting - LOG_REACHES else last_event_at
+
+
+def target_of(start: datetime) -> datetime:
+    """The next forum meeting after `start`, or the one after it when that is too close to say anything about."""
+    target = next_forum_meeting(start)
+    return target if target - start >= MIN_HORIZON else next_forum_meeting(target)
+
+
 async def outlook_of(
     store: ForecastStore,
     log: LogAt,
@@ -131,11 +158,11 @@ async def outlook_of(
     that a worker's event loop (the report activity) keeps answering while they do."""
     seed = REPORT_FORECAST_SEED
     history = trend(log, quarter, known)
-    if not current.has_data or log.span.first_at is None:
+    if not current.has_data or log.span.first_at is None or log.span.last_at is None:
         return Outlook(runs, seed, trend=history)
-    start = current.as_of
+    start = starting_point(quarter, log.span.last_at)
     data = await store.read(start, log.position)
-    ahead = await asyncio.to_thread(run_forecast, data, None, runs=runs, seed=seed)
+    ahead = await asyncio.to_thread(run_forecast, data, target_of(start), runs=runs, seed=seed)
     backcast, previous_meeting = None, None
     meetings = meetings_up_to(start)
     if len(meetings) == 2:
@@ -155,4 +182,5 @@ async def outlook_of(
         backcast=backcast,
         previous_meeting=previous_meeting,
         trend=history,
+        at_meeting=start == presented_at(quarter),
     )

@@ -279,7 +279,12 @@ def _outlook(report: QuarterlyReport) -> dict[str, Any] | None:
     if o.forecast is None or o.now is None:
         return out
     fc, now = o.forecast, o.now
-    out["start"] = dansk.moment(fc.as_of)
+    out["start"] = (
+        f"forummets møde {dansk.day(local_date(fc.as_of))}, hvor rapporten fremlægges"
+        if o.at_meeting
+        else f"hændelsesloggens sidste hændelse, {dansk.moment(fc.as_of)}"
+    )
+    out["start_day"] = dansk.day(local_date(fc.as_of))
     out["meeting"] = dansk.day(local_date(fc.to))
     out["totals"] = [
         {

@@ -81,3 +81,8 @@ async def test_second_report_sets_last_quarters_forecast_against_what_happened(
     assert "læser kun hændelser fra før 1. marts 2021" in text
     assert f"Venter på kommunen: {NAMES['810']}" in text
     assert [q.quarter for q in report.outlook.trend] == ["2021Q1", "2021Q2"]
+
+    # Q1's report is made for the June meeting, which this log reaches: its forecast starts there, for September.
+    q1 = await build_quarterly(db_url, parse_quarter("2021Q1"), position=position, forecast_runs=RUNS)
+    assert q1.outlook is not None and q1.outlook.forecast is not None and q1.outlook.at_meeting
+    assert (q1.outlook.forecast.as_of, q1.outlook.forecast.to) == (_local(2021, 6, 1, 0), _local(2021, 9, 1, 0))

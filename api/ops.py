@@ -6,27 +6,33 @@ the acting person (`staff:<subject>`) in its event, every read the person and th
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 from temporalio.client import Client
 
 from api.auth import require_staff
 from api.calls import CASE, CLOSED_WITHOUT_RESULT, TASK, UpdateRoute, query, refusal, register_updates, workflow_status
 from api.kommune_schemas import AnswerBody, Body, QuestionBody
-from api.params import INSTANT_EXAMPLE, CaseId, CaseIdQuery, OptionalInstant
+from api.params import INSTANT_EXAMPLE, CaseId, CaseIdQuery, OptionalInstant, parse_instant
 from api.responses import TASK_OPERATIONS, Refused, errors, links
 from api.state import deps_of
 from domain.application import Cpr
 from domain.boundary import FreeText, Key, KommuneKode, Label, LongFreeText, Purpose
 from domain.commands import MAX_LIST
 from domain.events import Party
+from domain.forecast import next_forum_meeting, parse_day_or_instant, parse_what_if
 from domain.state import OPEN_TASK_STATUSES
 from eventlog.access import Access, AccessLogError, AccessRecord
 from eventlog.db import StoreUnavailable
+from eventlog.forecast import run_forecast
 from eventlog.queries import BacklogRow, CaseBacklogRow
 from runtime.crypto import subject_id_of_cpr
 from runtime.identity import Staff
@@ -79,6 +85,97 @@ class Backlog(BaseModel):
     as_of: datetime | None
     tasks: list[BacklogRow]
     cases: list[CaseBacklogRow]
+
+
+MAX_FORECAST_RUNS = 5000  # a request's CPU stays in seconds; more is for `sagsflow forecast` on a machine of its own
+WHAT_IF_SHAPES = "expected intake=1.3, kommune=329:speed=1.5 or decision-capacity=0.8 (factors above 0)"
+
+
+MAX_FORECAST_HORIZON = timedelta(days=3 * 366)
+FORECAST_YEARS = (1900, 9000)
+
+
+def _invalid(field: str, message: str) -> RequestValidationError:
+    """A 422 in the shape of the request validation's own (our words; the input is never quoted)."""
+    return RequestValidationError([{"loc": ("query", field), "msg": message, "type": "instant", "input": None}])
+
+
+def _day_or_instant(value: object) -> datetime | None:
+    """A day (the start of it, Danish time, as `sagsflow forecast` reads it) or an instant with an offset."""
+    if value is None:
+        return None
+    if isinstance(value, str) and _DAY.fullmatch(value):
+        try:
+            return parse_day_or_instant(value)
+        except ValueError:
+            raise PydanticCustomError("instant", "not a valid day: give e.g. 2021-03-01") from None
+    return parse_instant(value)
+
+
+def _what_if(value: object) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("what_if", WHAT_IF_SHAPES)
+    try:
+        parse_what_if([value])
+    except ValueError:
+        # parse_what_if's own message quotes the text; the API's never does.
+        raise PydanticCustomError("what_if", WHAT_IF_SHAPES) from None
+    return value
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+DayOrInstant = Annotated[datetime | None, BeforeValidator(_day_or_instant)]
+WhatIfText = Annotated[str, BeforeValidator(_what_if)]
+
+
+@router.get(
+    "/forecast",
+    summary="The backlog forecast to a date (default: the next forum meeting), as `sagsflow forecast --json`",
+    responses=errors(422, body=False),
+)
+async def get_forecast(
+    request: Request,
+    _reader: Reader,
+    as_of: Annotated[
+        DayOrInstant,
+        Query(
+            description="Forecast from the log as it stood then: a day (2021-03-01, its start in Danish time) or an"
+            " instant with an offset. Leave out for now.",
+            examples=[INSTANT_EXAMPLE],
+        ),
+    ] = None,
+    to: Annotated[
+        DayOrInstant,
+        Query(description="The date to forecast (a day or an instant); default: the next forum meeting"),
+    ] = None,
+    runs: Annotated[int, Query(ge=1, le=MAX_FORECAST_RUNS, description="Simulated futures")] = 1000,
+    seed: Annotated[int, Query(ge=0, le=2**63 - 1, description="The same seed gives the same forecast")] = 1,
+    what_if: Annotated[
+        list[WhatIfText],
+        Query(
+            max_length=10,
+            description="A change to forecast beside the baseline (repeat to combine them into one scenario): "
+            "intake=1.3, kommune=329:speed=1.5, decision-capacity=0.8",
+        ),
+    ] = [],  # noqa: B006 (FastAPI copies a query default; it is never mutated)
+) -> dict[str, Any]:
+    # In UTC, as the CLI reads its options: the same request gives the same JSON, offsets and all.
+    start = (as_of or datetime.now(UTC)).astimezone(UTC)
+    to = to.astimezone(UTC) if to is not None else None
+    if not FORECAST_YEARS[0] <= start.year <= FORECAST_YEARS[1]:
+        # The estimate looks half a year back and the target up to three ahead: keep both inside the calendar.
+        raise _invalid("as_of", f"must lie in the years {FORECAST_YEARS[0]} to {FORECAST_YEARS[1]}")
+    until = to or next_forum_meeting(start)
+    if until <= start:
+        raise _invalid("to", "must be after as_of (or now)")
+    if until - start > MAX_FORECAST_HORIZON:
+        # The simulation steps a week at a time: a horizon of centuries would hold a worker for hours.
+        raise _invalid("to", "at most 3 years after as_of (or now)")
+    scenario = parse_what_if(what_if) if what_if else None
+    data = await deps_of(request).stores.forecast.read(start)
+    # The simulation is pure CPU: in a thread, so the event loop keeps serving other requests meanwhile.
+    run = await asyncio.to_thread(run_forecast, data, until, runs=runs, seed=seed, what_if=scenario)
+    return run.as_dict()
 
 
 @router.get(

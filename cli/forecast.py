@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -43,7 +42,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Open cases, cases waiting on a kommune, the waiting share, overdue tasks and decisions at a future date,
         per kommune and in total, as a median and an 80 % interval, with the weekly path there."""
-        from domain.forecast import forecast, next_forum_meeting, parse_what_if
+        from domain.forecast import parse_what_if
+        from eventlog.forecast import TargetNotAfterStart, run_forecast
 
         start = _when("--as-of", as_of)
         target = _when("--to", to)
@@ -55,32 +55,15 @@ def register(app: typer.Typer) -> None:
         # Now for the live log; a kept simulation's default is the end of its log.
         as_of_default = start or (datetime.now(UTC) if simulation is None else None)
         data: ForecastInput = on_log(simulation, lambda dsn: forecast_input(dsn, as_of_default))
-        began = data.snapshot.as_of
-        until = target or next_forum_meeting(began)
-        if until <= began:
-            typer.echo(f"--to: {until.isoformat()} is not after the forecast's start {began.isoformat()}", err=True)
-            raise typer.Exit(2)
-        clock = time.perf_counter()
-        results = [forecast(data.snapshot, data.parameters, until, runs=runs, seed=seed)]
-        if scenario is not None:
-            results.append(forecast(data.snapshot, data.parameters, until, runs=runs, seed=seed, what_if=scenario))
-        seconds = time.perf_counter() - clock
+        try:
+            run = run_forecast(data, target, runs=runs, seed=seed, what_if=scenario)
+        except TargetNotAfterStart as exc:
+            typer.echo(f"--to: {exc}", err=True)
+            raise typer.Exit(2) from None
         if json_out:
-            typer.echo(
-                json.dumps(
-                    {
-                        "as_of": began.isoformat(),
-                        "to": until.isoformat(),
-                        "events_read": data.events_read,
-                        "parameters": data.parameters.as_dict(),
-                        "baseline": results[0].as_dict(),
-                        "what_if": results[1].as_dict() if len(results) > 1 else None,
-                        "seconds": round(seconds, 3),
-                    }
-                )
-            )
+            typer.echo(json.dumps(run.as_dict()))
             return
-        print_forecast(results, data)
+        print_forecast([run.baseline] if run.what_if is None else [run.baseline, run.what_if], data)
 
     _ = forecast_command
 

@@ -34,6 +34,13 @@ def register(app: typer.Typer) -> None:
         simulation: str | None = typer.Option(
             None, "--simulation", help="From the log of this kept simulation run (`sagsflow simulate --list`)"
         ),
+        forecast_runs: int = typer.Option(
+            400,  # = reports.outlook.REPORT_FORECAST_RUNS, written out: reports/ is imported only to build one
+            "--forecast-runs",
+            min=1,
+            max=100_000,
+            help="Simulated futures behind the forecast to the next forum meeting (more: steadier bands, slower)",
+        ),
     ) -> None:
         """Write the quarterly HTML report (inline charts) and one CSV per table."""
         from reports.build import PositionBeyondLog, build_quarterly
@@ -50,7 +57,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         # An unreachable database is reported by `cli.main`, in the same words as for every other command.
         try:
-            report: QuarterlyReport = on_log(simulation, lambda dsn: build_quarterly(dsn, q, position=position))
+            report: QuarterlyReport = on_log(
+                simulation, lambda dsn: build_quarterly(dsn, q, position=position, forecast_runs=forecast_runs)
+            )
             written = write_report(report, out)
         except PositionBeyondLog as exc:
             typer.echo(f"--position: {exc}", err=True)

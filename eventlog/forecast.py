@@ -6,19 +6,31 @@ past date sees exactly what could have been known then, however much the log has
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-from domain.forecast import Parameters, Snapshot, estimate, snapshot
+from domain.forecast import (
+    BASELINE,
+    Forecast,
+    Parameters,
+    Snapshot,
+    WhatIf,
+    estimate,
+    forecast,
+    next_forum_meeting,
+    snapshot,
+)
 from domain.state import CaseState, fold
 from eventlog.store import case_streams
 
 # Personal fields are never read (a forecast must work after shredding); nothing stamped after the instant is read.
 _STREAMS_AS_OF = (
     "SELECT event_id, case_id, type, schema_version, occurred_at, data - 'personal' AS data FROM events"
-    " WHERE occurred_at <= $1 ORDER BY case_id, stream_version"
+    " WHERE occurred_at <= $1 AND ($2::bigint IS NULL OR global_position <= $2) ORDER BY case_id, stream_version"
 )
 
 
@@ -42,18 +54,70 @@ class ForecastStore:
             value: datetime | None = await conn.fetchval("SELECT max(occurred_at) FROM events")
         return value
 
-    async def states_as_of(self, as_of: datetime) -> tuple[list[CaseState], int, datetime | None]:
-        """Each case folded through `domain.evolve` from its events stamped at or before `as_of`; with how many
-        events that was and the latest stamp among them."""
+    async def states_as_of(
+        self, as_of: datetime, position: int | None = None
+    ) -> tuple[list[CaseState], int, datetime | None]:
+        """Each case folded through `domain.evolve` from its events stamped at or before `as_of` (and, given a log
+        `position`, appended at or before it: a report built at a position must not see events appended later, even
+        stamped earlier); with how many events that was and the latest stamp among them."""
         states: list[CaseState] = []
         count, last = 0, None
-        async for events in case_streams(self.pool, _STREAMS_AS_OF, as_of):
+        async for events in case_streams(self.pool, _STREAMS_AS_OF, as_of, position):
+            if len(states) % 500 == 499:
+                # Folding is CPU work on the caller's event loop (the API's): let other requests in now and then.
+                await asyncio.sleep(0)
             count += len(events)
             stamp = max(e.occurred_at for e in events)
             last = stamp if last is None else max(last, stamp)
             states.append(fold(events))
         return states, count, last
 
-    async def read(self, as_of: datetime) -> ForecastInput:
-        states, count, last = await self.states_as_of(as_of)
-        return ForecastInput(estimate(states, as_of), snapshot(states, as_of), count, last)
+    async def read(self, as_of: datetime, position: int | None = None) -> ForecastInput:
+        states, count, last = await self.states_as_of(as_of, position)
+        # Estimating walks every case's history: CPU work, done in a thread so that an event loop keeps serving.
+        parameters, start = await asyncio.to_thread(lambda: (estimate(states, as_of), snapshot(states, as_of)))
+        return ForecastInput(parameters, start, count, last)
+
+
+class TargetNotAfterStart(ValueError):
+    """The date to forecast is not after the forecast's start: there is nothing to simulate."""
+
+
+@dataclass(frozen=True)
+class ForecastRun:
+    """A forecast as `sagsflow forecast --json` and `GET /v1/ops/forecast` show it: the baseline and, with a what-if,
+    the scenario beside it, over the same input and seed."""
+
+    data: ForecastInput
+    to: datetime
+    baseline: Forecast
+    what_if: Forecast | None
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "as_of": self.data.snapshot.as_of.isoformat(),
+            "to": self.to.isoformat(),
+            "events_read": self.data.events_read,
+            "parameters": self.data.parameters.as_dict(),
+            "baseline": self.baseline.as_dict(),
+            "what_if": self.what_if.as_dict() if self.what_if is not None else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def run_forecast(
+    data: ForecastInput, to: datetime | None, *, runs: int, seed: int, what_if: WhatIf | None = None
+) -> ForecastRun:
+    """The one way the CLI, the API and the quarterly report run the model on what the store read (`to` None: the
+    next forum meeting). CPU-bound and synchronous: an event loop runs it in a thread."""
+    began = data.snapshot.as_of
+    until = to or next_forum_meeting(began)
+    if until <= began:
+        raise TargetNotAfterStart(f"{until.isoformat()} is not after the forecast's start {began.isoformat()}")
+    clock = time.perf_counter()
+    baseline = forecast(data.snapshot, data.parameters, until, runs=runs, seed=seed, what_if=BASELINE)
+    scenario = None
+    if what_if is not None:
+        scenario = forecast(data.snapshot, data.parameters, until, runs=runs, seed=seed, what_if=what_if)
+    return ForecastRun(data, until, baseline, scenario, time.perf_counter() - clock)

@@ -15,6 +15,7 @@ from eventlog.api_keys import ApiKeys
 from eventlog.db import Pool
 from eventlog.documents import Documents
 from eventlog.figures import FigureStore
+from eventlog.forecast import ForecastStore
 from eventlog.inbox import InboxStore
 from eventlog.intake_keys import IntakeKeys
 from eventlog.store import EventStore, create_pool
@@ -61,6 +62,7 @@ class Stores:
     api_keys = store(ApiKeys)
     documents = store(Documents)
     figures = store(FigureStore)
+    forecast = store(ForecastStore)
     inbox = store(InboxStore)
 
     def __init__(self, pool: Pool) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from eventlog.figures import FigureStore
+from eventlog.forecast import ForecastStore
 from eventlog.store import create_pool
+from reports.outlook import REPORT_FORECAST_RUNS, outlook_of
 from reports.quarterly import Quarter, compute
 from reports.render import QuarterlyReport, write_report
 
@@ -15,26 +17,38 @@ class PositionBeyondLog(ValueError):
 
 
 async def build_quarterly_from(
-    figures: FigureStore, quarter: Quarter, *, position: int | None = None
+    figures: FigureStore,
+    quarter: Quarter,
+    *,
+    position: int | None = None,
+    forecast_runs: int = REPORT_FORECAST_RUNS,
 ) -> QuarterlyReport:
     head = await figures.head_position()
     if position is not None and position > head:
         raise PositionBeyondLog(f"the event log ends at position {head}")
     log = await figures.log_at(position if position is not None else head)
+    current = compute(log.timelines, quarter, log.span)
+    previous = compute(log.timelines, quarter.previous(), log.span)
+    outlook = await outlook_of(
+        ForecastStore(figures.pool), log, quarter, current, [current, previous], runs=forecast_runs
+    )
     return QuarterlyReport(
-        current=compute(log.timelines, quarter, log.span),
-        previous=compute(log.timelines, quarter.previous(), log.span),
+        current=current,
+        previous=previous,
         log_position=log.position,
         event_count=log.event_count,
         span=log.span,
+        outlook=outlook,
     )
 
 
-async def build_quarterly(dsn: str, quarter: Quarter, *, position: int | None = None) -> QuarterlyReport:
+async def build_quarterly(
+    dsn: str, quarter: Quarter, *, position: int | None = None, forecast_runs: int = REPORT_FORECAST_RUNS
+) -> QuarterlyReport:
     # One connection is all a build uses; the pool gives it the event log's own codecs.
     pool = await create_pool(dsn, min_size=1, max_size=1)
     try:
-        return await build_quarterly_from(FigureStore(pool), quarter, position=position)
+        return await build_quarterly_from(FigureStore(pool), quarter, position=position, forecast_runs=forecast_runs)
     finally:
         await pool.close()
 

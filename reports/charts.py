@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -162,4 +163,63 @@ def horizontal_bars(
         frameon=False,
         fontsize=8,
     )
+    return _svg(fig)
+
+
+@dataclass(frozen=True)
+class Fan:
+    """One panel of a fan chart: the value now, then the median and the 10th–90th percentile at each week's end."""
+
+    title: str
+    ylabel: str
+    now: float
+    median: Sequence[float]
+    low: Sequence[float]
+    high: Sequence[float]
+    value_text: Callable[[float], str] = _axis_number
+    actual: float | None = None  # what happened at the last point (a backcast), marked with a cross
+
+
+def fan_chart(fans: Sequence[Fan], days: Sequence[float], tick_labels: Sequence[str], *, band_label: str) -> str:
+    """Side-by-side panels over the same weeks (`days` after the start, the first 0 = now): the median as a line and
+    the 80 % interval as a shaded band, so a reader sees both where it is heading and how sure that is."""
+    fig, axes = plt.subplots(1, len(fans), figsize=(4.6 * len(fans), 3.3), squeeze=False)
+    for ax, fan in zip(axes[0], fans, strict=True):
+        median, low, high = [fan.now, *fan.median], [fan.now, *fan.low], [fan.now, *fan.high]
+        ax.fill_between(days, low, high, color=BAR_COLOUR, alpha=0.25, linewidth=0)
+        ax.plot(days, median, color=ACCENT, linewidth=2)
+        ax.plot([days[0]], [fan.now], "o", color=ACCENT)
+        ax.annotate(
+            fan.value_text(median[-1]),
+            (days[-1], median[-1]),
+            fontsize=8,
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+        )
+        if fan.actual is not None:
+            ax.plot([days[-1]], [fan.actual], "x", color="#b5462b", markersize=9, markeredgewidth=2)
+        top = max([*high, fan.actual or 0]) or 1
+        ax.set_ylim(0, top * 1.15)
+        ax.set_xlim(days[0], days[-1] * 1.12 or 1)
+        # About five ticks, always the first (now) and the last (the meeting), never two crowding each other.
+        step = max(1, len(days) // 5)
+        gap = (days[-1] - days[0]) / 10  # a label closer than this to the meeting day's would overlap it
+        shown = [i for i in range(0, len(days), step) if i == 0 or days[-1] - days[i] >= gap]
+        shown = sorted({*shown, len(days) - 1})
+        ax.set_xticks([days[i] for i in shown])
+        ax.set_xticklabels([tick_labels[i] for i in shown], fontsize=7.5)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p, f=fan: f.value_text(v)))
+        ax.set_title(fan.title, loc="left", fontweight="bold", fontsize=9.5)
+        ax.set_ylabel(fan.ylabel)
+    handles: list[Patch | Line2D] = [
+        Line2D([0], [0], color=ACCENT, linewidth=2, label="median"),
+        Patch(facecolor=BAR_COLOUR, alpha=0.25, label=band_label),
+    ]
+    if any(f.actual is not None for f in fans):
+        handles.append(
+            Line2D([0], [0], marker="x", color="#b5462b", linestyle="none", markeredgewidth=2, label="faktisk")
+        )
+    fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.05, -0.08), ncol=3, frameon=False, fontsize=8)
+    fig.tight_layout()
     return _svg(fig)

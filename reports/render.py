@@ -13,14 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from domain.calendar import local_date
+from domain.forecast import Band, Figures
 from domain.kommuner import FORUM_KOMMUNER, all_kommuner
 from eventlog.figures import Share
 from reports import charts, dansk
 from reports.dansk import NO_DATA
+from reports.outlook import STATE_FIGURES, Outlook
 from reports.quarterly import KommuneFigures, LogSpan, QuarterFigures
 
 # The dashed line in the answer-time chart: about the kommune's 3 months (the real deadline is counted by the
@@ -35,6 +38,7 @@ class QuarterlyReport:
     log_position: int
     event_count: int
     span: LogSpan
+    outlook: Outlook | None = None  # the "next meeting" section (None: built without it)
 
 
 def _plural(n: int, one: str, many: str) -> str:
@@ -244,6 +248,127 @@ def _charts(report: QuarterlyReport) -> dict[str, str]:
     return svgs
 
 
+FIGURE_NAMES = {
+    "open_cases": "Åbne sager",
+    "waiting": "Heraf venter på kommunen",
+    "waiting_share": "Andel af åbne sager, der venter på kommunen",
+    "overdue": "Opgaver over frist",
+    "decisions": "Afgørelser frem til mødet",
+}
+
+
+def _value(name: str, v: float) -> str:
+    return dansk.percent(100 * v, 0) if name == "waiting_share" else dansk.number(v)
+
+
+def _band(name: str, b: Band) -> str:
+    if name == "waiting_share":  # "83–86 %", not "83 %–86 %"
+        return f"{dansk.number(100 * b.p10)}–{dansk.percent(100 * b.p90, 0)}"
+    return f"{_value(name, b.p10)}–{_value(name, b.p90)}"
+
+
+def _outlook(report: QuarterlyReport) -> dict[str, Any] | None:
+    """What the "next meeting" section shows, formatted; None when the report was built without it."""
+    o = report.outlook
+    if o is None:
+        return None
+    names = {k.kode: k.navn for k in all_kommuner()}
+    out: dict[str, Any] = {"o": o, "trend": o.trend, "previous_meeting": None}
+    if o.previous_meeting is not None:
+        out["previous_meeting"] = dansk.day(local_date(o.previous_meeting))
+    if o.forecast is None or o.now is None:
+        return out
+    fc, now = o.forecast, o.now
+    out["start"] = (
+        f"forummets møde {dansk.day(local_date(fc.as_of))}, hvor rapporten fremlægges"
+        if o.at_meeting
+        else f"hændelsesloggens sidste hændelse, {dansk.moment(fc.as_of)}"
+    )
+    out["start_day"] = dansk.day(local_date(fc.as_of))
+    out["meeting"] = dansk.day(local_date(fc.to))
+    out["totals"] = [
+        {
+            "name": FIGURE_NAMES[name],
+            "now": _value(name, now.total[name]) if name in now.total else "",
+            "median": _value(name, getattr(fc.total, name).median),
+            "band": _band(name, getattr(fc.total, name)),
+        }
+        for name in (*STATE_FIGURES, "decisions")
+    ]
+
+    def place(kode: str, f: Figures) -> dict[str, str]:
+        mine = now.kommuner.get(kode, {})
+        row = {"kode": kode, "navn": names.get(kode, kode)}
+        for name in ("open_cases", "waiting", "overdue"):
+            row[f"{name}_now"] = dansk.number(mine.get(name, 0))
+            row[f"{name}_median"] = _value(name, getattr(f, name).median)
+            row[f"{name}_band"] = _band(name, getattr(f, name))
+        return row
+
+    out["forum"] = [place(kode, fc.kommuner[kode]) for kode in FORUM_KOMMUNER]
+    days = [0.0, *((at - fc.as_of) / timedelta(days=1) for at, _ in fc.path)]
+    # Each point is the state at the start of its day (the last one the meeting day itself, as the table says).
+    ticks = [dansk.short_day(local_date(at)) for at in (fc.as_of, *(at for at, _ in fc.path))]
+    band_label = "80 %-interval: 8 af 10 simulerede forløb"
+    out["chart"] = charts.fan_chart(
+        [
+            charts.Fan(
+                "Andel af åbne sager, der venter på kommunen",
+                "procent",
+                100 * now.total["waiting_share"],
+                [100 * f.waiting_share.median for _, f in fc.path],
+                [100 * f.waiting_share.p10 for _, f in fc.path],
+                [100 * f.waiting_share.p90 for _, f in fc.path],
+                value_text=lambda v: dansk.percent(v, 0),
+            ),
+            charts.Fan(
+                "Åbne sager",
+                "sager",
+                now.total["open_cases"],
+                [f.open_cases.median for _, f in fc.path],
+                [f.open_cases.p10 for _, f in fc.path],
+                [f.open_cases.p90 for _, f in fc.path],
+            ),
+        ],
+        days,
+        ticks,
+        band_label=band_label,
+    )
+    back = o.backcast
+    if back is not None:
+        bf = back.forecast
+        rows = []
+        for name in STATE_FIGURES:
+            b = getattr(bf.total, name)
+            rows.append(
+                {
+                    "name": FIGURE_NAMES[name],
+                    "median": _value(name, b.median),
+                    "band": _band(name, b),
+                    "actual": _value(name, back.actual.total[name]),
+                    "inside": back.inside(name),
+                }
+            )
+        for kode in FORUM_KOMMUNER:
+            b = bf.kommuner[kode].waiting
+            rows.append(
+                {
+                    "name": f"Venter på kommunen: {names.get(kode, kode)}",
+                    "median": _value("waiting", b.median),
+                    "band": _band("waiting", b),
+                    "actual": dansk.number(back.actual.kommuner.get(kode, {}).get("waiting", 0)),
+                    "inside": back.inside("waiting", kode),
+                }
+            )
+        out["back"] = {
+            "made": dansk.day(local_date(bf.as_of)),
+            "due": dansk.day(local_date(bf.to)),
+            "rows": rows,
+            "inside": sum(1 for r in rows if r["inside"]),
+        }
+    return out
+
+
 def render_html(report: QuarterlyReport) -> str:
     f, p = report.current, report.previous
     env = Environment(loader=PackageLoader("reports", "templates"), autoescape=True, undefined=StrictUndefined)
@@ -263,6 +388,7 @@ def render_html(report: QuarterlyReport) -> str:
         d=dansk,
         three_months=THREE_MONTHS_DAYS,
         csv_files=CSV_FILES,
+        outlook=_outlook(report),
     )
 
 

@@ -73,6 +73,7 @@ ROWS = [
         body=lambda who: {"idempotency_key": f"matrix-{who}-{uuid.uuid4().hex}", "application": FILED},
     ),
     Row("GET", "/v1/ops/backlog", "staff", READERS),
+    Row("GET", "/v1/ops/forecast", "staff", READERS, params={"runs": "20"}),
     Row("GET", "/v1/ops/cases/{case_id}", "staff", READERS, params=PURPOSE),
     # The case waits for its kommune: a decision is refused by the case (409), after the door let the caller in.
     Row(

@@ -55,4 +55,6 @@ async def test_apply_is_idempotent_and_the_report_runs(
     assert result.log_position == 0
     assert Path(result.files[0]).name == "quarterly-2021Q1.html"
     assert Path(result.files[0]).exists()
+    # The workflow's report has the forecast section too (on this empty log: that there is nothing to forecast).
+    assert 'id="naeste-moede"' in Path(result.files[0]).read_text()
     await client.get_schedule_handle(QUARTERLY_REPORT_SCHEDULE_ID).delete()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -112,8 +112,15 @@ class Parameters:
 
     def intake_weight(self, day: date) -> float:
         """How many applications `day` brings, relative to a working day of an average month."""
-        weight = self.intake_month_factors[day.month - 1] if self.intake_month_factors else 1.0
-        return weight * (self.intake_closed_day_factor if is_closed(day) else 1.0)
+        return Parameters.intake_weight_of(self.intake_month_factors, self.intake_closed_day_factor)(day)
+
+    @staticmethod
+    def intake_weight_of(months: tuple[float, ...], closed_factor: float) -> Callable[[date], float]:
+        def weight(day: date) -> float:
+            factor = months[day.month - 1] if months else 1.0
+            return factor * (closed_factor if is_closed(day) else 1.0)
+
+        return weight
 
     def expected_intake(self, start: datetime, end: datetime) -> float:
         """The expected number of applications between two instants: the recent rate, carried over the season
@@ -151,6 +158,11 @@ class Parameters:
             "extension_days": round(self.extension_days, 1),
             "questions_per_task": round(self.questions_per_task, 3),
             "policy_id": self.policy_id,
+            "late_extension_share": round(self.late_extension_share, 4),
+            "withdrawal_weekly": round(self.withdrawal_weekly, 5),
+            "move_weekly": round(self.move_weekly, 5),
+            "intake_month_factors": list(self.intake_month_factors) or None,
+            "intake_closed_day_factor": round(self.intake_closed_day_factor, 3),
             "national_median_weeks_to_answer": weeks(self.national),
             "median_weeks_to_answer": {k: weeks(h) for k, h in sorted(self.answer.items())},
         }
@@ -317,6 +329,9 @@ def estimate(states: Sequence[CaseState], as_of: datetime) -> Parameters:
                 latest_policy = (task.requested_at, task.policy_id)
     national = _national(national_counts)
     answer = {k: _shrunk(c, national) for k, c in sorted(per_kommune.items())}
+    late_extension = _late_extension_share(states, window, as_of)
+    withdrawal_weekly, move_weekly = _withdrawals_and_moves(states, window, as_of, national_counts.total_exposure)
+    months, closed_factor, window_weight = _seasonality(states, first, intake_from, as_of)
 
     # Caseworkers: time in "ready for decision", ended by a decision or by a request for supplementary information.
     ready_weeks = decisions = supplementary = 0.0
@@ -350,7 +365,95 @@ def estimate(states: Sequence[CaseState], as_of: datetime) -> Parameters:
         extension_days=sorted(extension_days)[len(extension_days) // 2] if extension_days else 0.0,
         questions_per_task=_share(questions, tasks_seen),
         policy_id=latest_policy[1] if latest_policy and latest_policy[1] in POLICIES else DEFAULT_POLICY_ID,
+        late_extension_share=late_extension,
+        withdrawal_weekly=withdrawal_weekly,
+        move_weekly=move_weekly,
+        intake_month_factors=months,
+        intake_closed_day_factor=closed_factor,
+        intake_window_weight=window_weight,
     )
+
+
+def _late_extension_share(states: Sequence[CaseState], window: datetime, as_of: datetime) -> float:
+    """Of the tasks whose original deadline fell in the window while they were still open, those extended. A
+    kommune asks only when it will be late, so the share of all tasks (extension_share) understates it, and the
+    more so the shorter the log (few tasks have reached a deadline yet)."""
+    late = extended = 0
+    for s in states:
+        for task in s.tasks.values():
+            deadline = task.original_deadline_at
+            if not window < deadline <= as_of:
+                continue
+            if task.closed_at is None or task.closed_at > deadline or task.extensions:
+                late += 1
+                extended += bool(task.extensions)
+    return _share(extended, late)
+
+
+def _withdrawals_and_moves(
+    states: Sequence[CaseState], window: datetime, as_of: datetime, task_weeks: float
+) -> tuple[float, float]:
+    """Weekly probabilities that an open case is withdrawn and that an open task is cancelled because its citizen
+    moved (a cancelled task of a case not withdrawn), from the window's case-weeks and task-weeks."""
+    case_weeks = 0.0
+    withdrawn = moved = 0
+    for s in states:
+        assert s.received_at is not None
+        cancelled = [t.closed_at for t in s.tasks.values() if t.status is TaskStatus.CANCELLED and t.closed_at]
+        ended = s.decided_at or s.closed_at or as_of
+        if s.withdrawn:
+            ended = max(cancelled, default=s.closed_at or s.last_event_at or as_of)
+            withdrawn += window < ended <= as_of
+        else:
+            moved += sum(1 for at in cancelled if window < at <= as_of)
+        lo = max(s.received_at, window)
+        if ended > lo:
+            case_weeks += _weeks(ended - lo)
+    withdrawal_rate = withdrawn / case_weeks if case_weeks > 0 else 0.0
+    move_rate = moved / task_weeks if task_weeks > 0 else 0.0
+    return 1 - math.exp(-withdrawal_rate), 1 - math.exp(-move_rate)
+
+
+# Seasonality needs a whole year behind the forecast: each calendar month seen once, and the holidays.
+SEASON = timedelta(days=364)
+
+
+def _seasonality(
+    states: Sequence[CaseState], first: datetime, intake_from: datetime, as_of: datetime
+) -> tuple[tuple[float, ...], float, float]:
+    """Intake's month factors and closed-day factor from the last year (none before the log holds one), and the
+    mean day weight of the intake window they imply."""
+    if as_of - first < SEASON:
+        return (), 1.0, 1.0
+    begin = local_date(as_of - SEASON)
+    end = local_date(as_of)  # the days before as_of's own (partial) day
+    per_day: dict[date, int] = {}
+    for s in states:
+        if s.received_at is not None:
+            day = local_date(s.received_at)
+            if begin <= day < end:
+                per_day[day] = per_day.get(day, 0) + 1
+    days = [begin + timedelta(days=d) for d in range((end - begin).days)]
+    closed = [d for d in days if is_closed(d)]
+    open_days = [d for d in days if not is_closed(d)]
+    if not closed or not open_days:
+        return (), 1.0, 1.0
+    open_rate = sum(per_day.get(d, 0) for d in open_days) / len(open_days)
+    if open_rate <= 0:
+        return (), 1.0, 1.0
+    closed_factor = sum(per_day.get(d, 0) for d in closed) / len(closed) / open_rate
+    # Per month: applications over the working-day equivalents of its days, relative to the year's.
+    count = [0.0] * 12
+    weight = [0.0] * 12
+    for d in days:
+        count[d.month - 1] += per_day.get(d, 0)
+        weight[d.month - 1] += closed_factor if is_closed(d) else 1.0
+    year_rate = sum(count) / sum(weight)
+    months = tuple(round((c / w) / year_rate, 4) if w > 0 else 1.0 for c, w in zip(count, weight, strict=True))
+    seasonal = Parameters.intake_weight_of(months, closed_factor)
+    window = [local_date(intake_from) + timedelta(days=d) for d in range(max(1, (as_of - intake_from).days))]
+    window_weight = sum(seasonal(d) for d in window) / len(window)
+    return months, closed_factor, window_weight
 
 
 def _receiving_kommune(s: CaseState) -> str:
@@ -826,6 +929,34 @@ def _start_figures(snap: Snapshot) -> dict[str, float]:
     }
 
 
+def observed(states: Iterable[CaseState], since: datetime, at: datetime) -> dict[str, dict[str, float]]:
+    """What the log shows at `at`, counted as the forecast counts it: per kommune and in total ("" key), open cases,
+    cases waiting on a kommune, the waiting share, overdue tasks (for the kommune the task waits on) and the decisions
+    made after `since` (the forecast's start). For scoring a forecast against what then happened."""
+    states = list(states)
+    out: dict[str, dict[str, float]] = {}
+
+    def place(kode: str) -> dict[str, float]:
+        return out.setdefault(kode, {"open_cases": 0, "waiting": 0, "overdue": 0, "decisions": 0})
+
+    for case in snapshot(states, at).cases:
+        for kode in ("", case.kommune_kode):
+            place(kode)["open_cases"] += 1
+            if case.task_kommune is not None:
+                place(kode)["waiting"] += 1
+        overdue = case.task_deadline_at is not None and case.task_deadline_at <= at
+        if case.task_kommune is not None and overdue:
+            place("")["overdue"] += 1
+            place(case.task_kommune)["overdue"] += 1
+    for s in _in_effect(states, at):
+        if s.decided_at is not None and since < s.decided_at <= at and s.kommune_kode:
+            place("")["decisions"] += 1
+            place(s.kommune_kode)["decisions"] += 1
+    for f in out.values():
+        f["waiting_share"] = round(f["waiting"] / f["open_cases"], 4) if f["open_cases"] else 0.0
+    return out
+
+
 def parse_day_or_instant(text: str) -> datetime:
     """`2021-03-01` (the start of that day, Danish time) or an instant with an offset."""
     try:
@@ -852,6 +983,7 @@ __all__ = [
     "estimate",
     "forecast",
     "next_forum_meeting",
+    "observed",
     "parse_day_or_instant",
     "parse_what_if",
     "snapshot",

@@ -109,6 +109,11 @@ class Parameters:
     intake_month_factors: tuple[float, ...] = ()
     intake_closed_day_factor: float = 1.0
     intake_window_weight: float = 1.0
+    # How far the intake rate and the kommuner's answer speed have drifted between four-week blocks of the log
+    # (standard deviation of the log-ratio of consecutive blocks, less what chance alone explains). Each run draws
+    # its own intake and speeds from it, so the intervals carry the uncertainty of the rates, not only the draws.
+    intake_drift: float = 0.0
+    speed_drift: float = 0.0
 
     def intake_weight(self, day: date) -> float:
         """How many applications `day` brings, relative to a working day of an average month."""
@@ -163,6 +168,8 @@ class Parameters:
             "move_weekly": round(self.move_weekly, 5),
             "intake_month_factors": list(self.intake_month_factors) or None,
             "intake_closed_day_factor": round(self.intake_closed_day_factor, 3),
+            "intake_drift": round(self.intake_drift, 4),
+            "speed_drift": round(self.speed_drift, 4),
             "national_median_weeks_to_answer": weeks(self.national),
             "median_weeks_to_answer": {k: weeks(h) for k, h in sorted(self.answer.items())},
         }
@@ -332,6 +339,7 @@ def estimate(states: Sequence[CaseState], as_of: datetime) -> Parameters:
     late_extension = _late_extension_share(states, window, as_of)
     withdrawal_weekly, move_weekly = _withdrawals_and_moves(states, window, as_of, national_counts.total_exposure)
     months, closed_factor, window_weight = _seasonality(states, first, intake_from, as_of)
+    intake_drift, speed_drift = _drifts(states, first, as_of)
 
     # Caseworkers: time in "ready for decision", ended by a decision or by a request for supplementary information.
     ready_weeks = decisions = supplementary = 0.0
@@ -371,6 +379,8 @@ def estimate(states: Sequence[CaseState], as_of: datetime) -> Parameters:
         intake_month_factors=months,
         intake_closed_day_factor=closed_factor,
         intake_window_weight=window_weight,
+        intake_drift=intake_drift,
+        speed_drift=speed_drift,
     )
 
 
@@ -412,6 +422,54 @@ def _withdrawals_and_moves(
     withdrawal_rate = withdrawn / case_weeks if case_weeks > 0 else 0.0
     move_rate = moved / task_weeks if task_weeks > 0 else 0.0
     return 1 - math.exp(-withdrawal_rate), 1 - math.exp(-move_rate)
+
+
+DRIFT_BLOCK = timedelta(weeks=4)
+DRIFT_BLOCKS = 13  # a year of blocks at most
+
+
+def _drift(counts: list[float], exposures: list[float]) -> float:
+    """The standard deviation of log(rate) from one block to the next, less the Poisson noise of the counts."""
+    pairs = [
+        (c1 / e1, c2 / e2, 1 / c1 + 1 / c2)
+        for c1, e1, c2, e2 in zip(counts, exposures, counts[1:], exposures[1:], strict=False)
+        if c1 > 0 and c2 > 0 and e1 > 0 and e2 > 0
+    ]
+    if len(pairs) < 2:
+        return 0.0
+    diffs = [math.log(r2 / r1) for r1, r2, _ in pairs]
+    mean = sum(diffs) / len(diffs)
+    variance = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) + mean**2
+    noise = sum(n for _, _, n in pairs) / len(pairs)
+    return math.sqrt(max(variance - noise, 0.0))
+
+
+def _drifts(states: Sequence[CaseState], first: datetime, as_of: datetime) -> tuple[float, float]:
+    """Drift of the intake rate and of the national answer rate (answers per task-week at risk) between
+    consecutive four-week blocks before `as_of` (see Parameters.intake_drift)."""
+    blocks = min(DRIFT_BLOCKS, int((as_of - first) / DRIFT_BLOCK))
+    if blocks < 3:
+        return 0.0, 0.0
+    start = as_of - blocks * DRIFT_BLOCK
+    intake = [0.0] * blocks
+    answers = [0.0] * blocks
+    at_risk = [0.0] * blocks
+    for s in states:
+        if s.received_at is not None and s.received_at > start:
+            intake[min(int((s.received_at - start) / DRIFT_BLOCK), blocks - 1)] += 1
+        for task in s.tasks.values():
+            ended = task.closed_at or as_of
+            if ended <= start:
+                continue
+            if task.closed_at is not None and task.status in (TaskStatus.COMPLETED, TaskStatus.RETURNED):
+                answers[min(int((ended - start) / DRIFT_BLOCK), blocks - 1)] += 1
+            lo = max(task.requested_at, start)
+            b = int((lo - start) / DRIFT_BLOCK)
+            while b < blocks and lo < ended:
+                hi = min(start + (b + 1) * DRIFT_BLOCK, ended)
+                at_risk[b] += _weeks(hi - lo)
+                lo, b = hi, b + 1
+    return _drift(intake, [1.0] * blocks), _drift(answers, at_risk)
 
 
 # Seasonality needs a whole year behind the forecast: each calendar month seen once, and the holidays.
@@ -739,12 +797,14 @@ def forecast(
     intake = [params.expected_intake(end - timedelta(weeks=w), end) * what_if.intake for end, w in steps]
     log, draw, bisect_left_ = math.log, rng.random, bisect_left
 
-    def first_step(total: list[float], age: int, j0: int) -> int:
-        """The step in which a spell with cumulative hazard `total` (from `age` at step `j0`) ends, or n_steps if it
-        outlasts the forecast."""
+    slowness = dict.fromkeys(places, 1.0)  # per run, with the speed drift (below)
+
+    def first_step(total: list[float], age: int, j0: int, slow: float = 1.0) -> int:
+        """The step in which a spell with cumulative hazard `total` (from `age` at step `j0`, at `1 / slow` times
+        the speed) ends, or n_steps if it outlasts the forecast."""
         if j0 > last:
             return n_steps
-        target = total[age] - log(1.0 - draw())
+        target = total[age] - log(1.0 - draw()) * slow
         n_whole = whole_end - j0
         if n_whole > 0:
             found = bisect_left_(total, target, age + 1, age + n_whole + 1)
@@ -798,7 +858,7 @@ def forecast(
         first = 0 if requested < 0 else requested + 1
         while True:
             if task_kommune is not None:
-                answered = first_step(hazard[task_kommune], age, first)
+                answered = first_step(hazard[task_kommune], age, first, slowness[task_kommune])
                 moved = first_step(move, 0, first) if move else n_steps
                 ends_at = min(answered, moved, gone)
                 begins = requested if requested > 0 else 0
@@ -846,7 +906,20 @@ def forecast(
         open_d[arrived] += 1
         open_d[gone] -= 1
 
+    # A run's drift: the average of a random walk of four-week steps over the horizon has sd sigma * sqrt(n / 3).
+    horizon_blocks = ends[-1] / 4
+    intake_sd = params.intake_drift * math.sqrt(horizon_blocks / 3)
+    speed_sd = params.speed_drift * math.sqrt(horizon_blocks / 3)
+    intake_base = intake
+    gauss = rng.gauss
     for _ in range(runs):
+        if intake_sd > 0:
+            factor = math.exp(gauss(0.0, intake_sd))
+            intake = [x * factor for x in intake_base]
+        if speed_sd > 0:
+            # A faster kommune reaches the same cumulative hazard sooner: its spells' draws are divided by its speed.
+            common = gauss(0.0, speed_sd)
+            slowness.update({k: math.exp(-common - gauss(0.0, speed_sd)) for k in places})
         zero = [0] * (n_steps + 1)
         waiting_d[:], overdue_d[:], open_d[:], decided_at[:] = zero, zero, zero, zero
         at_end.clear()

@@ -11,7 +11,12 @@ decisions in the period; each as the median and the 10th and 90th percentile ove
 
 Simplifications, said once: a case decided or withdrawn but not yet closed counts as closed; a formal rejection is
 decided the week the case arrives; questions are estimated and shown but not simulated (their effect is in the
-time-to-answer distribution they delay); withdrawals and moves are not simulated.
+time-to-answer distribution they delay); a kommune that will miss a deadline gets one extension of the typical
+length; withdrawals and moves are simulated at the constant weekly rates the log shows (none in a log without them).
+
+Uncertainty: besides the draws of each run, each run draws its own intake rate and kommune speeds from how much
+those drifted between four-week blocks of the log, so the intervals widen with a history that changes
+(bench/forecast.py backtests their coverage on a simulated year with regime changes).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import typer
 
 from runtime import services
 from runtime.config import get_settings
+from sim.behaviour import parse_regime
 from sim.shards import quarters_covered, run_fast, run_simulation
 from sim.simulation import (
     RUN_FILE,
@@ -133,6 +134,13 @@ def register(app: typer.Typer) -> None:
             0, "--shards", min=0, help="Test servers, one per share of the applications (0: one per 150)"
         ),
         jobs: int = typer.Option(0, "--jobs", min=0, help="Shards run at once, in processes (0: one per core)"),
+        regime: list[str] = typer.Option(
+            [],
+            "--regime",
+            help="A change of behaviour from a date (Copenhagen; DATE..DATE for a span, both days included), may be"
+            " repeated: '2021-07-01:kommune=329:speed=0.5' (kommune 329 answers the tasks it receives at half"
+            " speed), '2021-10-01..2021-12-31:intake=1.3' (30% more applications)",
+        ),
     ) -> None:
         """Simulate applications through the real workflows in Temporal time, writing the real event log."""
         from runtime.logs import configure_logging
@@ -147,6 +155,7 @@ def register(app: typer.Typer) -> None:
             print_runs(kept_simulations(data_dir))
             return
         try:
+            regimes = tuple(parse_regime(text) for text in regime)
             options = SimulationOptions(
                 start=date.fromordinal(start.toordinal()),
                 weeks=weeks,
@@ -154,6 +163,7 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 shards=shards,
                 jobs=jobs,
+                regimes=regimes,
             )
         except ValueError as exc:
             typer.echo(str(exc), err=True)

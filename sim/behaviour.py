@@ -20,7 +20,8 @@ import hashlib
 import math
 import random
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -222,3 +223,76 @@ def completion_after(plan: list[PlannedAction]) -> timedelta | None:
         if isinstance(p.action, SubmitPartAction) and p.action.final:
             return p.after
     return None
+
+
+# -- regime changes -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A change of behaviour over a span of business days (Copenhagen dates, both ends included; no end: to the
+    end of the run): one kommune answers at `speed` times its pace (tasks it receives in the span), or intake runs
+    at `intake` times the rate. The backtest (bench/forecast.py) needs a history the past does not simply repeat."""
+
+    start: date
+    end: date | None = None
+    kommune: str | None = None
+    speed: float = 1.0
+    intake: float = 1.0
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+    def label(self) -> str:
+        span = self.start.isoformat() + (f"..{self.end.isoformat()}" if self.end else "")
+        parts = [span]
+        if self.kommune is not None:
+            parts += [f"kommune={self.kommune}", f"speed={self.speed:g}"]
+        if self.intake != 1.0:
+            parts.append(f"intake={self.intake:g}")
+        return ":".join(parts)
+
+
+def parse_regime(text: str) -> Regime:
+    """`2021-07-01:kommune=329:speed=0.5` or `2021-10-01..2021-12-31:intake=1.3` (ValueError names what is wrong)."""
+    span, *settings = text.strip().split(":")
+    first, _, last = span.partition("..")
+    try:
+        start = date.fromisoformat(first)
+        end = date.fromisoformat(last) if last else None
+    except ValueError:
+        raise ValueError(f"regime {text!r}: starts with a date or DATE..DATE, e.g. 2021-07-01..2021-09-30") from None
+    if end is not None and end < start:
+        raise ValueError(f"regime {text!r}: ends before it starts")
+    values: dict[str, str] = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or key not in ("kommune", "speed", "intake") or key in values:
+            raise ValueError(f"regime {text!r}: settings are kommune=KODE:speed=X or intake=X, each once")
+        values[key] = value
+    if ("kommune" in values) != ("speed" in values) or not values:
+        raise ValueError(f"regime {text!r}: a speed goes with a kommune (kommune=329:speed=0.5)")
+    factors = {}
+    for key in ("speed", "intake"):
+        if key in values:
+            try:
+                factors[key] = float(values[key])
+            except ValueError:
+                raise ValueError(f"regime {text!r}: {key} is a number") from None
+            if not 0 < factors[key] < 100:
+                raise ValueError(f"regime {text!r}: {key} must be more than 0 (and less than 100)")
+    return Regime(start=start, end=end, kommune=values.get("kommune"), **factors)
+
+
+def profile_on(profile: KommuneProfile, regimes: Iterable[Regime], day: date) -> KommuneProfile:
+    """The kommune's profile for a task it receives on `day`: its answer time divided by every speed regime that
+    covers the day."""
+    speed = math.prod(r.speed for r in regimes if r.kommune == profile.kode and r.covers(day))
+    if speed == 1.0:
+        return profile
+    return profile.model_copy(update={"median_response_days": profile.median_response_days / speed})
+
+
+def intake_factor(regimes: Iterable[Regime], day: date) -> float:
+    """How many times the configured rate applications arrive on `day`."""
+    return math.prod(r.intake for r in regimes if r.covers(day))

@@ -105,6 +105,7 @@ async def run_simulation(
             rate_per_week=options.rate_per_week,
             seed=options.seed,
             shards=shards,
+            regimes=[r.label() for r in options.regimes],
         )
         for part in parts:
             summary.tasks_delivered += part.tasks_delivered
@@ -160,6 +161,7 @@ async def _simulate_on(
         profiles=default_profiles(speed=options.kommune_speed),
         seed=options.seed,
         offset_seconds=offset.total_seconds(),
+        regimes=options.regimes,
     )
     arrivals = Arrivals(
         seed=options.seed,
@@ -168,6 +170,7 @@ async def _simulate_on(
         rate_per_week=options.rate_per_week,
         shard=shard,
         shards=options.shard_count,
+        regimes=options.regimes,
     )
 
     reported = [0.0]

@@ -36,11 +36,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.calendar import COPENHAGEN
+from domain.kommuner import is_kommune
 from domain.state import CaseStatus, fold
 from eventlog.counts import CaseCounts, SimulationRuns
 from eventlog.migrate import migrate_dsn
 from eventlog.store import EventStore, create_pool
 from runtime.embedded import EmbeddedPostgres, free_port
+from sim.behaviour import Regime
 from sim.temporal_driver import WEEK, sim_case_id
 from workflows.search_attributes import REGISTRATION
 
@@ -59,6 +61,7 @@ class SimulationOptions:
     kommune_speed: float = 1.0  # > 1: every kommune answers faster (sim.behaviour.default_profile's what-if knob)
     shards: int = 0  # test servers, one per share of the applications (see above); 0: one per 150 applications
     jobs: int = 0  # shards run at once, each in a process of its own; 0: one per CPU core (see job_count)
+    regimes: tuple[Regime, ...] = ()  # changes of a kommune's speed or of intake over spans of days (--regime)
 
     def __post_init__(self) -> None:
         if self.weeks < 1:
@@ -69,6 +72,9 @@ class SimulationOptions:
             raise ValueError("kommune speed: must be more than 0")
         if self.shards < 0 or self.jobs < 0:
             raise ValueError("shards and jobs: must be 0 (automatic) or more")
+        for regime in self.regimes:
+            if regime.kommune is not None and not is_kommune(regime.kommune):
+                raise ValueError(f"regime {regime.label()}: {regime.kommune} is not a kommune code")
 
     @property
     def shard_count(self) -> int:
@@ -100,6 +106,7 @@ class SimulationSummary:
     rate_per_week: float
     seed: int
     shards: int = 1
+    regimes: list[str] = field(default_factory=list)
     cases_started: int = 0
     decided: int = 0
     granted: int = 0

@@ -55,11 +55,14 @@ from sim.behaviour import (
     AskQuestionAction,
     KommuneProfile,
     PlannedAction,
+    Regime,
     RequestExtensionAction,
     ReturnTaskAction,
     SimTask,
     SubmitPartAction,
+    intake_factor,
     plan_kommune_response,
+    profile_on,
     rng_for,
 )
 from sim.load import ApplicationFactory
@@ -255,6 +258,7 @@ class Arrivals:
     rate_per_week: float
     shard: int = 0
     shards: int = 1
+    regimes: tuple[Regime, ...] = ()
 
 
 class SimulatedWorld:
@@ -269,11 +273,13 @@ class SimulatedWorld:
         profiles: dict[str, KommuneProfile],
         seed: int,
         offset_seconds: float,
+        regimes: tuple[Regime, ...] = (),
     ) -> None:
         self.client = client
         self.clock = clock
         self.task_queue = task_queue
         self.profiles = profiles
+        self.regimes = regimes
         self.seed = seed
         self.offset_seconds = offset_seconds
         self.factory = ApplicationFactory(seed)
@@ -290,12 +296,21 @@ class SimulatedWorld:
         for week in range(plan.weeks):
             week_start = plan.start + week * WEEK
             rng = rng_for(plan.seed, "arrivals", str(week))
-            mean_gap = WEEK.total_seconds() / plan.rate_per_week
+            # Intake regimes thin a process run at the week's highest rate (still Poisson, at each day's rate). A
+            # week without regimes draws exactly as before them, so a seed's run does not change.
+            first, last = local_date(week_start), local_date(week_start + WEEK - timedelta(seconds=1))
+            days = [first + timedelta(days=d) for d in range((last - first).days + 1)]
+            peak = max(intake_factor(plan.regimes, day) for day in days)
+            keep = rng_for(plan.seed, "arrivals-kept", str(week))
+            mean_gap = WEEK.total_seconds() / (plan.rate_per_week * peak)
             at = week_start
             while True:
                 at += timedelta(seconds=rng.expovariate(1.0 / mean_gap))
                 if at >= week_start + WEEK:
                     break
+                factor = intake_factor(plan.regimes, local_date(at))
+                if factor != peak and keep.random() >= factor / peak:
+                    continue
                 n += 1
                 if (n - 1) % plan.shards != plan.shard:
                     continue  # another shard's application: every shard draws the same process
@@ -343,7 +358,8 @@ class SimulatedWorld:
             deadline_in=max((message.deadline_at or received) - received, timedelta()),
             requested_documents=message.requested_documents,
         )
-        plan = plan_kommune_response(task, self.profiles[message.kommune_kode], rng_for(self.seed, "plan", draws))
+        profile = profile_on(self.profiles[message.kommune_kode], self.regimes, local_date(received))
+        plan = plan_kommune_response(task, profile, rng_for(self.seed, "plan", draws))
         # Seniorpension's draws, all up front and in a fixed order (see sim.behaviour).
         rng = rng_for(self.seed, "seniorpension", draws)
         answer_after = timedelta(days=rng.uniform(0.5, 3.0))

@@ -36,11 +36,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy .
 
 # Two workers (pytest-xdist, one per core on the CI machine): most of the suite's time is spent waiting on servers,
-# timers and subprocesses, so the two overlap. A module's tests stay on one worker (module-scoped stacks start once).
+# timers and subprocesses, so the two overlap. A module's tests stay on one worker (module-scoped stacks start once),
+# and modules go out in the order tests/conftest.py sets (those with a `slow` test first), not xdist's own.
 # Bytecode is written even where the shell says not to: the suite starts hundreds of `sagsflow` processes, and each
 # would compile the whole project again.
 pytest: $(STAMP)
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 PYTEST_WORKERS ?= 2
 

@@ -129,6 +129,7 @@ async def run_all(runs: dict[str, list[str]], env: dict[str, str], cwd: Path) ->
     return dict(zip(runs, results, strict=True))
 
 
+@pytest.mark.slow
 async def test_each_command_says_in_one_line_which_service_it_cannot_reach(tmp_path: Path) -> None:
     env = closed_env(tmp_path)
     runs = {name: [*name.split(), *args] for name, (args, _) in NEEDS.items()}

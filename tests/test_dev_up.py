@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from runtime.embedded import venv_binary
 from tests.devstack import PORTS, dev_up_env
@@ -28,6 +29,7 @@ def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
     raise AssertionError(f"{text!r} not printed; got:\n{seen}")
 
 
+@pytest.mark.slow
 def test_dev_up_starts_refuses_second_and_stops(tmp_path: Path) -> None:
     # Every port free, the simulator's and the worker's metrics too: the defaults may be taken by another stack.
     env = dev_up_env(tmp_path / "data")

@@ -641,6 +641,7 @@ def stateful(fuzz: Fuzz, schema: Any) -> int:
     return scenarios
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)  # about 3 minutes on 2 busy cores; `make fuzz` lifts the limit
 async def test_fuzzing_with_every_credential_keeps_the_promises(stack: Stack, fuzz: Fuzz) -> None:
     started = time.monotonic()

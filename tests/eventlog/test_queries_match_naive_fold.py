@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,7 @@ async def check_all(pool: asyncpg.Pool, naive: NaiveLog) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+@pytest.mark.slow
 @given(history=log_history(), batch_size=st.integers(1, 40), do_rebuild=st.booleans())
 async def test_queries_equal_naive_fold(
     pool: asyncpg.Pool,

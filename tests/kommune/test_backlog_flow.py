@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 
 import httpx
+import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -28,6 +29,7 @@ OTHERS = 20
 SLOW_RATE = 2.0
 
 
+@pytest.mark.slow
 async def test_a_backlog_to_one_slow_kommune_leaves_the_other_kommuner_flowing(dev_env: WorkflowEnvironment) -> None:
     sim = receive_only(quiet_profiles())
     queue = f"backlog-{uuid.uuid4().hex[:8]}"

@@ -8,6 +8,8 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from domain.calendar import COPENHAGEN
 from runtime.embedded import venv_binary
 
@@ -20,6 +22,7 @@ def sagsflow(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Comp
     )
 
 
+@pytest.mark.slow
 def test_forecast_of_a_kept_simulation(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SAGSFLOW_DATA_DIR": str(tmp_path / "data")}
     done = sagsflow(RUN, env, tmp_path)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from eventlog.store import EventStore, create_pool
 from runtime.embedded import venv_binary
@@ -41,6 +42,7 @@ async def event_count(db_url: str) -> int:
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_simulate_keeps_away_from_a_real_log_and_keeps_its_own(db_url: str, tmp_path: Path) -> None:
     real_events = await a_real_log(db_url)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SAGSFLOW_DATA_DIR": str(tmp_path / "data")}

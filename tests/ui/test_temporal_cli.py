@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from runtime.embedded import venv_binary
 from tests.devstack import RunningStack, access_log, file_application
 
@@ -13,6 +15,7 @@ NAME = "Bodil Kommandørsen"
 CPR = "010357-1234"
 
 
+@pytest.mark.slow
 def test_temporal_cli_shows_the_input_decoded_and_the_read_is_logged(operator_stack: RunningStack) -> None:
     stack = operator_stack
     case_id = file_application(stack, NAME, CPR)

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import psutil
+import pytest
 from playwright.async_api import Page, Response, async_playwright
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
@@ -71,6 +72,7 @@ async def frame_text(page: Page, frame_id: str) -> str:
     return (await body.inner_text()).strip()
 
 
+@pytest.mark.slow
 async def test_operator_finds_a_case_by_query_reads_it_decoded_and_the_read_is_logged(
     operator_stack: RunningStack, chromium_path: str
 ) -> None:

@@ -162,6 +162,7 @@ async def _status(handle: CaseHandle) -> CaseStatus:
 
 # Each killed worker leaves its running activities to their start-to-close timeouts (a minute for kommune calls)
 # before they are retried: about two minutes here, more on a loaded machine than the suite's default allows.
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_cases_survive_killed_workers_database_and_temporal_server(
     own_temporal: TemporalDevServer, own_postgres: EmbeddedPostgres, worker: WorkerProcess, key_ring: KeyRing

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
@@ -115,6 +116,7 @@ async def found(client: Client, query: str) -> set[str]:
     return {w.id async for w in client.list_workflows(query)}
 
 
+@pytest.mark.slow
 async def test_the_operations_queries_find_exactly_what_they_say(
     dev_env: WorkflowEnvironment, pool: asyncpg.Pool
 ) -> None:

@@ -162,8 +162,10 @@ class EmbeddedPostgres(_ServerProcess):
                 "127.0.0.1",
                 "-p",
                 str(self.port),
+                # TCP only: everything connects to 127.0.0.1, and a socket file in a deep data dir (a kept
+                # simulation under a long path) is past the 107-byte limit, which stops the server from starting.
                 "-k",
-                str(self.pgdata),
+                "",
                 "-c",
                 "max_connections=200",
                 "-c",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
-from runtime.embedded import TemporalDevServer, free_port, stop_process, venv_binary, wait_for_port
+from runtime.embedded import EmbeddedPostgres, TemporalDevServer, free_port, stop_process, venv_binary, wait_for_port
 from workflows import search_attributes
 from workflows.search_attributes import REGISTRATION
 
@@ -33,6 +34,22 @@ async def test_dev_server_has_our_search_attributes(dev_env: WorkflowEnvironment
         ListSearchAttributesRequest(namespace=dev_env.client.namespace)
     )
     assert set(search_attributes.REGISTRATION) <= set(resp.custom_attributes)
+
+
+async def test_postgres_starts_in_a_data_dir_deeper_than_a_socket_path_may_be(tmp_path: Path) -> None:
+    # A kept simulation under a long data dir once stopped the server: its socket file was past 107 bytes.
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "simulations" / "kept-run-with-a-long-name" / "pg"
+    assert len(str(deep / ".s.PGSQL.65535")) > 107
+    server = EmbeddedPostgres(deep, free_port(), log_file=tmp_path / "postgres.log")
+    await asyncio.to_thread(server.start)
+    try:
+        conn = await asyncpg.connect(server.url)
+        try:
+            assert await conn.fetchval("SELECT 1") == 1
+        finally:
+            await conn.close()
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 def test_dev_server_registers_new_search_attributes_on_an_existing_database(tmp_path: Path) -> None:

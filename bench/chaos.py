@@ -22,7 +22,16 @@ records. The last line printed is one JSON object; the exit code is non-zero if 
 twice, or any invariant broken.
 """
 
+# ruff: noqa: E402 - the path fix below must run before the project imports
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `python bench/chaos.py` puts bench/ first on sys.path, where bench/eventlog.py would shadow the eventlog package;
+# the repo root goes first instead, for the naive fold in tests/ (not an installed package).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import asyncio
@@ -33,7 +42,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -68,7 +76,7 @@ from runtime.crypto import KeyRing
 from runtime.embedded import EmbeddedPostgres, TemporalDevServer, free_port, venv_binary, wait_for_port
 from runtime.identity import LOCAL_KEY_FILE, LocalIssuer
 from runtime.kommune_config import derive_push_secret
-from runtime.logs import contains_cpr
+from runtime.logs import configure_logging, contains_cpr
 from runtime.temporal import data_converter
 from sim.behaviour import rng_for
 from sim.client import SagsflowApiClient
@@ -168,6 +176,7 @@ class Outside:
     sim_plans: Counter[str] = field(default_factory=Counter)  # message id -> plans started
     sim_actions: list[ActionRecord] = field(default_factory=list)
     sim_retries: int = 0
+    worker_deaths: int = 0  # workers that died without being killed
 
 
 # ---- the system under test ---------------------------------------------------------------------------------------
@@ -265,6 +274,13 @@ class Stack:
         self.workers = [Proc(["worker"], env, self.logs / f"worker-{i}.log") for i in range(2)]
         for w in self.workers:
             w.start()
+        # Applications wait for both workers to poll: a first case that waits half a minute for a worker still
+        # importing on a loaded machine would only measure the start-up.
+        deadline = time.monotonic() + 120
+        while not all("worker started" in w.log.read_text(errors="replace") for w in self.workers):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the workers did not start within two minutes")
+            await asyncio.sleep(0.5)
 
     def stop(self) -> None:
         for p in [*self.workers, *([self.api] if self.api else [])]:
@@ -312,6 +328,7 @@ class ChaosRun:
         self.rng = random.Random(options.seed)
         self._tasks: set[asyncio.Task[None]] = set()
         self._deciding: set[str] = set()
+        self._killed: set[int] = set()  # workers down by our hand, until their restart
         self.client: Client | None = None
         self.http: httpx.AsyncClient | None = None
         self.sim: KommuneSimulator | None = None
@@ -470,9 +487,11 @@ class ChaosRun:
         for fault in fault_schedule(self.options):
             await asyncio.sleep(max(0.0, t0 + fault.at - loop.time()))
             if fault.kind == "worker":
-                worker = self.stack.workers[fault.target]
-                worker.kill()
-                self._spawn(self._restart_worker(worker, fault.pause))
+                if fault.target in self._killed:
+                    continue  # already down: the next kill of it is its own fault
+                self._killed.add(fault.target)
+                self.stack.workers[fault.target].kill()
+                self._spawn(self._restart_worker(fault.target, fault.pause))
             elif fault.kind == "postgres":
                 self.stack.postgres.kill()
                 await asyncio.sleep(fault.pause)
@@ -483,10 +502,10 @@ class ChaosRun:
                 await asyncio.to_thread(self.stack.temporal.start)
             self.faults_done[fault.kind] += 1
 
-    async def _restart_worker(self, worker: Proc, pause: float) -> None:
+    async def _restart_worker(self, target: int, pause: float) -> None:
         await asyncio.sleep(pause)
-        if worker.proc is None or worker.proc.poll() is not None:
-            worker.start()
+        self.stack.workers[target].start()
+        self._killed.discard(target)
 
     # -- waiting for the end ---------------------------------------------------------------------------------------
 
@@ -509,6 +528,27 @@ class ChaosRun:
             except (OSError, asyncpg.PostgresError):
                 pass
             await asyncio.sleep(2.0)
+
+    async def drain(self, within: float) -> None:
+        """Let every call in flight end (the kommune systems' last answers, Seniorpension's last calls and their
+        retries) before the checks compare what the callers were told with the log."""
+        assert self.sim is not None
+        deadline = time.monotonic() + within
+        poller = 1 if INBOX_KOMMUNER else 0
+        while time.monotonic() < deadline:
+            if not self._tasks and self.sim.snapshot()["pending_plans"] <= poller:
+                return
+            await asyncio.sleep(0.5)
+
+    async def watch_workers(self, stop: asyncio.Event) -> None:
+        """A worker that dies when we did not kill it (say, of a lost database or Temporal server) is a finding."""
+        while not stop.is_set():
+            for i, worker in enumerate(self.stack.workers):
+                if worker.proc is not None and worker.proc.poll() is not None and i not in self._killed:
+                    self.outside.worker_deaths += 1
+                    worker.start()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
 
     # -- the whole run -----------------------------------------------------------------------------------------------
 
@@ -570,10 +610,13 @@ class ChaosRun:
         try:
             t0 = asyncio.get_running_loop().time()
             caseworkers = asyncio.ensure_future(self.caseworkers(stop))
+            watcher = asyncio.ensure_future(self.watch_workers(stop))
             await asyncio.gather(self.intake(), self.faults(t0))
             await self.wait_closed(self.options.settle_seconds)
             stop.set()
             await caseworkers
+            await watcher
+            await self.drain(within=120)
             wall = time.monotonic() - started
             self._collect_sim()
             violations, lost, duplicated, summary = await check_all(
@@ -694,9 +737,7 @@ def check_paths(streams: dict[str, list[Event]], outside: Outside) -> tuple[list
         ours = [e for e in stream if isinstance(e, DecisionMade) and e.decided_by != "prescreening"]
         tasks = [e for e in stream if isinstance(e, OplysningRequested)]
         ended = Counter(
-            e.task_id
-            for e in stream
-            if e.type in ("OplysningCompleted", "OplysningReturned", "OplysningCancelled")
+            e.task_id for e in stream if e.type in ("OplysningCompleted", "OplysningReturned", "OplysningCancelled")
         )
         withdrawn = outside.withdrawals.get(case_id) == 200
         moved = outside.transfers.get(case_id) == 200
@@ -898,6 +939,8 @@ async def check_all(
         violations += await check_projections(pool, http, naive, instants)
         violations += check_logs(logs)
         violations += [f"{n} {what} calls given up" for what, n in outside.gave_up.items()]
+        if outside.worker_deaths:
+            violations.append(f"{outside.worker_deaths} worker processes died without being killed")
         if outside.intake_failed:
             violations.append(f"{outside.intake_failed} applications never taken")
         summary = {
@@ -948,7 +991,19 @@ def parse(argv: Sequence[str] | None = None) -> ChaosOptions:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
     print(f"chaos: {options.cases} cases, seed {options.seed} (SAGSFLOW_CHAOS_SEED={options.seed} replays)", flush=True)
-    result = asyncio.run(run_chaos(options))
+    root = Path(tempfile.mkdtemp(prefix="sagsflow-chaos-"))
+    keep = os.environ.get("SAGSFLOW_CHAOS_KEEP") == "1"
+    if keep:
+        print(f"chaos: kept in {root}", flush=True)
+    # This process's own lines (the kommune simulator's) go to the run's logs too, for the CPR check.
+    (root / "logs").mkdir()
+    with (root / "logs" / "chaos.log").open("a") as own_log:
+        configure_logging(options.log_level, "json", stream=own_log)
+        try:
+            result = asyncio.run(run_chaos(options, root))
+        finally:
+            if not keep:
+                shutil.rmtree(root, ignore_errors=True)
     for v in result.violations[:50]:
         print(f"violation: {v}", file=sys.stderr)
     print(result.line(), flush=True)

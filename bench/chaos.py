@@ -178,7 +178,9 @@ class Outside:
     sim_plans: Counter[str] = field(default_factory=Counter)  # message id -> plans started
     sim_actions: list[ActionRecord] = field(default_factory=list)
     sim_retries: int = 0
-    worker_deaths: int = 0  # workers that died without being killed
+    worker_deaths: int = 0  # workers that died without being killed, once up
+    worker_start_refusals: int = 0  # restarts refused while a server was down (started again)
+    database_down: list[tuple[float, float]] = field(default_factory=list)  # time.monotonic() kill .. restart began
 
 
 # ---- the system under test ---------------------------------------------------------------------------------------
@@ -190,8 +192,16 @@ class Proc:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.args, self.env, self.log = args, env, log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_from = 0  # where this run's lines begin in the log
+
+    def started(self, line: str) -> bool:
+        """Whether this run of the process has logged `line` (e.g. that it is up)."""
+        with self.log.open("rb") as fh:
+            fh.seek(self.log_from)
+            return line.encode() in fh.read()
 
     def start(self) -> None:
+        self.log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [venv_binary("sagsflow"), *self.args], env=self.env, stdout=out, stderr=out, start_new_session=True
@@ -279,7 +289,7 @@ class Stack:
         # Applications wait for both workers to poll: a first case that waits half a minute for a worker still
         # importing on a loaded machine would only measure the start-up.
         deadline = time.monotonic() + 120
-        while not all("worker started" in w.log.read_text(errors="replace") for w in self.workers):
+        while not all(w.started("worker started") for w in self.workers):
             if time.monotonic() > deadline:
                 raise RuntimeError("the workers did not start within two minutes")
             await asyncio.sleep(0.5)
@@ -501,7 +511,9 @@ class ChaosRun:
                 self._spawn(self._restart_worker(target, fault.pause))
             elif fault.kind == "postgres":
                 self.stack.postgres.kill()
+                killed_at = time.monotonic()
                 await asyncio.sleep(fault.pause)
+                self.outside.database_down.append((killed_at, time.monotonic()))
                 await asyncio.to_thread(self.stack.postgres.start)
             else:
                 self.stack.temporal.kill()
@@ -552,7 +564,12 @@ class ChaosRun:
         while not stop.is_set():
             for i, worker in enumerate(self.stack.workers):
                 if worker.proc is not None and worker.proc.poll() is not None and i not in self._killed:
-                    self.outside.worker_deaths += 1
+                    # One restarted while the Temporal server or the database is down refuses to start (its
+                    # orchestrator starts it again, as here); one that was up and then died is a finding.
+                    if worker.started("worker started"):
+                        self.outside.worker_deaths += 1
+                    else:
+                        self.outside.worker_start_refusals += 1
                     worker.start()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
@@ -642,6 +659,7 @@ class ChaosRun:
             await asyncio.to_thread(stack.stop)
         retries = dict(self.outside.retries)
         retries["kommune_systems"] = self.outside.sim_retries
+        retries["worker_starts_refused"] = self.outside.worker_start_refusals
         retries["pushes_refused_or_timed_out"] = sum(v for k, v in self.sim.stats.answered.items() if k != "accept")
         return ChaosResult(
             cases=len(self.outside.cases) + self.outside.intake_failed,
@@ -835,6 +853,12 @@ def check_kommune_records(streams: dict[str, list[Event]], outside: Outside) -> 
                 in_log[e.question_id] += 1
             elif isinstance(e, OplysningReturned):
                 in_log[f"return:{e.task_id}"] += 1
+    # An answer first sent after the database died and confirmed before it came back cannot have been stored (a
+    # second send with the same key may be confirmed from the workflow's state: it was stored the first time).
+    for a in outside.sim_actions:
+        confirmed = a.status_code is not None and a.status_code < 300 and a.repeat != "same_key"
+        if confirmed and any(down < a.sent_at and a.answered_at < up for down, up in outside.database_down):
+            violations.append(f"task {a.task_id}: a {a.kind} was confirmed while the event log was down")
     for message_id, plans in outside.sim_plans.items():
         if plans != 1:
             violations.append(f"message {message_id}: processed {plans} times")

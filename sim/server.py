@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -116,6 +117,8 @@ class ActionRecord:
     key: str = ""  # the idempotency key it was sent with
     repeat: Literal["", "same_key", "new_key"] = ""  # a deliberate second send (SimSettings.repeat_*)
     extension: str | None = None  # an extension request's answer: granted / pending / refused
+    sent_at: float = 0.0  # time.monotonic() of the first try
+    answered_at: float = 0.0  # ... and of the answer that ended the tries
 
 
 @dataclass
@@ -280,13 +283,22 @@ class KommuneSimulator:
     async def _send_answer(
         self, message: TaskMessage, planned: PlannedAction, key: str, repeat: Literal["", "same_key", "new_key"]
     ) -> int | None:
+        sent_at = time.monotonic()
         status, extension, unanswered = await self._act_with_retries(message, planned, key)
         if unanswered:
             self._waiting_for_answers.add(key)
         else:
             self._waiting_for_answers.discard(key)
         record = ActionRecord(
-            message.task_id, message.kommune_kode, planned.action.kind, status, key, repeat, extension
+            message.task_id,
+            message.kommune_kode,
+            planned.action.kind,
+            status,
+            key,
+            repeat,
+            extension,
+            sent_at=sent_at,
+            answered_at=time.monotonic(),
         )
         self.actions.append(record)
         self.stats.actions[f"{planned.action.kind}:{status}"] += 1

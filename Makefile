@@ -38,7 +38,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Every benchmark but the chaos soak, which takes its own half hour (make chaos).
+# Every benchmark but the chaos soak, which runs for long (make chaos; 200 cases took 32 minutes on a loaded machine).
 bench: $(STAMP)
 	@set -e; for b in bench/*.py; do [ $$b = bench/chaos.py ] && continue; echo "== $$b"; $(BIN)/python $$b; done
 

@@ -106,7 +106,18 @@ DEMO = SlaPolicy(
     max_auto_extension=Duration(quantity=60, unit=Unit.SECONDS),
 )
 
-POLICIES: dict[str, SlaPolicy] = {p.policy_id: p for p in (STANDARD_2021, DEMO)}
+# The chaos soak (bench/chaos.py) runs a case's whole life, reminders, escalations and extensions included, in well
+# under a minute: three months are twelve seconds here.
+CHAOS = SlaPolicy(
+    policy_id="chaos-1",
+    description="The standard rules scaled so three months last twelve seconds: the chaos soak (bench/chaos.py).",
+    kommune_deadline=Duration(quantity=12, unit=Unit.SECONDS),
+    reminders_before=(Duration(quantity=6, unit=Unit.SECONDS), Duration(quantity=2, unit=Unit.SECONDS)),
+    escalate_every=Duration(quantity=3, unit=Unit.SECONDS),
+    max_auto_extension=Duration(quantity=8, unit=Unit.SECONDS),
+)
+
+POLICIES: dict[str, SlaPolicy] = {p.policy_id: p for p in (STANDARD_2021, DEMO, CHAOS)}
 DEFAULT_POLICY_ID = STANDARD_2021.policy_id
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,13 @@ class SimSettings(BaseModel):
     # the demo leaves them to a person playing that kommune's system (see `sim.demo`).
     late_kommuner: frozenset[str] = frozenset()
     late_answer_days: float = Field(default=365.0, gt=0)
+    # A kommune system that sends an answer twice: again with the same idempotency key (a retry after a lost
+    # response), or with a new key and the same content (a second job run that did not know of the first). Chaos
+    # runs (bench/chaos.py) set these; each answer draws once, seeded by its key.
+    repeat_same_key_rate: float = Field(default=0.0, ge=0, le=1)
+    repeat_new_key_rate: float = Field(default=0.0, ge=0, le=1)
+    # How often a final part refused for an unanswered question is sent again (poll_interval_seconds apart).
+    question_waits: int = Field(default=0, ge=0)
 
 
 def dev_secrets(master: str) -> Callable[[str], str]:
@@ -106,6 +114,11 @@ class ActionRecord:
     kommune_kode: str
     kind: str
     status_code: int | None
+    key: str = ""  # the idempotency key it was sent with
+    repeat: Literal["", "same_key", "new_key"] = ""  # a deliberate second send (SimSettings.repeat_*)
+    extension: str | None = None  # an extension request's answer: granted / pending / refused
+    sent_at: float = 0.0  # time.monotonic() of the first try
+    answered_at: float = 0.0  # ... and of the answer that ended the tries
 
 
 @dataclass
@@ -117,6 +130,8 @@ class SimStats:
     duplicates: int = 0
     actions: Counter[str] = field(default_factory=Counter)  # "<kind>:<status>"
     citizen_reads: Counter[str] = field(default_factory=Counter)  # by HTTP status (the person is not kept)
+    retries: int = 0  # API calls sent again after a 5xx or a transport error (same idempotency key)
+    plans_started: Counter[str] = field(default_factory=Counter)  # by message id: must never exceed 1
 
 
 def _document_bytes(document_type: str) -> bytes:
@@ -142,9 +157,12 @@ class KommuneSimulator:
         self.received: dict[str, Received] = {}
         self.attempts: Counter[str] = Counter()
         self.actions: deque[ActionRecord] = deque(maxlen=20_000)
+        # Told of every action's result as it happens (a chaos run's Seniorpension answers questions from it).
+        self.observers: list[Callable[[ActionRecord], None]] = []
         self.stats = SimStats()
         self.cursors: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting_for_answers: set[str] = set()
 
     # --- receiving ---------------------------------------------------------------------------------------------
 
@@ -206,6 +224,7 @@ class KommuneSimulator:
         self.received[message.message_id] = Received(message, via, loop_now, plan)
         self.stats.received[message.kind] += 1
         if plan and self.settings.act and self.api is not None:
+            self.stats.plans_started[message.message_id] += 1
             self._spawn(self._run_plan(message, loop_now, plan))
         return True
 
@@ -237,16 +256,60 @@ class KommuneSimulator:
             due = received_at + planned.after.total_seconds() / self.settings.compression
             await asyncio.sleep(max(0.0, due - loop.time()))
             key = f"sim:{message.task_id}:{index}:{planned.action.kind}"
-            status = await self._act_with_retries(message, planned, key)
-            self.actions.append(ActionRecord(message.task_id, message.kommune_kode, planned.action.kind, status))
-            self.stats.actions[f"{planned.action.kind}:{status}"] += 1
+            status = await self._send_answer(message, planned, key, "")
+            waits = 0
+            while status == 409 and key in self._waiting_for_answers and waits < self.settings.question_waits:
+                # Its final part refused while its own question is unanswered: the system's next job run tries
+                # again, as a real one does, rather than dropping the task.
+                waits += 1
+                await asyncio.sleep(self.settings.poll_interval_seconds)
+                status = await self._send_answer(message, planned, key, "")
+            rng = rng_for(self.settings.seed, "repeat", key)
+            u = rng.random()
+            if status is not None and status < 300 and u < self.settings.repeat_same_key_rate:
+                await self._send_answer(message, planned, key, "same_key")
+            elif (
+                status is not None
+                and status < 300
+                and u < (self.settings.repeat_same_key_rate + self.settings.repeat_new_key_rate)
+            ):
+                await self._send_answer(message, planned, f"{key}:again", "new_key")
             # 404/410: the task is gone; 409 on a submission or return: it no longer accepts answers. A 409 on a
             # question or extension request (e.g. one already pending) leaves the rest of the plan standing.
             answers = isinstance(planned.action, SubmitPartAction | ReturnTaskAction)
             if status in (404, 410) or (status == 409 and answers):
                 return
 
-    async def _act_with_retries(self, message: TaskMessage, planned: PlannedAction, key: str) -> int | None:
+    async def _send_answer(
+        self, message: TaskMessage, planned: PlannedAction, key: str, repeat: Literal["", "same_key", "new_key"]
+    ) -> int | None:
+        sent_at = time.monotonic()
+        status, extension, unanswered = await self._act_with_retries(message, planned, key)
+        if unanswered:
+            self._waiting_for_answers.add(key)
+        else:
+            self._waiting_for_answers.discard(key)
+        record = ActionRecord(
+            message.task_id,
+            message.kommune_kode,
+            planned.action.kind,
+            status,
+            key,
+            repeat,
+            extension,
+            sent_at=sent_at,
+            answered_at=time.monotonic(),
+        )
+        self.actions.append(record)
+        self.stats.actions[f"{planned.action.kind}:{status}"] += 1
+        for observe in self.observers:
+            observe(record)
+        return status
+
+    async def _act_with_retries(
+        self, message: TaskMessage, planned: PlannedAction, key: str
+    ) -> tuple[int | None, str | None, bool]:
+        """The status, an extension request's answer, and whether it was refused for an unanswered question."""
         delay = self.settings.api_retry_delay
         status: int | None = None
         for attempt in range(1, self.settings.api_attempts + 1):
@@ -254,13 +317,17 @@ class KommuneSimulator:
                 response = await self._act(message, planned, key)
                 status = response.status_code
                 if status < 500:
-                    return status
+                    body = response.body if isinstance(response.body, dict) else {}
+                    extension = body.get("extension")
+                    unanswered = status == 409 and "unanswered" in str(body)
+                    return status, extension if isinstance(extension, str) else None, unanswered
             except (httpx.TransportError, ApiError) as exc:
                 log.warning("simulator API call failed", kind=planned.action.kind, error=type(exc).__name__)
             if attempt < self.settings.api_attempts:
+                self.stats.retries += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        return status
+        return status, None, False
 
     def _extension(self, days: int) -> Duration:
         if self.settings.extension_unit == "seconds":
@@ -339,6 +406,7 @@ class KommuneSimulator:
             "duplicates": s.duplicates,
             "actions": dict(s.actions),
             "citizen_reads": dict(s.citizen_reads),
+            "retries": s.retries,
             "pending_plans": len(self._tasks),
         }
 

@@ -1101,7 +1101,7 @@ def forecast(
     # Each chunk of CHUNK_RUNS runs has its own generator seeded from (seed, chunk index): the same seed gives the
     # same forecast, and the runs of a chunk do not depend on how many runs come after it.
     results = [
-        chunk(min(CHUNK_RUNS, runs - start), np.random.default_rng([seed, i]))
+        chunk(min(CHUNK_RUNS, runs - start), np.random.default_rng([seed % 2**64, i]))
         for i, start in enumerate(range(0, runs, CHUNK_RUNS))
     ]
     columns = ("open", "waiting", "overdue", "decisions")

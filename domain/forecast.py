@@ -2,8 +2,9 @@
 
 Pure: the caller folds the event log as of a date into case states (`eventlog.forecast.ForecastStore`), `estimate`
 turns them into `Parameters` and a `Snapshot`, and `forecast` simulates the open cases and new intake forward in
-steps of a week (the last step ends at the target), many times over, with one seeded `random.Random`: the same seed
-gives the same forecast. No parameter comes from anywhere but the log (never from the simulator's configuration).
+steps of a week (the last step ends at the target), many times over, with numpy generators seeded from the seed
+(and the chunk of runs): the same seed gives the same forecast. No parameter comes from anywhere but the log (never
+from the simulator's configuration).
 
 The figures are the report's (eventlog/figures.py): open cases, cases waiting on a kommune (an oplysning task open),
 the waiting share, overdue tasks (open past the deadline in force, as the SLA policy and the calendar set it) and
@@ -22,11 +23,13 @@ those drifted between four-week blocks of the log, so the intervals widen with a
 from __future__ import annotations
 
 import math
-import random
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from domain.calendar import Duration, Unit, is_closed, local_date, start_of_day
 from domain.events import RequestReason, Verdict
@@ -675,28 +678,94 @@ class Forecast:
         }
 
 
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+# Runs are simulated this many at a time (arrays of every case in every run of the chunk); each chunk has its own
+# generator seeded from (seed, chunk index).
+CHUNK_RUNS = 20
+
+
 @dataclass
-class _Tally:
-    open_cases: int = 0
-    waiting: int = 0
-    overdue: int = 0
-    decisions: int = 0
+class _Spells:
+    """Cases of a chunk's runs in the same phase (waiting on a kommune, or for a caseworker), one element each: the
+    run, the case's kommune, the kommune its task waits on, the step at whose end the task was requested (-1: open
+    at the snapshot), the first step it may end in, its age in weeks then, its deadline (weeks from the snapshot),
+    whether it was extended, the step the case arrived in and the step it is withdrawn in (n_steps: never)."""
 
-    @property
-    def share(self) -> float:
-        return self.waiting / self.open_cases if self.open_cases else 0.0
+    run: IntArray
+    kommune: IntArray
+    task: IntArray
+    requested: IntArray
+    first: IntArray
+    age: IntArray
+    deadline: FloatArray
+    extended: BoolArray
+    arrived: IntArray
+    gone: IntArray
+
+    def __len__(self) -> int:
+        return len(self.run)
+
+    def where(self, mask: BoolArray) -> _Spells:
+        return _Spells(*(getattr(self, f.name)[mask] for f in fields(self)))
+
+    @staticmethod
+    def concat(parts: Sequence[_Spells]) -> _Spells:
+        return _Spells(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(_Spells)))
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
-    if lam <= 0:
-        return 0
-    if lam > 60:  # the normal approximation is close enough here and keeps a week's draw cheap
-        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
-    limit, k, p = math.exp(-lam), 0, rng.random()
-    while p > limit:
-        k += 1
-        p *= rng.random()
-    return k
+class _Counts:
+    """A chunk's tallies, kept as index arrays and counted once at the end: per run and step the changes of the
+    figures at each step's end (+1 where a spell begins to count, -1 where it stops), per run and place the
+    figures at the target."""
+
+    def __init__(self, n_runs: int, n_steps: int, n_places: int) -> None:
+        self.n_runs, self.width, self.n_places = n_runs, n_steps + 1, n_places
+        self.parts: dict[str, list[IntArray]] = {}
+
+    def _add(self, key: str, cells: IntArray) -> None:
+        self.parts.setdefault(key, []).append(cells)
+
+    def _span(self, name: str, run: IntArray, begins: IntArray, ends: IntArray) -> None:
+        self._add(name + "+", run * self.width + begins)
+        self._add(name + "-", run * self.width + ends)
+
+    def waiting(self, run: IntArray, begins: IntArray, ends: IntArray) -> None:
+        self._span("waiting", run, begins, ends)
+
+    def overdue(self, run: IntArray, begins: IntArray, ends: IntArray) -> None:
+        self._span("overdue", run, begins, ends)
+
+    def finish(self, run: IntArray, arrived: IntArray, gone: IntArray) -> None:
+        self._span("open", run, arrived, gone)
+
+    def decide(self, run: IntArray, kommune: IntArray, step: IntArray) -> None:
+        self._add("decisions+", run * self.width + step)
+        self._add("decisions@", run * self.n_places + kommune)
+
+    def open_at_target(self, run: IntArray, kommune: IntArray, *, waiting: bool) -> None:
+        self._add("open@", run * self.n_places + kommune)
+        if waiting:
+            self._add("waiting@", run * self.n_places + kommune)
+
+    def overdue_at_target(self, run: IntArray, task: IntArray) -> None:
+        self._add("overdue@", run * self.n_places + task)
+
+    def _count(self, key: str, size: int) -> IntArray:
+        cells = self.parts.get(key)
+        if not cells:
+            return np.zeros(size, dtype=np.int64)
+        return np.bincount(np.concatenate(cells), minlength=size).astype(np.int64)
+
+    def path(self, name: str) -> IntArray:
+        """The figure at each step's end, per run."""
+        size = self.n_runs * self.width
+        change = self._count(name + "+", size) - self._count(name + "-", size)
+        return change.reshape(self.n_runs, self.width).cumsum(axis=1)[:, :-1]
+
+    def at_target(self, name: str) -> IntArray:
+        return self._count(name + "@", self.n_runs * self.n_places).reshape(self.n_runs, self.n_places)
 
 
 def _scaled(p: float, factor: float) -> float:
@@ -742,235 +811,315 @@ def forecast(
     The model moves in steps of a week (the last ends at `to`): a kommune answers a task in a step with the
     probability its hazard gives for the task's age in weeks, a caseworker acts on a ready case with the weekly
     probability, an answer or decision takes effect at the step's end. Rather than a draw per case and step, each
-    waiting spell's length is drawn once, from the cumulative hazard (one uniform, one bisect), and the figures at
-    each step's end are counted from the spells (profiled: the per-step draws were 80 % of the time)."""
+    waiting spell's length is drawn once, from the cumulative hazard (one exponential draw, one search), and the
+    figures at each step's end are counted from the spells. The cases of a chunk of runs move together as arrays,
+    phase by phase (waiting on a kommune, waiting for a caseworker) until every one has ended or reached the target:
+    profiled, the per-case Python loop this replaces took 13 s for 1,000 runs over 1,500 open cases."""
     if to <= snap.as_of:
         raise ValueError("the target date must lie after the forecast's starting point")
     if runs < 1:
         raise ValueError("runs must be at least 1")
-    rng = random.Random(seed)
     steps = _steps(snap.as_of, to)
-    ends = [_weeks(end - snap.as_of) for end, _ in steps]
     n_steps = len(steps)
     last = n_steps - 1
     # Only the last step can be shorter than a week; its hazards are scaled to its length.
     last_weeks = steps[-1][1]
     whole_last = abs(last_weeks - 1.0) < 1e-9
     whole_end = n_steps if whole_last else last  # steps j < whole_end are whole weeks
+    ends = np.array([_weeks(end - snap.as_of) for end, _ in steps])
+    target_weeks = float(ends[-1])
     policy = POLICIES[params.policy_id]
-    # Deadlines of tasks the simulation requests at each step's end, without and with the typical extension: the
-    # calendar arithmetic is done once here, not per run.
-    new_deadlines = [
-        (
-            _weeks(_deadline(policy, end, 0) - snap.as_of),
-            _weeks(_deadline(policy, end, params.extension_days) - snap.as_of),
-        )
-        for end, _ in steps
-    ]
+    # Deadlines of tasks the simulation requests at each step's end: the calendar arithmetic is done once here.
+    new_deadline = np.array([_weeks(_deadline(policy, end, 0) - snap.as_of) for end, _ in steps])
     extension_weeks = params.extension_days / 7
     late_extension = params.late_extension_share
     kommuner = sorted(params.kommune_shares)
-    cumulative: list[float] = []
-    acc = 0.0
-    for k in kommuner:
-        acc += params.kommune_shares[k]
-        cumulative.append(acc)
-    places = sorted({c.kommune_kode for c in snap.cases} | set(kommuner) | set(FORUM_KOMMUNER))
-    places = sorted(set(places) | {c.task_kommune for c in snap.cases if c.task_kommune})
-    # Each kommune's cumulative answer hazard by age in weeks, at its what-if speed: hazard[a] is the sum of the
-    # weekly hazards of ages 0..a-1. Past the last age bucket the hazard is constant, so a task older than that is
-    # placed at the last bucket (the increments ahead of it are the same).
-    length = AGE_WEEKS + n_steps + 1
-    hazard: dict[str, list[float]] = {}
-    for k in places:
+    places = sorted(
+        {c.kommune_kode for c in snap.cases}
+        | set(kommuner)
+        | set(FORUM_KOMMUNER)
+        | {c.task_kommune for c in snap.cases if c.task_kommune}
+    )
+    index = {k: i for i, k in enumerate(places)}
+    n_places = len(places)
+    intake_rows = np.array([index[k] for k in kommuner], dtype=np.int64)
+    intake_cumulative = np.cumsum([params.kommune_shares[k] for k in kommuner])
+    intake_total = float(intake_cumulative[-1]) if kommuner else 0.0
+    # One row per place, then three of constant hazards: each row is the cumulative hazard by age in weeks (row[a]
+    # sums the weekly hazards of ages 0..a-1, at the what-if speed). Past the last age bucket the hazard is
+    # constant, so a task older than that is placed at the last bucket (the increments ahead of it are the same).
+    caseworker_row, withdrawal_row, move_row = n_places, n_places + 1, n_places + 2
+    length = AGE_WEEKS + n_steps + 2
+    table = np.zeros((n_places + 3, length))
+    for row, k in enumerate(places):
         h = params.answer.get(k, params.national)
         speed = what_if.speed_of(k)
-        total, acc_h = [0.0], 0.0
-        for a in range(length - 1):
-            acc_h += _rate(h.at(a)) * speed
-            total.append(acc_h)
-        hazard[k] = total
+        table[row, 1:] = np.cumsum([_rate(h.at(a)) * speed for a in range(length - 1)])
+    constant_rates = (
+        _rate(_scaled(params.caseworker_weekly, what_if.decision_capacity)),
+        _rate(params.withdrawal_weekly),
+        _rate(params.move_weekly),
+    )
+    for row, lam in zip((caseworker_row, withdrawal_row, move_row), constant_rates, strict=True):
+        table[row] = lam * np.arange(length)
+    withdrawals = params.withdrawal_weekly > 0
+    moves = params.move_weekly > 0 and bool(kommuner)
+    # All rows laid end to end, each lifted above the one before, form one ascending array: a single searchsorted
+    # finds every spell's end, whatever its row. A target past its row's top is clipped (it ends after the table).
+    top = float(table.max()) + 1.0
+    stride = top + 1.0
+    flat = (table + stride * np.arange(n_places + 3)[:, None]).ravel()
+    table_flat = table.ravel()
     last_age = AGE_WEEKS - 1
-
-    def constant(p: float) -> list[float]:
-        lam = _rate(p)
-        return [lam * j for j in range(n_steps + 2)]
-
-    caseworker = constant(_scaled(params.caseworker_weekly, what_if.decision_capacity))
-    withdrawal = constant(params.withdrawal_weekly) if params.withdrawal_weekly > 0 else None
-    move = constant(params.move_weekly) if params.move_weekly > 0 and kommuner else None
-    intake = [params.expected_intake(end - timedelta(weeks=w), end) * what_if.intake for end, w in steps]
-    log, draw, bisect_left_ = math.log, rng.random, bisect_left
-
-    slowness = dict.fromkeys(places, 1.0)  # per run, with the speed drift (below)
-
-    def first_step(total: list[float], age: int, j0: int, slow: float = 1.0) -> int:
-        """The step in which a spell with cumulative hazard `total` (from `age` at step `j0`, at `1 / slow` times
-        the speed) ends, or n_steps if it outlasts the forecast."""
-        if j0 > last:
-            return n_steps
-        target = total[age] - log(1.0 - draw()) * slow
-        n_whole = whole_end - j0
-        if n_whole > 0:
-            found = bisect_left_(total, target, age + 1, age + n_whole + 1)
-            if found <= age + n_whole:
-                return j0 + found - age - 1
-        if not whole_last:
-            a = age + (n_whole if n_whole > 0 else 0)
-            if total[a] + (total[a + 1] - total[a]) * last_weeks >= target:
-                return last
-        return n_steps
-
-    def draw_kommune() -> str:
-        return kommuner[min(bisect_right(cumulative, draw() * acc), len(kommuner) - 1)]
-
-    # The snapshot in float weeks, converted once: every run starts from it.
-    initial = [
-        (
-            c.kommune_kode,
-            c.task_kommune,
-            min(int(_weeks(snap.as_of - c.task_requested_at)), last_age) if c.task_requested_at else 0,
-            _weeks(c.task_deadline_at - snap.as_of) if c.task_deadline_at else math.inf,
-            c.task_extended,
-            c.ready_since is not None,
-            c.formal_rejection,
-        )
-        for c in snap.cases
-    ]
-    target = ends[-1]
-    path_samples: list[list[_Tally]] = [[] for _ in steps]
-    final: list[dict[str, _Tally]] = []
-    # Differences per step: +1 where a spell begins to count at a step's end, -1 where it stops. Reset each run.
-    waiting_d = [0] * (n_steps + 1)
-    overdue_d = [0] * (n_steps + 1)
-    open_d = [0] * (n_steps + 1)
-    decided_at = [0] * (n_steps + 1)
-    at_end: dict[str, _Tally] = {}
-    decided: dict[str, int] = {}
-
-    def play(
-        kommune: str,
-        task_kommune: str | None,
-        requested: int,
-        age: int,
-        deadline: float,
-        extended: bool,
-        arrived: int,
-    ) -> None:
-        """One case from its state at step `arrived` to its end or the target. A task is open from the end of
-        step `requested` (0 for the snapshot's) and first may be answered in step `requested + 1` (0)."""
-        gone = first_step(withdrawal, 0, arrived if requested < 0 else arrived + 1) if withdrawal else n_steps
-        first = 0 if requested < 0 else requested + 1
-        while True:
-            if task_kommune is not None:
-                answered = first_step(hazard[task_kommune], age, first, slowness[task_kommune])
-                moved = first_step(move, 0, first) if move else n_steps
-                ends_at = min(answered, moved, gone)
-                begins = requested if requested > 0 else 0
-                overdue_from = bisect_left_(ends, deadline)
-                # A kommune that will miss the deadline asks for an extension (as often as the log shows).
-                late = overdue_from < ends_at and late_extension and not extended and deadline > 0
-                if late and draw() < late_extension:
-                    deadline += extension_weeks
-                    overdue_from = bisect_left_(ends, deadline)
-                if ends_at > begins:
-                    waiting_d[begins] += 1
-                    waiting_d[ends_at] -= 1
-                    if overdue_from < ends_at:
-                        overdue_d[max(overdue_from, begins)] += 1
-                        overdue_d[ends_at] -= 1
-                if ends_at == n_steps:
-                    t = at_end.setdefault(kommune, _Tally())
-                    t.open_cases += 1
-                    t.waiting += 1
-                    if deadline <= target:
-                        at_end.setdefault(task_kommune, _Tally()).overdue += 1
-                    break
-                if ends_at == gone:
-                    break
-                if ends_at == moved or draw() < params.return_share:
-                    # Moved or returned: the case goes on to another kommune with a new task.
-                    kommune = task_kommune = draw_kommune() if kommuner else task_kommune
-                    requested, first, age, extended = ends_at, ends_at + 1, 0, False
-                    deadline = new_deadlines[ends_at][0]
-                    continue
-                task_kommune, first = None, ends_at + 1
-            acted = first_step(caseworker, 0, first)
-            if acted >= gone:
-                if gone == n_steps:
-                    at_end.setdefault(kommune, _Tally()).open_cases += 1
-                break
-            if draw() < params.supplementary_share:
-                task_kommune, requested, first, age, extended = kommune, acted, acted + 1, 0, False
-                deadline = new_deadlines[acted][0]
-                continue
-            decided_at[acted] += 1
-            decided[kommune] = decided.get(kommune, 0) + 1
-            gone = acted
-            break
-        open_d[arrived] += 1
-        open_d[gone] -= 1
-
+    intake = np.array([params.expected_intake(end - timedelta(weeks=w), end) * what_if.intake for end, w in steps])
     # A run's drift: the average of a random walk of four-week steps over the horizon has sd sigma * sqrt(n / 3).
-    horizon_blocks = ends[-1] / 4
+    horizon_blocks = target_weeks / 4
     intake_sd = params.intake_drift * math.sqrt(horizon_blocks / 3)
     speed_sd = params.speed_drift * math.sqrt(horizon_blocks / 3)
-    intake_base = intake
-    gauss = rng.gauss
-    for _ in range(runs):
-        if intake_sd > 0:
-            factor = math.exp(gauss(0.0, intake_sd))
-            intake = [x * factor for x in intake_base]
+
+    # The snapshot as arrays, converted once: every run starts from it.
+    cases = snap.cases
+    init_kommune = np.array([index[c.kommune_kode] for c in cases], dtype=np.int64)
+    init_task = np.array([index[c.task_kommune] if c.task_kommune else -1 for c in cases], dtype=np.int64)
+    init_age = np.array(
+        [min(int(_weeks(snap.as_of - c.task_requested_at)), last_age) if c.task_requested_at else 0 for c in cases],
+        dtype=np.int64,
+    )
+    init_deadline = np.array(
+        [_weeks(c.task_deadline_at - snap.as_of) if c.task_deadline_at else math.inf for c in cases], dtype=float
+    )
+    init_extended = np.array([c.task_extended for c in cases], dtype=bool)
+    with_task = init_task >= 0
+    ready = ~with_task & np.array([c.ready_since is not None for c in cases], dtype=bool)
+    unscreened = ~with_task & ~ready
+    formal = np.array([-1 if c.formal_rejection is None else int(c.formal_rejection) for c in cases], dtype=np.int64)
+
+    def chunk(n_runs: int, rng: np.random.Generator) -> _Counts:
+        counts = _Counts(n_runs, n_steps, n_places)
+        slowness = np.ones((n_runs, n_places + 3))
         if speed_sd > 0:
             # A faster kommune reaches the same cumulative hazard sooner: its spells' draws are divided by its speed.
-            common = gauss(0.0, speed_sd)
-            slowness.update({k: math.exp(-common - gauss(0.0, speed_sd)) for k in places})
-        zero = [0] * (n_steps + 1)
-        waiting_d[:], overdue_d[:], open_d[:], decided_at[:] = zero, zero, zero, zero
-        at_end.clear()
-        decided.clear()
-        for kommune, task_kommune, age, deadline, extended, ready, formal in initial:
-            if task_kommune is not None:
-                play(kommune, task_kommune, -1, age, deadline, extended, 0)
-            elif ready:
-                play(kommune, None, -1, 0, math.inf, False, 0)
-            else:  # waiting to be pre-screened and sent: it happens in the first step
-                rejected = formal if formal is not None else draw() < params.formal_rejection_share
-                if rejected:
-                    decided_at[0] += 1
-                    decided[kommune] = decided.get(kommune, 0) + 1
-                    continue
-                play(kommune, kommune, 0, 0, new_deadlines[0][0], False, 0)
-        if kommuner:
-            for i in range(n_steps):
-                for _ in range(_poisson(rng, intake[i])):
-                    kommune = draw_kommune()
-                    if draw() < params.formal_rejection_share:
-                        decided_at[i] += 1
-                        decided[kommune] = decided.get(kommune, 0) + 1
-                        continue
-                    play(kommune, kommune, i, 0, new_deadlines[i][0], False, i)
-        waiting = overdue = open_cases = decisions = 0
-        for i in range(n_steps):
-            waiting += waiting_d[i]
-            overdue += overdue_d[i]
-            open_cases += open_d[i]
-            decisions += decided_at[i]
-            path_samples[i].append(_Tally(open_cases, waiting, overdue, decisions))
-        totals = path_samples[-1][-1]
-        for kommune, n in decided.items():
-            at_end.setdefault(kommune, _Tally()).decisions = n
-        at_end[""] = totals
-        final.append(dict(at_end))
+            common = rng.normal(0.0, speed_sd, (n_runs, 1))
+            slowness[:, :n_places] = np.exp(-common - rng.normal(0.0, speed_sd, (n_runs, n_places)))
+        slowness_flat = slowness.ravel()
 
-    def figures(samples: Sequence[_Tally]) -> Figures:
-        return Figures(
-            open_cases=band([t.open_cases for t in samples]),
-            waiting=band([t.waiting for t in samples]),
-            waiting_share=band([round(t.share, 4) for t in samples]),
-            overdue=band([t.overdue for t in samples]),
-            decisions=band([t.decisions for t in samples]),
+        def first_step(row: IntArray, age: IntArray, j0: IntArray, run: IntArray) -> IntArray:
+            """The step in which each task (cumulative hazard `row`, from `age` at step `j0`, at its run's speed)
+            is answered, or n_steps if it outlasts the forecast."""
+            at = row * length + age
+            base = table_flat[at]
+            goal = base + rng.standard_exponential(len(row)) * slowness_flat[run * (n_places + 3) + row]
+            found = np.searchsorted(flat, np.minimum(goal, top) + stride * row, side="left") - row * length
+            return place_step(np.maximum(found, age + 1) - age, j0, goal - base, at)
+
+        def constant_step(row: int, j0: IntArray) -> IntArray:
+            """The same for a constant hazard (from age 0): the whole weeks it takes are found by division."""
+            lam = constant_rates[row - n_places]
+            draws = rng.standard_exponential(len(j0))
+            weeks = np.clip(np.ceil(draws / max(lam, 1e-300)), 1, length).astype(np.int64)
+            return place_step(weeks, j0, draws, np.full(len(j0), row * length))
+
+        def place_step(weeks: IntArray, j0: IntArray, goal: FloatArray, at: IntArray) -> IntArray:
+            """The step a spell ends in that takes `weeks` whole weeks of hazard from step `j0` (or, when the last
+            step is short, reaches `goal` above its start `at` in the table within it), or n_steps."""
+            n_whole = whole_end - j0
+            whole = (n_whole > 0) & (weeks <= n_whole)
+            out = np.where(whole, j0 + weeks - 1, n_steps)
+            if not whole_last:
+                a = at + np.maximum(n_whole, 0)
+                partial = table_flat[a] - table_flat[at] + (table_flat[a + 1] - table_flat[a]) * last_weeks >= goal
+                out = np.where(~whole & partial, last, out)
+            return np.where(j0 > last, n_steps, out)
+
+        def draw_kommune(n: int) -> IntArray:
+            picked = np.searchsorted(intake_cumulative, rng.random(n) * intake_total, side="right")
+            return intake_rows[np.minimum(picked, len(kommuner) - 1)]
+
+        def begin(
+            run: IntArray,
+            kommune: IntArray,
+            task: IntArray,
+            requested: IntArray,
+            age: IntArray,
+            deadline: FloatArray,
+            extended: BoolArray,
+            arrived: IntArray,
+        ) -> _Spells:
+            first = np.where(requested < 0, 0, requested + 1)
+            if withdrawals:
+                gone = constant_step(withdrawal_row, np.where(requested < 0, arrived, arrived + 1))
+            else:
+                gone = np.full(len(run), n_steps)
+            return _Spells(run, kommune, task, requested, first, age, deadline, extended, arrived, gone)
+
+        def tile(values: NDArray[Any], mask: BoolArray) -> NDArray[Any]:
+            return np.tile(values[mask], n_runs)
+
+        def runs_of(mask: BoolArray) -> IntArray:
+            return np.repeat(np.arange(n_runs), int(mask.sum()))
+
+        # Open tasks of the snapshot, and cases ready for a caseworker.
+        waiting = begin(
+            runs_of(with_task),
+            tile(init_kommune, with_task),
+            tile(init_task, with_task),
+            np.full(int(with_task.sum()) * n_runs, -1),
+            tile(init_age, with_task),
+            tile(init_deadline, with_task),
+            tile(init_extended, with_task),
+            np.zeros(int(with_task.sum()) * n_runs, dtype=np.int64),
         )
+        n = int(ready.sum()) * n_runs
+        zeros = np.zeros(n, dtype=np.int64)
+        deciding = begin(
+            runs_of(ready),
+            tile(init_kommune, ready),
+            np.full(n, -1),
+            np.full(n, -1),
+            zeros,
+            np.full(n, math.inf),
+            np.zeros(n, dtype=bool),
+            zeros,
+        )
+        # Cases waiting to be pre-screened and sent: it happens in the first step.
+        run, kommune, found = runs_of(unscreened), tile(init_kommune, unscreened), tile(formal, unscreened)
+        rejected = (found == 1) | ((found == -1) & (rng.random(len(run)) < params.formal_rejection_share))
+        counts.decide(run[rejected], kommune[rejected], np.zeros(int(rejected.sum()), dtype=np.int64))
+        run, kommune = run[~rejected], kommune[~rejected]
+        n = len(run)
+        zeros = np.zeros(n, dtype=np.int64)
+        parts = [
+            waiting,
+            begin(run, kommune, kommune, zeros, zeros, np.full(n, new_deadline[0]), np.zeros(n, dtype=bool), zeros),
+        ]
+        if kommuner:
+            lam = intake[None, :] * np.ones((n_runs, 1))
+            if intake_sd > 0:
+                lam = lam * np.exp(rng.normal(0.0, intake_sd, (n_runs, 1)))
+            arrivals = rng.poisson(lam).ravel()
+            cell = np.repeat(np.arange(n_runs * n_steps), arrivals)
+            run, step = cell // n_steps, cell % n_steps
+            kommune = draw_kommune(len(run))
+            rejected = rng.random(len(run)) < params.formal_rejection_share
+            counts.decide(run[rejected], kommune[rejected], step[rejected])
+            run, kommune, step = run[~rejected], kommune[~rejected], step[~rejected]
+            parts.append(
+                begin(
+                    run,
+                    kommune,
+                    kommune,
+                    step,
+                    np.zeros_like(step),
+                    new_deadline[step],
+                    np.zeros(len(run), dtype=bool),
+                    step,
+                )
+            )
+        waiting = _Spells.concat(parts)
+
+        while len(waiting) or len(deciding):
+            s = waiting
+            # A task is open from the end of step `requested` (0 for the snapshot's) and first may be answered in
+            # step `first`.
+            answered = first_step(s.task, s.age, s.first, s.run)
+            moved = constant_step(move_row, s.first) if moves else np.full(len(s), n_steps)
+            ends_at = np.minimum(np.minimum(answered, moved), s.gone)
+            begins = np.maximum(s.requested, 0)
+            deadline = s.deadline
+            overdue_from = np.searchsorted(ends, deadline, side="left")
+            if late_extension:
+                # A kommune that will miss the deadline asks for an extension (as often as the log shows).
+                late = (overdue_from < ends_at) & ~s.extended & (deadline > 0)
+                late &= rng.random(len(s)) < late_extension
+                deadline = np.where(late, deadline + extension_weeks, deadline)
+                overdue_from = np.searchsorted(ends, deadline, side="left")
+            spell = ends_at > begins
+            counts.waiting(s.run[spell], begins[spell], ends_at[spell])
+            spell &= overdue_from < ends_at
+            counts.overdue(s.run[spell], np.maximum(overdue_from, begins)[spell], ends_at[spell])
+            at_target = ends_at == n_steps
+            counts.open_at_target(s.run[at_target], s.kommune[at_target], waiting=True)
+            late_at_target = at_target & (deadline <= target_weeks)
+            counts.overdue_at_target(s.run[late_at_target], s.task[late_at_target])
+            done = at_target | (ends_at == s.gone)
+            counts.finish(s.run[done], s.arrived[done], s.gone[done])
+            going = ~done
+            # Moved or returned: the case goes on to another kommune with a new task.
+            passed_on = going & ((ends_at == moved) | (rng.random(len(s)) < params.return_share))
+            answered_now = going & ~passed_on
+            on = s.where(passed_on)
+            step = ends_at[passed_on]
+            elsewhere = draw_kommune(len(on)) if kommuner else on.task
+            waiting = _Spells(
+                on.run,
+                elsewhere,
+                elsewhere,
+                step,
+                step + 1,
+                np.zeros_like(step),
+                new_deadline[step],
+                np.zeros(len(on), dtype=bool),
+                on.arrived,
+                on.gone,
+            )
+            back = s.where(answered_now)
+            back.first = ends_at[answered_now] + 1
+            deciding = _Spells.concat([deciding, back])
+
+            s = deciding
+            acted = constant_step(caseworker_row, s.first)
+            before = acted >= s.gone
+            stays = before & (s.gone == n_steps)
+            counts.open_at_target(s.run[stays], s.kommune[stays], waiting=False)
+            counts.finish(s.run[before], s.arrived[before], s.gone[before])
+            supplementary = ~before & (rng.random(len(s)) < params.supplementary_share)
+            decided = ~before & ~supplementary
+            counts.decide(s.run[decided], s.kommune[decided], acted[decided])
+            counts.finish(s.run[decided], s.arrived[decided], acted[decided])
+            asked = s.where(supplementary)
+            step = acted[supplementary]
+            waiting = _Spells.concat(
+                [
+                    waiting,
+                    _Spells(
+                        asked.run,
+                        asked.kommune,
+                        asked.kommune,
+                        step,
+                        step + 1,
+                        np.zeros_like(step),
+                        new_deadline[step],
+                        np.zeros(len(asked), dtype=bool),
+                        asked.arrived,
+                        asked.gone,
+                    ),
+                ]
+            )
+            deciding = s.where(np.zeros(len(s), dtype=bool))
+        return counts
+
+    # Each chunk of CHUNK_RUNS runs has its own generator seeded from (seed, chunk index): the same seed gives the
+    # same forecast, and the runs of a chunk do not depend on how many runs come after it.
+    results = [
+        chunk(min(CHUNK_RUNS, runs - start), np.random.default_rng([seed % 2**64, i]))
+        for i, start in enumerate(range(0, runs, CHUNK_RUNS))
+    ]
+    columns = ("open", "waiting", "overdue", "decisions")
+    path = {c: np.concatenate([r.path(c) for r in results]) for c in columns}  # [run, step]
+    place = {c: np.concatenate([r.at_target(c) for r in results]) for c in columns}  # [run, place]
+
+    def figures(open_cases: IntArray, waiting: IntArray, overdue: IntArray, decisions: IntArray) -> Figures:
+        o, w = open_cases.tolist(), waiting.tolist()
+        return Figures(
+            open_cases=band(o),
+            waiting=band(w),
+            waiting_share=band([round(x / y, 4) if y else 0.0 for x, y in zip(w, o, strict=True)]),
+            overdue=band(overdue.tolist()),
+            decisions=band(decisions.tolist()),
+        )
+
+    def at_step(j: int) -> Figures:
+        return figures(*(path[c][:, j] for c in columns))
 
     start = _start_figures(snap)
     return Forecast(
@@ -979,9 +1128,9 @@ def forecast(
         runs=runs,
         seed=seed,
         what_if=what_if,
-        total=figures([f[""] for f in final]),
-        kommuner={k: figures([f.get(k, _Tally()) for f in final]) for k in places},
-        path=[(end, figures(samples)) for (end, _), samples in zip(steps, path_samples, strict=True)],
+        total=at_step(last),
+        kommuner={k: figures(*(place[c][:, i] for c in columns)) for i, k in enumerate(places)},
+        path=[(end, at_step(j)) for j, (end, _) in enumerate(steps)],
         start=start,
     )
 

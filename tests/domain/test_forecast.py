@@ -10,6 +10,7 @@ import pytest
 from domain.calendar import start_of_day
 from domain.forecast import (
     AGE_WEEKS,
+    CHUNK_RUNS,
     Hazard,
     OpenCase,
     Parameters,
@@ -60,6 +61,15 @@ def test_the_same_seed_gives_the_same_forecast_and_another_seed_another() -> Non
     one = forecast(snap(), params(), TO, runs=300, seed=5).as_dict()
     assert forecast(snap(), params(), TO, runs=300, seed=5).as_dict() == one
     assert forecast(snap(), params(), TO, runs=300, seed=6).as_dict() != one
+
+
+def test_any_seed_works_and_runs_past_one_chunk_stay_the_same_forecast() -> None:
+    # The runs go in chunks with a generator each (seeded from seed and chunk index): a negative seed (the CLI
+    # takes one) and a run count that spills into a second chunk must still repeat.
+    runs = CHUNK_RUNS + 7
+    for seed in (-3, 2**63 - 1):
+        one = forecast(snap(), params(), TO, runs=runs, seed=seed).as_dict()
+        assert forecast(snap(), params(), TO, runs=runs, seed=seed).as_dict() == one
 
 
 def test_what_if_moves_the_forecast_the_expected_way() -> None:

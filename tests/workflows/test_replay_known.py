@@ -1,6 +1,15 @@
 """Histories that do not replay yet, kept so the fix is seen the moment it lands (strict xfail: a pass fails).
 
 Their payloads are the chaos soak's synthetic cases, encrypted with the soak's own throwaway key ring beside them.
+
+task_update_beside_escalation_signal.json, as far as it is understood: a duplicate kommune update (answered from
+the workflow's memory, no commands) arrived while the task's escalation signal to its case was completing; the
+server sequenced the update after that signal's resolution (acceptedRequestSequencingEventId 48). Live, the SLA
+loop resumed first and asked `workflow.patched(TASK_RECHECK_AFTER_PROGRESS)`: the marker (event 51) precedes the
+update's accepted/completed events (54, 55). On a replay from scratch the SDK gets the update and the signal's
+resolution in one activation and runs the update first (its legacy job order: updates before resolutions), so its
+responses come before the marker command and the replay fails. Any command of the SLA loop right after
+`_send_progress` is exposed the same way; a marker is merely checked most strictly.
 """
 
 from __future__ import annotations

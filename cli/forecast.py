@@ -117,6 +117,9 @@ def print_forecast(results: list[Forecast], data: ForecastInput) -> None:
         f"Forecast from {base.as_of.isoformat()} to {base.to.isoformat()}: {base.runs} runs, seed {base.seed},"
         f" {data.events_read} events read. Median (10th–90th percentile)."
     )
+    caution = data.caution()
+    if caution is not None:
+        console.print(f"[yellow]Caution: {caution}.[/yellow]")
     totals = Table(title="In total")
     totals.add_column("figure")
     totals.add_column("now", justify="right")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -42,6 +42,25 @@ class ForecastInput:
     snapshot: Snapshot
     events_read: int
     last_event_at: datetime | None  # the latest stamp read (never after `as_of`)
+    first_event_at: datetime | None = None  # the earliest stamp read: how much history the rates come from
+
+    def caution(self) -> str | None:
+        """Said beside a forecast whose rates come from little history (a new system, a log just started): the
+        estimator looks up to half a year back, and the backtest starts from 8 weeks."""
+        began = self.snapshot.as_of
+        if self.first_event_at is None:
+            return "the log holds no events before the forecast's start: it shows only what the defaults imply"
+        if began - self.first_event_at < THIN_LOG:
+            days = (began - self.first_event_at) / timedelta(days=1)
+            return (
+                f"the log covers only {days:.1f} days before the forecast's start: its rates are estimated from "
+                "that, so read the forecast as a rough guide"
+            )
+        return None
+
+
+# Less history than this behind a forecast gets a caution (bench/forecast.py scores forecasts from 8 weeks on).
+THIN_LOG = timedelta(weeks=8)
 
 
 class ForecastStore:
@@ -60,23 +79,30 @@ class ForecastStore:
         """Each case folded through `domain.evolve` from its events stamped at or before `as_of` (and, given a log
         `position`, appended at or before it: a report built at a position must not see events appended later, even
         stamped earlier); with how many events that was and the latest stamp among them."""
+        states, count, _, last = await self._states(as_of, position)
+        return states, count, last
+
+    async def _states(
+        self, as_of: datetime, position: int | None
+    ) -> tuple[list[CaseState], int, datetime | None, datetime | None]:
         states: list[CaseState] = []
-        count, last = 0, None
+        count, first, last = 0, None, None
         async for events in case_streams(self.pool, _STREAMS_AS_OF, as_of, position):
             if len(states) % 500 == 499:
                 # Folding is CPU work on the caller's event loop (the API's): let other requests in now and then.
                 await asyncio.sleep(0)
             count += len(events)
-            stamp = max(e.occurred_at for e in events)
-            last = stamp if last is None else max(last, stamp)
+            stamps = [e.occurred_at for e in events]
+            first = min(stamps) if first is None else min(first, *stamps)
+            last = max(stamps) if last is None else max(last, *stamps)
             states.append(fold(events))
-        return states, count, last
+        return states, count, first, last
 
     async def read(self, as_of: datetime, position: int | None = None) -> ForecastInput:
-        states, count, last = await self.states_as_of(as_of, position)
+        states, count, first, last = await self._states(as_of, position)
         # Estimating walks every case's history: CPU work, done in a thread so that an event loop keeps serving.
         parameters, start = await asyncio.to_thread(lambda: (estimate(states, as_of), snapshot(states, as_of)))
-        return ForecastInput(parameters, start, count, last)
+        return ForecastInput(parameters, start, count, last, first)
 
 
 class TargetNotAfterStart(ValueError):
@@ -99,6 +125,7 @@ class ForecastRun:
             "as_of": self.data.snapshot.as_of.isoformat(),
             "to": self.to.isoformat(),
             "events_read": self.data.events_read,
+            "caution": self.data.caution(),
             "parameters": self.data.parameters.as_dict(),
             "baseline": self.baseline.as_dict(),
             "what_if": self.what_if.as_dict() if self.what_if is not None else None,

@@ -128,6 +128,12 @@ async def test_the_estimator_finds_the_logs_behaviour_and_reads_nothing_after_th
     waiting = len(figures.waiting_on_kommune(timelines, AS_OF + timedelta(microseconds=1)))
     assert sum(1 for c in before.snapshot.cases if c.task_kommune is not None) == waiting
     assert before.last_event_at is not None and before.last_event_at <= AS_OF
+    # Sixteen weeks of history: no caution. Two weeks in, the rates come from two weeks, and the forecast says so.
+    assert before.caution() is None
+    early = await forecasts.read(START + timedelta(weeks=2))
+    assert early.first_event_at is not None and early.first_event_at >= START
+    assert "covers only 14.0 days" in (early.caution() or "")
+    assert "no events" in ((await forecasts.read(START - timedelta(days=1))).caution() or "")
 
     # ...then everything after it: the answers, decisions and new cases of the next four weeks.
     for case in log.cases:

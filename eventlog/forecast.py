@@ -51,12 +51,18 @@ class ForecastInput:
         if self.first_event_at is None:
             return "the log holds no events before the forecast's start: it shows only what the defaults imply"
         if began - self.first_event_at < THIN_LOG:
-            days = (began - self.first_event_at) / timedelta(days=1)
+            span = began - self.first_event_at
+            length = f"{span / timedelta(days=1):.1f} days" if span >= timedelta(days=1) else _hours(span)
             return (
-                f"the log covers only {days:.1f} days before the forecast's start: its rates are estimated from "
-                "that, so read the forecast as a rough guide"
+                f"the log covers only {length} before the forecast's start: its rates are estimated from that, "
+                "so read the forecast as a rough guide"
             )
         return None
+
+
+def _hours(span: timedelta) -> str:
+    minutes = max(1, round(span / timedelta(minutes=1)))
+    return f"{minutes} minutes" if minutes < 60 else f"{span / timedelta(hours=1):.1f} hours"
 
 
 # Less history than this behind a forecast gets a caution (bench/forecast.py scores forecasts from 8 weeks on).

@@ -32,6 +32,7 @@ from api.responses import errors
 from api.state import deps_of
 from domain.boundary import field_errors
 from runtime.logs import get_logger, mask_text
+from workflows.common import BUSY
 from workflows.models import (
     Answer,
     CaseResult,
@@ -48,7 +49,14 @@ log = get_logger(__name__)
 
 R = TypeVar("R", bound=BaseModel)
 
-STATUS_BY_CODE = {"conflict": 409, "not_found": 404, "forbidden": 404, "invalid": 422, "needs_operations": 503}
+STATUS_BY_CODE = {
+    "conflict": 409,
+    "not_found": 404,
+    "forbidden": 404,
+    "invalid": 422,
+    "needs_operations": 503,
+    BUSY: 503,
+}
 # A workflow that ended like this has no result to answer from: it needs operations.
 CLOSED_WITHOUT_RESULT = frozenset(
     {
@@ -143,7 +151,12 @@ async def update(
             result: R = await handle.execute_update(name, arg, result_type=result_type)
             return result
         except WorkflowUpdateFailedError as exc:
-            raise _from_update_failure(exc) from None
+            if not _busy(exc) or attempt == NOT_READY_ATTEMPTS - 1:
+                raise _from_update_failure(exc) from None
+            # Refused before it entered history (workflows/activation_guard.py): the next try lands in a workflow
+            # task of its own, so a few milliseconds are enough.
+            log.info("update refused as busy; retrying", update=name, attempt=attempt + 1)
+            await asyncio.sleep(0.02 * 2**attempt)
         except RPCError as exc:
             if not _transient(exc) or attempt == NOT_READY_ATTEMPTS - 1:
                 return await _after_rpc_error(
@@ -155,6 +168,10 @@ async def update(
 
 
 NOT_READY_ATTEMPTS = 5
+
+
+def _busy(exc: WorkflowUpdateFailedError) -> bool:
+    return isinstance(exc.cause, ApplicationError) and exc.cause.type == BUSY
 
 
 def _transient(exc: RPCError) -> bool:

@@ -88,6 +88,7 @@ from sim.profiles import default_profiles
 from sim.server import ActionRecord, KommuneSimulator, SimSettings, create_sim_app
 from tests.eventlog.naive import NaiveLog
 from workflows.models import case_workflow_id
+from workflows.replay import from_cluster, replay
 from workflows.search_attributes import REGISTRATION
 
 POLICY = "chaos-1"
@@ -320,6 +321,8 @@ class ChaosResult:
     events: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
     paths: dict[str, int] = field(default_factory=dict)
+    histories_replayed: int = 0
+    updates_refused_busy: int = 0
 
     @property
     def ok(self) -> bool:
@@ -644,7 +647,7 @@ class ChaosRun:
             wall = time.monotonic() - started
             self._collect_sim()
             violations, lost, duplicated, summary = await check_all(
-                stack.postgres.url, self.client, self.http, self.outside, self.options, stack.logs
+                stack.postgres.url, self.client, self.http, self.outside, self.options, stack.logs, stack.ring
             )
         finally:
             stop.set()
@@ -980,8 +983,32 @@ async def read_log(pool: asyncpg.Pool) -> tuple[dict[str, list[int]], dict[str, 
     return versions, streams, events
 
 
+async def check_replay(client: Client, ring: KeyRing) -> tuple[list[str], int]:
+    """Every workflow of the run replays from scratch against the current code: what a worker does after a restart
+    or a cache eviction, for each history the faults shaped."""
+    report = await replay(from_cluster(client, limit=None), ring)
+    return [f"replay from scratch failed: {f.source}: {f.message}" for f in report.failures], sum(
+        report.replayed.values()
+    )
+
+
+def count_busy_refusals(logs: Path) -> int:
+    """Updates the workflows refused as busy (workflows/activation_guard.py) and the API retried."""
+    path = logs / "api.log"
+    if not path.exists():
+        return 0
+    with path.open(errors="replace") as fh:
+        return sum("update refused as busy" in line for line in fh)
+
+
 async def check_all(
-    dsn: str, client: Client, http: httpx.AsyncClient, outside: Outside, options: ChaosOptions, logs: Path
+    dsn: str,
+    client: Client,
+    http: httpx.AsyncClient,
+    outside: Outside,
+    options: ChaosOptions,
+    logs: Path,
+    ring: KeyRing,
 ) -> tuple[list[str], int, int, dict[str, Any]]:
     pool = await create_pool(dsn, min_size=1, max_size=4)
     try:
@@ -999,6 +1026,8 @@ async def check_all(
         instants = [stamps[rng.randrange(len(stamps))] for _ in range(options.as_of_samples)] if stamps else []
         violations += await check_projections(pool, http, naive, instants)
         violations += check_logs(logs)
+        replay_violations, replayed = await check_replay(client, ring)
+        violations += replay_violations
         violations += [f"{n} {what} calls given up" for what, n in outside.gave_up.items()]
         if outside.worker_deaths:
             violations.append(f"{outside.worker_deaths} worker processes died without being killed")
@@ -1008,6 +1037,8 @@ async def check_all(
             "events": len(events),
             "events_by_type": dict(sorted(Counter(e.type for e in events).items())),
             "paths": dict(paths),
+            "histories_replayed": replayed,
+            "updates_refused_busy": count_busy_refusals(logs),
         }
         return violations, lost, duplicated, summary
     finally:

@@ -67,6 +67,7 @@ from sim.behaviour import (
 )
 from sim.load import ApplicationFactory
 from workflows.client import start_case
+from workflows.common import BUSY
 from workflows.models import (
     AnswerRequest,
     CaseInput,
@@ -476,6 +477,9 @@ class SimulatedWorld:
                 cause = exc.cause
                 if not isinstance(cause, ApplicationError):
                     raise
+                if cause.type == BUSY and attempt < CALL_ATTEMPTS:
+                    await asyncio.sleep(0.02 * attempt)  # see workflows/activation_guard.py
+                    continue
                 # Refusal messages name rules and fields only (DomainError's contract), never personal data.
                 return SimCallResult(ok=False, refusal_code=cause.type or "refused", refusal=cause.message)
             except RPCError as exc:

@@ -37,6 +37,7 @@ from runtime import services
 from runtime.config import Settings
 from runtime.logs import get_logger
 from runtime.temporal import connect, sandbox_runner
+from workflows import activation_guard
 from workflows.case import CaseWorkflow
 from workflows.common import FAILURE_TYPES
 from workflows.models import DELIVER_TASK
@@ -92,6 +93,9 @@ def build_worker(
 ) -> Worker:
     """A worker for the case lifecycle on `task_queue`. `activities` with a default's name replace it."""
     warm_up()
+    # Also done on import of workflows.common; explicit, because a worker without it accepts updates that can fail
+    # their replay (see workflows/activation_guard.py).
+    activation_guard.install()
     by_name = {_name(fn): fn for fn in default_activities(pool, kommune=kommune, digital_post=digital_post)}
     by_name.update({_name(fn): fn for fn in activities})
     if DELIVER_TASK not in by_name:

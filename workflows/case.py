@@ -342,6 +342,7 @@ class CaseWorkflow(EventSourcedWorkflow):
     # -- case-level calls ---------------------------------------------------------------------------------------
 
     def _validate(self, name: str, key_id: str, request: CaseRequest) -> None:
+        self.refuse_if_busy()
         key = f"{name}:{key_id}"
         if self.known_answer(key, request):
             return

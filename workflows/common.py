@@ -33,6 +33,7 @@ from domain.commands import Command, decide
 from domain.errors import DomainError
 from domain.events import Event
 from domain.state import CaseState, TaskState, TaskStatus, evolve, fold
+from workflows import activation_guard
 from workflows import search_attributes as sa
 from workflows.models import (
     APPEND_EVENTS,
@@ -75,6 +76,9 @@ M = TypeVar("M", bound=BaseModel)
 # such errors were retryable then); with it, the workflow stops for operations with its stream intact.
 NEEDS_OPERATIONS_PATCH = "needs-operations-on-refused-append"
 NEEDS_OPERATIONS = "needs_operations"
+# An update refused before it entered history because accepting it now could not be replayed (see
+# workflows/activation_guard.py); the caller retries with the same idempotency key.
+BUSY = "busy"
 
 
 class NeedsOperations(ApplicationError):
@@ -203,6 +207,11 @@ class EventSourcedWorkflow:
         return max(instant - self.now(), timedelta(milliseconds=1))
 
     # -- deciding and recording --------------------------------------------------------------------------------
+
+    def refuse_if_busy(self) -> None:
+        """For validators, first thing: refuse (as `busy`) an update that the SDK would replay in another order."""
+        if activation_guard.emitted_earlier(self):
+            refuse(BUSY, "the workflow is busy with other work; retry with the same idempotency key")
 
     def check(self, command: Command, state: CaseState | None = None) -> None:
         """For validators: would `command` be allowed now? Raises the refusal; changes nothing."""

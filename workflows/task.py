@@ -401,6 +401,7 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
     # -- kommune and operations calls ---------------------------------------------------------------------------
 
     def _validate(self, name: str, key_id: str, request: BaseModel, command: Command) -> None:
+        self.refuse_if_busy()
         key = f"{name}:{key_id}"
         if self.known_answer(key, request):
             return

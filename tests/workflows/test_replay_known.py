@@ -1,4 +1,7 @@
-"""Histories that do not replay yet, kept so the fix is seen the moment it lands (strict xfail: a pass fails).
+"""Histories that cannot replay: the SDK hazard that workflows/activation_guard.py keeps out of new histories.
+
+These two were recorded before the guard, so they stay broken; they are kept as the canary for the SDK. Strict xfail:
+the day an SDK upgrade replays them, this test fails, and the guard (and this test) can go.
 
 Their payloads are the chaos soak's synthetic cases, encrypted with the soak's own throwaway key ring beside them.
 
@@ -38,9 +41,9 @@ CASES = [
 
 @pytest.mark.xfail(
     strict=True,
-    reason="Found by the chaos soak (#17), root cause open: a task workflow replayed from scratch (its worker had "
-    "lost it from the cache) runs a kommune update before the other work of the same workflow task, where live it "
-    "ran after it, so the replay's commands come in another order (TMPRL1100) and the task is stuck.",
+    reason="SDK hazard (temporalio 1.35, found by the #17 chaos soak): live, Core handed these workflow tasks to the "
+    "workflow in two activations, the update after other work; replayed, in one, the update first (TMPRL1100). "
+    "workflows/activation_guard.py refuses such updates since; histories recorded before it cannot be mended.",
 )
 @pytest.mark.parametrize(("history", "keys"), CASES)
 async def test_a_task_with_an_update_beside_other_work_replays(history: str, keys: str) -> None:

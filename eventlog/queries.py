@@ -111,6 +111,13 @@ async def projection_lag(db: Db) -> int:
     return int(lag)
 
 
+async def task_kommune(db: Db, task_id: str) -> str | None:
+    """The kommune a task is addressed to, as the projection knows it (None: not projected yet, or no such task).
+    A task's kommune never changes (a returned task is re-routed as a new task), so a row of any status answers."""
+    kode: str | None = await db.fetchval("SELECT kommune_kode FROM task_intervals WHERE task_id = $1 LIMIT 1", task_id)
+    return kode
+
+
 def _as_of_args(at: datetime) -> list[Any]:
     """$1 the moment, $2 its UTC year start, $3 month start, $4 day (dates), $5 the day's start (timestamptz)."""
     day = at.astimezone(UTC).date()

@@ -57,6 +57,7 @@ from domain.events import (
     OplysningDeadlineExtended,
     OplysningReturned,
 )
+from domain.kommuner import normalize_kode
 from domain.sla import SlaPolicy
 from domain.sla import policy as sla_policy
 from domain.state import TaskState, TaskStatus
@@ -402,6 +403,10 @@ class OplysningTaskWorkflow(EventSourcedWorkflow):
 
     def _validate(self, name: str, key_id: str, request: BaseModel, command: Command) -> None:
         self.refuse_if_busy()
+        caller_kommune = getattr(request, "kommune_kode", None)
+        if caller_kommune is not None and normalize_kode(caller_kommune) != self.task.kommune_kode:
+            # Before any other answer (even a remembered one): to another kommune this task does not exist.
+            refuse("forbidden", f"task {self.task_id!r} is not addressed to kommune {caller_kommune}")
         key = f"{name}:{key_id}"
         if self.known_answer(key, request):
             return

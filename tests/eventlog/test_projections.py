@@ -189,3 +189,20 @@ async def test_migration_0006_brings_v1_tables_to_v2_with_the_same_answers(
         assert await queries.task_backlog(pool, at) == naive.task_backlog(at)
         assert await queries.case_backlog(pool, at) == naive.case_backlog(at)
     assert await queries.period_counts(pool, "week", by_kommune=True) == naive.period_counts("week", by_kommune=True)
+
+
+async def test_a_tasks_kommune_is_known_once_projected_and_through_every_status(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    case = happy_case("c-owner", start=START)
+    task_id = next(str(e.task_id) for e in case.events if hasattr(e, "task_id"))
+    kommune = next(str(e.kommune_kode) for e in case.events if hasattr(e, "kommune_kode") and hasattr(e, "task_id"))
+    await store.append(case.case_id, 0, case.events[:4])
+    # Not projected yet: the API asks the workflow instead.
+    assert await queries.task_kommune(pool, task_id) is None
+    await ProjectionRunner(pool).catch_up()
+    assert await queries.task_kommune(pool, task_id) == kommune
+    await store.append(case.case_id, 4, case.events[4:])
+    await ProjectionRunner(pool).catch_up()
+    assert await queries.task_kommune(pool, task_id) == kommune  # completed: still the same kommune's task
+    assert await queries.task_kommune(pool, "no-such-task") is None

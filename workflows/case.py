@@ -21,6 +21,7 @@ the result for duplicates that come after the case closed).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import deque
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from domain.state import CaseState, CaseStatus
 # build): both modules are deterministic and hold no mutable state.
 with workflow.unsafe.imports_passed_through():
     from workflows.common import (
+        CASE_CLOSE_TOGETHER,
         EXTERNAL_RETRY,
         EXTERNAL_TIMEOUT,
         FAILURE_TYPES,
@@ -302,6 +304,9 @@ class CaseWorkflow(EventSourcedWorkflow):
         self.apply(NotifyKommune(kommune_kode=notice.kommune_kode, notice=notice.notice, task_id=notice.task_id))
 
     async def _close(self) -> None:
+        if workflow.patched(CASE_CLOSE_TOGETHER):
+            await self._close_together()
+            return
         state = self.state
         if not state.citizen_notified:
             await self.flush()  # the Digital Post adapter reads the decision from the log
@@ -338,6 +343,73 @@ class CaseWorkflow(EventSourcedWorkflow):
             )
         self.apply(CloseCase())
         await self.flush()
+
+    async def _close_together(self) -> None:
+        """The letter and the notices at once: the citizen's letter never waits for a kommune system that is down,
+        and the case needs one workflow task for all of them. Recorded as before: the letter, the notices in order,
+        then the close, in one append."""
+        state = self.state
+        letter: asyncio.Task[DigitalPostReceipt] | None = None
+        if not state.citizen_notified:
+            await self.flush()  # the Digital Post adapter reads the decision from the log
+            letter = asyncio.create_task(self._letter())
+        notices, self._notices = self._notices, []
+        decided_by_caseworker = state.outcome in (Outcome.GRANTED, Outcome.REJECTED)
+        last = max(state.tasks.values(), key=lambda t: t.requested_at, default=None)
+        decision_noticed = "decision" in state.kommune_notified or any(n.notice == "decision" for n in notices)
+        if decided_by_caseworker and not decision_noticed and last and state.kommune_kode:
+            notices.append(
+                KommuneMessage(
+                    task_id=last.task_id,
+                    case_id=state.case_id,
+                    kommune_kode=state.kommune_kode,
+                    kind="notice",
+                    notice="decision",
+                )
+            )
+        sent = [asyncio.create_task(self._notice_sent(n)) for n in notices]
+        if letter is not None:
+            self.apply(NotifyCitizen(message_id=(await letter).message_id))
+        for n, went_out in zip(notices, sent, strict=True):
+            if await went_out:
+                self.apply(NotifyKommune(kommune_kode=n.kommune_kode, notice=n.notice, task_id=n.task_id))
+        self.apply(CloseCase())
+        await self.flush()
+
+    async def _letter(self) -> DigitalPostReceipt:
+        state = self.state
+        kind = "withdrawal_confirmed" if state.withdrawn else "decision"
+        receipt: DigitalPostReceipt = await workflow.execute_activity(
+            NOTIFY_CITIZEN,
+            CitizenLetter(
+                message_id=f"{state.case_id}:{kind}",
+                case_id=state.case_id,
+                subject_id=state.subject_id or "",
+                kind=kind,
+                outcome=state.outcome,
+            ),
+            result_type=DigitalPostReceipt,
+            start_to_close_timeout=EXTERNAL_TIMEOUT,
+            retry_policy=EXTERNAL_RETRY,
+            summary=f"Digital Post: {kind}",
+        )
+        return receipt
+
+    async def _notice_sent(self, notice: KommuneMessage) -> bool:
+        """Whether the notice went out (recorded only then; operations see a failed one in the history)."""
+        try:
+            await workflow.execute_activity(
+                DELIVER_TASK,
+                notice,
+                result_type=DeliveryReceipt,
+                start_to_close_timeout=EXTERNAL_TIMEOUT,
+                retry_policy=EXTERNAL_RETRY,
+                summary=f"{notice.notice} notice to kommune {notice.kommune_kode}",
+            )
+        except ActivityError:
+            workflow.logger.warning("kommune notice gave up", extra={"notice": notice.notice})
+            return False
+        return True
 
     # -- case-level calls ---------------------------------------------------------------------------------------
 

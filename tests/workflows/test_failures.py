@@ -100,9 +100,7 @@ async def test_worker_process_runs_cases_and_stops_gracefully(
         task_id = (await handle.query(CaseWorkflow.status)).open_task_id
         assert task_id is not None
         return (
-            await dev_env.client.get_workflow_handle_for(OplysningTaskWorkflow.run, task_workflow_id(task_id)).query(
-                OplysningTaskWorkflow.status
-            )
+            await dev_env.client.get_workflow_handle(task_workflow_id(task_id)).query(OplysningTaskWorkflow.status)
         ).channel is Channel.INBOX
 
     await eventually(in_inbox, "the real delivery activity put the task in 329's inbox", within=30)

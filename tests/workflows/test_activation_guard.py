@@ -16,10 +16,14 @@ from temporalio import workflow
 
 # The sandbox imports this module again to run the probe: what only the test uses passes through.
 with workflow.unsafe.imports_passed_through():
+    import pytest
+    from fastapi import HTTPException
+    from pydantic import BaseModel
     from temporalio.client import Client, WorkflowHandle
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
+    from api.calls import update
     from runtime.temporal import sandbox_runner
     from tests.workflows.conftest import eventually
     from workflows import activation_guard
@@ -92,6 +96,44 @@ async def test_the_guard_notes_a_task_with_commands_and_lets_a_later_update_in(
         # The update comes in a workflow task of its own: nothing ran before it there, so it is accepted.
         assert await handle.execute_update(ActivationGuardProbe.finish) == "finished"
         assert await handle.result() == 4
+
+
+class Poke(BaseModel):
+    key: str
+
+
+VALIDATED: list[str] = []  # the validator runs in this process: the test counts the tries the API made
+
+
+# Unsandboxed, so the validator appends to this module's list, not to a sandbox's copy of it.
+@workflow.defn(name="AlwaysBusyProbe", sandboxed=False)
+class AlwaysBusyProbe:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.update
+    def poke(self, request: Poke) -> str:
+        return request.key
+
+    @poke.validator
+    def _check_poke(self, request: Poke) -> None:
+        VALIDATED.append(request.key)
+        refuse(BUSY, "the workflow is busy with other work; retry with the same idempotency key")
+
+
+async def test_the_api_retries_busy_and_then_answers_503_busy(time_skipping_env: WorkflowEnvironment) -> None:
+    client: Client = time_skipping_env.client
+    queue = f"busy-{uuid.uuid4()}"
+    async with Worker(client, task_queue=queue, workflows=[AlwaysBusyProbe], workflow_runner=sandbox_runner()):
+        handle = await client.start_workflow(AlwaysBusyProbe.run, id=f"busy-{uuid.uuid4()}", task_queue=queue)
+        key = f"k-{uuid.uuid4()}"
+        with pytest.raises(HTTPException) as refused:
+            await update(client, handle.id, "poke", Poke(key=key), Poke, key=key, what="task", closed_result_type=Poke)
+        await handle.terminate()
+    assert refused.value.status_code == 503
+    assert isinstance(refused.value.detail, dict) and refused.value.detail["code"] == BUSY
+    assert VALIDATED.count(key) == 5  # the first try and four retries, all with the same request
 
 
 async def _counted(handle: WorkflowHandle[Any, Any], expected: int) -> bool:

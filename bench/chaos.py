@@ -278,13 +278,13 @@ class Stack:
         await migrate_dsn(self.postgres.url)
         await asyncio.to_thread(self.temporal.start)
 
-    async def start_processes(self) -> None:
+    async def start_processes(self, workers: int = 2) -> None:
         env = self.env()
         self.api = Proc(["api"], env, self.logs / "api.log")
         self.api.start()
         assert self.api.proc is not None
         await asyncio.to_thread(wait_for_port, self.api_port, self.api.proc, "sagsflow api", 90)
-        self.workers = [Proc(["worker"], env, self.logs / f"worker-{i}.log") for i in range(2)]
+        self.workers = [Proc(["worker"], env, self.logs / f"worker-{i}.log") for i in range(workers)]
         for w in self.workers:
             w.start()
         # Applications wait for both workers to poll: a first case that waits half a minute for a worker still

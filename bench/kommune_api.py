@@ -40,9 +40,8 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.chaos import ChaosOptions, Proc, Stack
+from bench.chaos import ChaosOptions, Stack
 from eventlog.store import create_pool
-from runtime.embedded import wait_for_port
 from runtime.identity import LOCAL_KEY_FILE, LocalIssuer
 from sim.keys import provision_sim_keys
 from sim.load import ApplicationFactory
@@ -120,20 +119,26 @@ def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
     return out
 
 
+class ApiStack(Stack):
+    """The chaos soak's stack with the dev stack's settings: the default SLA policy (no reminder or escalation
+    within the run) and every kommune on the inbox channel (nothing pushed, no simulator)."""
+
+    kommuner: tuple[str, ...] = ()
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env.pop("SAGSFLOW_SLA_POLICY", None)
+        env.pop("SAGSFLOW_SIM_URL", None)
+        env["SAGSFLOW_TASK_QUEUE"] = "bench-kommune-api"
+        env["SAGSFLOW_INBOX_KOMMUNER"] = ",".join(self.kommuner)
+        return env
+
+
 class Bench:
     def __init__(self, root: Path, args: argparse.Namespace) -> None:
         self.args = args
-        self.stack = Stack(root, ChaosOptions(log_level="INFO"))
-        self.workers: list[Proc] = []
+        self.stack = ApiStack(root, ChaosOptions(log_level="INFO"))
         self.keys: dict[str, str] = {}
-
-    def env(self) -> dict[str, str]:
-        env = self.stack.env()
-        env.pop("SAGSFLOW_SLA_POLICY", None)  # the default policy: no reminder or escalation within the run
-        env.pop("SAGSFLOW_SIM_URL", None)
-        env["SAGSFLOW_TASK_QUEUE"] = "bench-kommune-api"
-        env["SAGSFLOW_INBOX_KOMMUNER"] = ",".join(sorted(self.keys))
-        return env
 
     async def start(self) -> None:
         stack = self.stack
@@ -143,20 +148,8 @@ class Bench:
             self.keys = await provision_sim_keys(pool, stack.root / "sim-keys.json")
         finally:
             await pool.close()
-        env = self.env()
-        stack.api = Proc(["api"], env, stack.logs / "api.log")
-        stack.api.start()
-        assert stack.api.proc is not None
-        await asyncio.to_thread(wait_for_port, stack.api_port, stack.api.proc, "sagsflow api", 90)
-        self.workers = [Proc(["worker"], env, stack.logs / f"worker-{i}.log") for i in range(self.args.workers)]
-        stack.workers = self.workers
-        for w in self.workers:
-            w.start()
-        deadline = time.monotonic() + 120
-        while not all(w.started("worker started") for w in self.workers):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the worker did not start within two minutes")
-            await asyncio.sleep(0.5)
+        stack.kommuner = tuple(sorted(self.keys))
+        await stack.start_processes(workers=self.args.workers)
 
     async def file(self, http: httpx.AsyncClient, token: str) -> None:
         factory = ApplicationFactory(self.args.seed)
@@ -255,7 +248,7 @@ class Bench:
             print(f"kommune_api: healthz at 20/s {json.dumps(baseline)}", flush=True)
             pids = {
                 "api": [stack.api.proc.pid] if stack.api and stack.api.proc else [],
-                "worker": [w.proc.pid for w in self.workers if w.proc],
+                "worker": [w.proc.pid for w in stack.workers if w.proc],
                 "temporal": [p for p in [_pid(stack.temporal)] if p],
                 "postgres": [p for p in [_pid(stack.postgres)] if p],
             }

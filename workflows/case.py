@@ -288,59 +288,22 @@ class CaseWorkflow(EventSourcedWorkflow):
 
     async def _send_notice(self, notice: KommuneMessage) -> None:
         assert notice.notice is not None
-        try:
-            await workflow.execute_activity(
-                DELIVER_TASK,
-                notice,
-                result_type=DeliveryReceipt,
-                start_to_close_timeout=EXTERNAL_TIMEOUT,
-                retry_policy=EXTERNAL_RETRY,
-                summary=f"{notice.notice} notice to kommune {notice.kommune_kode}",
-            )
-        except ActivityError:
-            # Recorded only when it went out; operations see the failed activity in the history.
-            workflow.logger.warning("kommune notice gave up", extra={"notice": notice.notice})
-            return
-        self.apply(NotifyKommune(kommune_kode=notice.kommune_kode, notice=notice.notice, task_id=notice.task_id))
+        if await self._notice_sent(notice):
+            self.apply(NotifyKommune(kommune_kode=notice.kommune_kode, notice=notice.notice, task_id=notice.task_id))
 
     async def _close(self) -> None:
         if workflow.patched(CASE_CLOSE_TOGETHER):
             await self._close_together()
             return
-        state = self.state
-        if not state.citizen_notified:
+        if not self.state.citizen_notified:
             await self.flush()  # the Digital Post adapter reads the decision from the log
-            kind = "withdrawal_confirmed" if state.withdrawn else "decision"
-            receipt = await workflow.execute_activity(
-                NOTIFY_CITIZEN,
-                CitizenLetter(
-                    message_id=f"{state.case_id}:{kind}",
-                    case_id=state.case_id,
-                    subject_id=state.subject_id or "",
-                    kind=kind,
-                    outcome=state.outcome,
-                ),
-                result_type=DigitalPostReceipt,
-                start_to_close_timeout=EXTERNAL_TIMEOUT,
-                retry_policy=EXTERNAL_RETRY,
-                summary=f"Digital Post: {kind}",
-            )
-            self.apply(NotifyCitizen(message_id=receipt.message_id))
+            self.apply(NotifyCitizen(message_id=(await self._letter()).message_id))
         # The citizen first: a kommune system that is down for a day must not delay the citizen's letter.
         while self._notices:
             await self._send_notice(self._notices.pop(0))
-        decided_by_caseworker = self.state.outcome in (Outcome.GRANTED, Outcome.REJECTED)
-        last = max(self.state.tasks.values(), key=lambda t: t.requested_at, default=None)
-        if decided_by_caseworker and "decision" not in self.state.kommune_notified and last and self.state.kommune_kode:
-            await self._send_notice(
-                KommuneMessage(
-                    task_id=last.task_id,
-                    case_id=self.state.case_id,
-                    kommune_kode=self.state.kommune_kode,
-                    kind="notice",
-                    notice="decision",
-                )
-            )
+        decision = self._decision_notice()
+        if decision is not None:
+            await self._send_notice(decision)
         self.apply(CloseCase())
         await self.flush()
 
@@ -354,19 +317,9 @@ class CaseWorkflow(EventSourcedWorkflow):
             await self.flush()  # the Digital Post adapter reads the decision from the log
             letter = asyncio.create_task(self._letter())
         notices, self._notices = self._notices, []
-        decided_by_caseworker = state.outcome in (Outcome.GRANTED, Outcome.REJECTED)
-        last = max(state.tasks.values(), key=lambda t: t.requested_at, default=None)
-        decision_noticed = "decision" in state.kommune_notified or any(n.notice == "decision" for n in notices)
-        if decided_by_caseworker and not decision_noticed and last and state.kommune_kode:
-            notices.append(
-                KommuneMessage(
-                    task_id=last.task_id,
-                    case_id=state.case_id,
-                    kommune_kode=state.kommune_kode,
-                    kind="notice",
-                    notice="decision",
-                )
-            )
+        decision = self._decision_notice()
+        if decision is not None and not any(n.notice == "decision" for n in notices):
+            notices.append(decision)
         sent = [asyncio.create_task(self._notice_sent(n)) for n in notices]
         if letter is not None:
             self.apply(NotifyCitizen(message_id=(await letter).message_id))
@@ -375,6 +328,21 @@ class CaseWorkflow(EventSourcedWorkflow):
                 self.apply(NotifyKommune(kommune_kode=n.kommune_kode, notice=n.notice, task_id=n.task_id))
         self.apply(CloseCase())
         await self.flush()
+
+    def _decision_notice(self) -> KommuneMessage | None:
+        """The kommune hears of a caseworker's decision once, on the case's last task."""
+        state = self.state
+        decided_by_caseworker = state.outcome in (Outcome.GRANTED, Outcome.REJECTED)
+        last = max(state.tasks.values(), key=lambda t: t.requested_at, default=None)
+        if not decided_by_caseworker or "decision" in state.kommune_notified or last is None or not state.kommune_kode:
+            return None
+        return KommuneMessage(
+            task_id=last.task_id,
+            case_id=state.case_id,
+            kommune_kode=state.kommune_kode,
+            kind="notice",
+            notice="decision",
+        )
 
     async def _letter(self) -> DigitalPostReceipt:
         state = self.state

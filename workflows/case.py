@@ -21,7 +21,6 @@ the result for duplicates that come after the case closed).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import deque
 from dataclasses import dataclass
@@ -54,7 +53,6 @@ from domain.state import CaseState, CaseStatus
 # build): both modules are deterministic and hold no mutable state.
 with workflow.unsafe.imports_passed_through():
     from workflows.common import (
-        CASE_CLOSE_TOGETHER,
         EXTERNAL_RETRY,
         EXTERNAL_TIMEOUT,
         FAILURE_TYPES,
@@ -288,83 +286,6 @@ class CaseWorkflow(EventSourcedWorkflow):
 
     async def _send_notice(self, notice: KommuneMessage) -> None:
         assert notice.notice is not None
-        if await self._notice_sent(notice):
-            self.apply(NotifyKommune(kommune_kode=notice.kommune_kode, notice=notice.notice, task_id=notice.task_id))
-
-    async def _close(self) -> None:
-        if workflow.patched(CASE_CLOSE_TOGETHER):
-            await self._close_together()
-            return
-        if not self.state.citizen_notified:
-            await self.flush()  # the Digital Post adapter reads the decision from the log
-            self.apply(NotifyCitizen(message_id=(await self._letter()).message_id))
-        # The citizen first: a kommune system that is down for a day must not delay the citizen's letter.
-        while self._notices:
-            await self._send_notice(self._notices.pop(0))
-        decision = self._decision_notice()
-        if decision is not None:
-            await self._send_notice(decision)
-        self.apply(CloseCase())
-        await self.flush()
-
-    async def _close_together(self) -> None:
-        """The letter and the notices at once: the citizen's letter never waits for a kommune system that is down,
-        and the case needs one workflow task for all of them. Recorded as before: the letter, the notices in order,
-        then the close, in one append."""
-        state = self.state
-        letter: asyncio.Task[DigitalPostReceipt] | None = None
-        if not state.citizen_notified:
-            await self.flush()  # the Digital Post adapter reads the decision from the log
-            letter = asyncio.create_task(self._letter())
-        notices, self._notices = self._notices, []
-        decision = self._decision_notice()
-        if decision is not None and not any(n.notice == "decision" for n in notices):
-            notices.append(decision)
-        sent = [asyncio.create_task(self._notice_sent(n)) for n in notices]
-        if letter is not None:
-            self.apply(NotifyCitizen(message_id=(await letter).message_id))
-        for n, went_out in zip(notices, sent, strict=True):
-            if await went_out:
-                self.apply(NotifyKommune(kommune_kode=n.kommune_kode, notice=n.notice, task_id=n.task_id))
-        self.apply(CloseCase())
-        await self.flush()
-
-    def _decision_notice(self) -> KommuneMessage | None:
-        """The kommune hears of a caseworker's decision once, on the case's last task."""
-        state = self.state
-        decided_by_caseworker = state.outcome in (Outcome.GRANTED, Outcome.REJECTED)
-        last = max(state.tasks.values(), key=lambda t: t.requested_at, default=None)
-        if not decided_by_caseworker or "decision" in state.kommune_notified or last is None or not state.kommune_kode:
-            return None
-        return KommuneMessage(
-            task_id=last.task_id,
-            case_id=state.case_id,
-            kommune_kode=state.kommune_kode,
-            kind="notice",
-            notice="decision",
-        )
-
-    async def _letter(self) -> DigitalPostReceipt:
-        state = self.state
-        kind = "withdrawal_confirmed" if state.withdrawn else "decision"
-        receipt: DigitalPostReceipt = await workflow.execute_activity(
-            NOTIFY_CITIZEN,
-            CitizenLetter(
-                message_id=f"{state.case_id}:{kind}",
-                case_id=state.case_id,
-                subject_id=state.subject_id or "",
-                kind=kind,
-                outcome=state.outcome,
-            ),
-            result_type=DigitalPostReceipt,
-            start_to_close_timeout=EXTERNAL_TIMEOUT,
-            retry_policy=EXTERNAL_RETRY,
-            summary=f"Digital Post: {kind}",
-        )
-        return receipt
-
-    async def _notice_sent(self, notice: KommuneMessage) -> bool:
-        """Whether the notice went out (recorded only then; operations see a failed one in the history)."""
         try:
             await workflow.execute_activity(
                 DELIVER_TASK,
@@ -375,9 +296,48 @@ class CaseWorkflow(EventSourcedWorkflow):
                 summary=f"{notice.notice} notice to kommune {notice.kommune_kode}",
             )
         except ActivityError:
+            # Recorded only when it went out; operations see the failed activity in the history.
             workflow.logger.warning("kommune notice gave up", extra={"notice": notice.notice})
-            return False
-        return True
+            return
+        self.apply(NotifyKommune(kommune_kode=notice.kommune_kode, notice=notice.notice, task_id=notice.task_id))
+
+    async def _close(self) -> None:
+        state = self.state
+        if not state.citizen_notified:
+            await self.flush()  # the Digital Post adapter reads the decision from the log
+            kind = "withdrawal_confirmed" if state.withdrawn else "decision"
+            receipt = await workflow.execute_activity(
+                NOTIFY_CITIZEN,
+                CitizenLetter(
+                    message_id=f"{state.case_id}:{kind}",
+                    case_id=state.case_id,
+                    subject_id=state.subject_id or "",
+                    kind=kind,
+                    outcome=state.outcome,
+                ),
+                result_type=DigitalPostReceipt,
+                start_to_close_timeout=EXTERNAL_TIMEOUT,
+                retry_policy=EXTERNAL_RETRY,
+                summary=f"Digital Post: {kind}",
+            )
+            self.apply(NotifyCitizen(message_id=receipt.message_id))
+        # The citizen first: a kommune system that is down for a day must not delay the citizen's letter.
+        while self._notices:
+            await self._send_notice(self._notices.pop(0))
+        decided_by_caseworker = self.state.outcome in (Outcome.GRANTED, Outcome.REJECTED)
+        last = max(self.state.tasks.values(), key=lambda t: t.requested_at, default=None)
+        if decided_by_caseworker and "decision" not in self.state.kommune_notified and last and self.state.kommune_kode:
+            await self._send_notice(
+                KommuneMessage(
+                    task_id=last.task_id,
+                    case_id=self.state.case_id,
+                    kommune_kode=self.state.kommune_kode,
+                    kind="notice",
+                    notice="decision",
+                )
+            )
+        self.apply(CloseCase())
+        await self.flush()
 
     # -- case-level calls ---------------------------------------------------------------------------------------
 

@@ -142,9 +142,6 @@ TASK_FINAL_SEARCH_ATTRIBUTES = "task-final-search-attributes"
 # case's hand-back can land while that signal is under way, and an escalation fired then failed the task workflow
 # ("cannot mark overdue: task ... is completed"), seen in the demo for tasks answered long after their deadline.
 TASK_RECHECK_AFTER_PROGRESS = "task-recheck-after-progress"
-# A closing case sends the citizen's letter and the kommune notices at the same time, not one after the other: one
-# workflow task fewer per case (#18); the events are recorded in the same order as before.
-CASE_CLOSE_TOGETHER = "case-close-together"
 
 
 def task_search_attribute_values(state: CaseState, task: TaskState, *, handed_back: bool = False) -> dict[str, Any]:

@@ -56,11 +56,6 @@ SCENARIOS = (
     # A task started and delivered by the code before it (its case's attributes), taken back after the deploy: it
     # ends with its own final attributes all the same (tests/workflows/record_across_deploy.py recorded it).
     "task_end_across_deploy",
-    # Recorded by the code that sent the citizen's letter and the kommune notices one after the other (before
-    # CASE_CLOSE_TOGETHER): a decision with its notice, a withdrawal with the task open, a formal rejection.
-    "happy_path_closing_one_by_one",
-    "withdrawal_task_open_closing_one_by_one",
-    "formal_rejection_closing_one_by_one",
 )
 HAPPY_CASE = HISTORY_DIR / "happy_path.0.json"
 

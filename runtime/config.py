@@ -147,6 +147,12 @@ class Settings(SagsflowSettings):
     # The worker's Prometheus endpoint (Temporal SDK metrics + append latency); 0 turns it off.
     worker_metrics_port: int = 9464
     worker_metrics_host: str = "127.0.0.1"
+    # Workflows one worker keeps in memory between their tasks (Temporal's sticky cache). An open case holds two
+    # (the case and its task) and waits weeks on its kommune, so without a bound the worker's memory grows with the
+    # backlog; past the bound a workflow's next task replays its (short) history instead. bench/worker_memory.py
+    # measures the memory per cached workflow and shows it flat past the cache. 0 caches nothing (every workflow
+    # task replays its history).
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
     # Staff sign in through an OpenID Connect provider: its issuer, the audience our API is, and its JWKS address.
     # Unset → the local issuer of the embedded default (`sagsflow staff add` mints tokens from a key in the data dir).
     oidc_issuer: str | None = None

@@ -147,9 +147,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             digital_post=letters_from_settings(settings),
             activities=[delivery.deliver_task, reports.build_quarterly_report],
             workflows=[QuarterlyReportWorkflow],
+            max_cached_workflows=settings.worker_max_cached_workflows,
         )
         async with worker:
-            log.info("worker started", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
+            log.info(
+                "worker started",
+                task_queue=settings.task_queue,
+                namespace=settings.temporal_namespace,
+                max_cached_workflows=settings.worker_max_cached_workflows,
+            )
             await stop.wait()
             log.info("worker stopping")
     finally:

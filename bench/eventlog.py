@@ -709,13 +709,13 @@ async def create_db(server_url: str, name: str) -> str:
     return server_url.rpartition("/")[0] + "/" + name
 
 
-async def run(server_url: str, mode: str, scale: int | None, project: int | None) -> dict[str, Any]:
+async def run(server_url: str, mode: str, scale: int | None, project: int | None, check: int | None) -> dict[str, Any]:
     result: dict[str, Any] = {"mode": mode, "postgres_fsync": "on"}
     if scale is None:
         await bench_appends(server_url, mode, result)
     else:
         result["appends"] = "skipped at --scale (the default run measures them)"
-    checkpoints = SIZES[mode] if scale is None else (min(1_000_000, scale // 3), scale)
+    checkpoints = SIZES[mode] if scale is None else (min(check or 1_000_000, scale // 3), scale)
     scale_url = await create_db(server_url, "bench_scale")
     await migrate_dsn(scale_url)
     result.update(await bench_scale(scale_url, checkpoints, random.Random(11), project=project))
@@ -780,17 +780,23 @@ def main() -> int:
         help="with --scale: project only the first this many events (e.g. 3M; default all) and measure the"
         " queries over the business time they cover",
     )
+    parser.add_argument(
+        "--check",
+        type=parse_count,
+        help="with --scale: the first checkpoint, where the projection is checked against the naive fold and the"
+        " report's fold is timed (default 1M; both are linear in it and extrapolated to the full size)",
+    )
     args = parser.parse_args()
     if args.quick and args.scale:
         parser.error("--quick and --scale exclude each other")
-    if args.project and not args.scale:
-        parser.error("--project needs --scale")
+    if (args.project or args.check) and not args.scale:
+        parser.error("--project and --check need --scale")
     mode = "quick" if args.quick else "full" if args.scale is None else "scale"
     with tempfile.TemporaryDirectory(prefix="sagsflow-bench-") as tmp:
         server = EmbeddedPostgres(Path(tmp) / "data", free_port(), log_file=Path(tmp) / "postgres.log")
         server.start()
         try:
-            result = asyncio.run(run(server.url, mode, args.scale, args.project))
+            result = asyncio.run(run(server.url, mode, args.scale, args.project, args.check))
         finally:
             server.stop()
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, sort_keys=True))

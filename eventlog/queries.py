@@ -19,7 +19,7 @@ from typing import Any, Literal
 import asyncpg
 
 from eventlog.db import Conn, Db
-from eventlog.projections import projection_position
+from eventlog.projections import dekad_start, projection_position
 
 __all__ = [
     "BacklogRow",
@@ -112,19 +112,30 @@ async def projection_lag(db: Db) -> int:
 
 
 def _as_of_args(at: datetime) -> list[Any]:
-    """$1 the moment, $2 its UTC year start, $3 month start, $4 day (dates), $5 the day's start (timestamptz)."""
+    """$1 the moment, $2 its UTC year start, $3 month start, $4 ten-day block start, $5 day (dates), $6 the day's
+    start (timestamptz)."""
     day = at.astimezone(UTC).date()
-    return [at, day.replace(month=1, day=1), day.replace(day=1), day, datetime.combine(day, time(), UTC)]
+    return [
+        at,
+        day.replace(month=1, day=1),
+        day.replace(day=1),
+        dekad_start(day),
+        day,
+        datetime.combine(day, time(), UTC),
+    ]
 
 
 def _as_of_sum(deltas: str, intervals: str, flag: str, group: str) -> str:
-    """Boundary deltas up to $1: whole years, then months, then days from the delta table, then $1's own day."""
+    """Boundary deltas up to $1: whole years, then months, then ten-day blocks, then days from the delta table, then
+    $1's own day from the intervals. At most 5 + 11 + 2 + 9 buckets per group (with days alone it was up to 30 days
+    of the month, the bulk of the rows once every kommune has boundaries every day)."""
     return (
         f"SELECT {group}, delta FROM {deltas} WHERE grain = 'y' AND bucket < $2"
         f" UNION ALL SELECT {group}, delta FROM {deltas} WHERE grain = 'm' AND bucket >= $2 AND bucket < $3"
-        f" UNION ALL SELECT {group}, delta FROM {deltas} WHERE grain = 'd' AND bucket >= $3 AND bucket < $4"
-        f" UNION ALL SELECT {group}, 1 FROM {intervals} WHERE {flag} AND valid_from >= $5 AND valid_from <= $1"
-        f" UNION ALL SELECT {group}, -1 FROM {intervals} WHERE {flag} AND valid_to >= $5 AND valid_to <= $1"
+        f" UNION ALL SELECT {group}, delta FROM {deltas} WHERE grain = 't' AND bucket >= $3 AND bucket < $4"
+        f" UNION ALL SELECT {group}, delta FROM {deltas} WHERE grain = 'd' AND bucket >= $4 AND bucket < $5"
+        f" UNION ALL SELECT {group}, 1 FROM {intervals} WHERE {flag} AND valid_from >= $6 AND valid_from <= $1"
+        f" UNION ALL SELECT {group}, -1 FROM {intervals} WHERE {flag} AND valid_to >= $6 AND valid_to <= $1"
     )
 
 

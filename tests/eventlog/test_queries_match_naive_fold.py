@@ -46,9 +46,10 @@ def sample_times(events: list[Event]) -> list[datetime]:
     out = [times[0] - timedelta(days=1), times[-1] + timedelta(days=400)]
     for t in picked:
         out += [t, t - timedelta(seconds=1), t + timedelta(seconds=1)]
-        # The edges of the day, month and year buckets the as-of query adds up.
+        # The edges of the day, ten-day, month and year buckets the as-of query adds up.
         day = datetime.combine(t.astimezone(UTC).date(), time(), UTC)
         out += [day, day - timedelta(microseconds=1), day.replace(day=1), day.replace(month=1, day=1)]
+        out += [day.replace(day=11), day.replace(day=21), day.replace(day=21) - timedelta(microseconds=1)]
     return sorted(set(out))
 
 

@@ -244,9 +244,15 @@ async def period_counts(
     if end is not None:
         args.append(end)
         conditions.append(f"occurred_at < ${len(args)}")
+    where = " AND ".join(conditions)
+    # As a timestamp without time zone, a date truncates without a time-zone lookup per row.
+    bucket = f"date_trunc('{period}', local_date::timestamp)::date"
+    # The counts hash-aggregate over every fact; only the answers (answer_days is set on OplysningCompleted alone,
+    # about a sixth of the facts) are sorted for their median and p90. One aggregate over all the facts sorted all of
+    # them by period and kommune, spilling to disk at a quarter of a 30 M-event log.
     rows = await db.fetch(
-        f"SELECT date_trunc('{period}', local_date)::date AS period_start,"
-        f" {kommune} AS kommune_kode,"
+        "SELECT c.*, a.median_answer_days, a.p90_answer_days FROM ("
+        f"SELECT {bucket} AS period_start, {kommune} AS kommune_kode,"
         " count(*) FILTER (WHERE type = 'ApplicationReceived') AS intake,"
         " count(*) FILTER (WHERE type = 'OplysningRequested') AS requested,"
         " count(*) FILTER (WHERE type = 'OplysningCompleted') AS answered,"
@@ -261,13 +267,16 @@ async def period_counts(
         " count(*) FILTER (WHERE outcome = 'granted') AS granted,"
         " count(*) FILTER (WHERE outcome = 'rejected') AS rejected,"
         " count(*) FILTER (WHERE outcome = 'rejected_formal') AS rejected_formal,"
-        " count(*) FILTER (WHERE type = 'ApplicationWithdrawn') AS withdrawn,"
+        " count(*) FILTER (WHERE type = 'ApplicationWithdrawn') AS withdrawn"
+        f" FROM event_facts WHERE {where} GROUP BY 1, 2) c LEFT JOIN ("
+        f"SELECT {bucket} AS period_start, {kommune} AS kommune_kode,"
         " percentile_cont(0.5) WITHIN GROUP (ORDER BY answer_days) AS median_answer_days,"
         # p90 by nearest rank, as eventlog.figures.p90 defines it (percentile_cont would interpolate).
         " percentile_disc(0.9) WITHIN GROUP (ORDER BY answer_days) AS p90_answer_days"
-        " FROM event_facts"
-        f" WHERE {' AND '.join(conditions)}"
-        " GROUP BY 1, 2 ORDER BY 1, 2",
+        f" FROM event_facts WHERE {where} AND answer_days IS NOT NULL GROUP BY 1, 2) a"
+        # kommune_kode is NULL in the totals (and in a fact without a kommune): matched as equal, hashably.
+        " ON a.period_start = c.period_start AND coalesce(a.kommune_kode, '') = coalesce(c.kommune_kode, '')"
+        " ORDER BY 1, 2",
         *args,
     )
     out = []

@@ -179,9 +179,9 @@ async def test_migration_0006_brings_v1_tables_to_v2_with_the_same_answers(
         "DROP TABLE task_deltas, case_deltas; ALTER TABLE event_facts DROP COLUMN local_date;"
         " DROP INDEX task_intervals_open_now, task_intervals_open_from, task_intervals_open_to,"
         " case_intervals_active_now, case_intervals_active_from, case_intervals_active_to;"
-        " DELETE FROM schema_migrations WHERE version = '0006_case_views_v2'"
+        " DELETE FROM schema_migrations WHERE version IN ('0006_case_views_v2', '0009_as_of_dekads')"
     )
-    assert await migrate_dsn(db_url) == ["0006_case_views_v2"]
+    assert await migrate_dsn(db_url) == ["0006_case_views_v2", "0009_as_of_dekads"]
     await _append_cases(store, 12, 4)
     await ProjectionRunner(pool, batch_size=5).catch_up()
     naive = await _naive(store)
@@ -206,3 +206,25 @@ async def test_a_tasks_kommune_is_known_once_projected_and_through_every_status(
     await ProjectionRunner(pool).catch_up()
     assert await queries.task_kommune(pool, task_id) == kommune  # completed: still the same kommune's task
     assert await queries.task_kommune(pool, "no-such-task") is None
+
+
+async def test_migration_0009_adds_the_ten_day_rows_the_projection_writes(
+    store: EventStore, pool: asyncpg.Pool, db_url: str
+) -> None:
+    # Cases a day apart over 40 days: boundaries in every ten-day block of two months, the 31st included.
+    await _append_cases(store, 0, 40)
+    await ProjectionRunner(pool, batch_size=9).catch_up()
+    dump = "SELECT * FROM {} WHERE grain = 't' AND delta <> 0 ORDER BY 1, 2, 3, 4"
+    written = {t: await pool.fetch(dump.format(t)) for t in ("task_deltas", "case_deltas")}
+    assert all(written.values())
+    # A database projected before 0009 (no 't' rows), migrated: the same rows as the projection writes itself.
+    await pool.execute(
+        "DELETE FROM task_deltas WHERE grain = 't'; DELETE FROM case_deltas WHERE grain = 't';"
+        " DELETE FROM schema_migrations WHERE version = '0009_as_of_dekads'"
+    )
+    assert await migrate_dsn(db_url) == ["0009_as_of_dekads"]
+    assert {t: await pool.fetch(dump.format(t)) for t in written} == written
+    naive = await _naive(store)
+    for at in (START + timedelta(days=d, hours=h) for d in (9, 10, 11, 20, 21, 27, 31, 45) for h in (0, 8, 23)):
+        assert await queries.task_backlog(pool, at) == naive.task_backlog(at)
+        assert await queries.case_backlog(pool, at) == naive.case_backlog(at)

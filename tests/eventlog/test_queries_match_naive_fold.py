@@ -46,9 +46,13 @@ def sample_times(events: list[Event]) -> list[datetime]:
     out = [times[0] - timedelta(days=1), times[-1] + timedelta(days=400)]
     for t in picked:
         out += [t, t - timedelta(seconds=1), t + timedelta(seconds=1)]
-        # The edges of the day, month and year buckets the as-of query adds up.
+        # The edges of the day, ten-day, month and year buckets the as-of query adds up.
         day = datetime.combine(t.astimezone(UTC).date(), time(), UTC)
         out += [day, day - timedelta(microseconds=1), day.replace(day=1), day.replace(month=1, day=1)]
+        out += [day.replace(day=11), day.replace(day=21), day.replace(day=21) - timedelta(microseconds=1)]
+        # Late in a day, a block, a month and a year, where the query sums backwards from the next bucket.
+        out += [day + timedelta(hours=18), day + timedelta(days=1, microseconds=-1), day.replace(day=28, hour=20)]
+        out += [day.replace(month=12, day=31, hour=23), day.replace(month=10, day=30, hour=13)]
     return sorted(set(out))
 
 

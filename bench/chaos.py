@@ -55,7 +55,7 @@ from typing import Any, Literal
 import asyncpg
 import httpx
 import uvicorn
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -99,6 +99,21 @@ PUSH_TIMEOUT_SECONDS = 2.0
 INBOX_KOMMUNER = ("101", "751", "461")
 MOVE_TO = ("147", "851", "561", "101")  # where a moved citizen goes (a case is never moved to its own kommune)
 RETRY_WITHIN = 300.0  # seconds a caller keeps retrying one request (same idempotency key) before it gives up
+QUESTION_WORKLIST_EVERY = 10.0  # seconds between looks at the open kommune questions
+QUESTION_WORKLIST_AFTER = 30.0  # a question open this long (recorded, unanswered, task open) is on the worklist
+OPEN_KOMMUNE_QUESTIONS = """
+SELECT q.data->>'task_id' AS task_id, q.data->>'question_id' AS question_id
+FROM events q
+WHERE q.type = 'QuestionAsked' AND q.data->>'asked_by' = 'kommune'
+  AND q.recorded_at < now() - make_interval(secs => $1)
+  AND NOT EXISTS (
+    SELECT 1 FROM events a
+    WHERE a.case_id = q.case_id AND a.type = 'QuestionAnswered' AND a.data->>'question_id' = q.data->>'question_id')
+  AND NOT EXISTS (
+    SELECT 1 FROM events t
+    WHERE t.case_id = q.case_id AND t.type IN ('OplysningCompleted', 'OplysningReturned', 'OplysningCancelled')
+      AND t.data->>'task_id' = q.data->>'task_id')
+"""
 P_SUPPLEMENTARY = 0.08
 P_GRANTED = 0.65
 P_GRANT_EXTENSION = 0.8
@@ -182,6 +197,7 @@ class Outside:
     worker_deaths: int = 0  # workers that died without being killed, once up
     worker_start_refusals: int = 0  # restarts refused while a server was down (started again)
     database_down: list[tuple[float, float]] = field(default_factory=list)  # time.monotonic() kill .. restart began
+    answered_from_worklist: int = 0  # kommune questions Seniorpension found open in its worklist, not told of
 
 
 # ---- the system under test ---------------------------------------------------------------------------------------
@@ -323,6 +339,7 @@ class ChaosResult:
     paths: dict[str, int] = field(default_factory=dict)
     histories_replayed: int = 0
     updates_refused_busy: int = 0
+    questions_answered_from_worklist: int = 0
 
     @property
     def ok(self) -> bool:
@@ -343,6 +360,7 @@ class ChaosRun:
         self.rng = random.Random(options.seed)
         self._tasks: set[asyncio.Task[None]] = set()
         self._deciding: set[str] = set()
+        self._answering: set[str] = set()  # question ids Seniorpension has answered or is answering
         self._killed: set[int] = set()  # workers down by our hand, until their restart
         self.client: Client | None = None
         self.http: httpx.AsyncClient | None = None
@@ -436,6 +454,8 @@ class ChaosRun:
 
     async def caseworkers(self, stop: asyncio.Event) -> None:
         query = 'WorkflowType="CaseWorkflow" AND CaseStatus="ready_for_decision" AND ExecutionStatus="Running"'
+        loop = asyncio.get_running_loop()
+        next_questions = loop.time() + QUESTION_WORKLIST_EVERY
         while not stop.is_set():
             assert self.client is not None
             try:
@@ -446,8 +466,36 @@ class ChaosRun:
                         self._spawn(self._decide(case_id))
             except RPCError:
                 pass  # the Temporal server is down: the worklist is looked at again in a moment
+            if loop.time() >= next_questions:
+                next_questions = loop.time() + QUESTION_WORKLIST_EVERY
+                await self._answer_open_questions()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def _answer_open_questions(self) -> None:
+        """A caseworker's worklist: kommune questions on open tasks left unanswered for a while. Most are answered
+        when the kommune's call is confirmed (`observe`); one whose confirmation never reached the kommune system
+        (its retries ran out while a part was down) is still in the log, and a real caseworker finds it here."""
+        try:
+            conn = await asyncpg.connect(self.stack.postgres.url, timeout=5)
+            try:
+                rows = await conn.fetch(OPEN_KOMMUNE_QUESTIONS, QUESTION_WORKLIST_AFTER)
+            finally:
+                await conn.close()
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+        ):
+            return  # the database is down: looked at again next round (a wrong query fails the run instead)
+        for row in rows:
+            key = row["question_id"]
+            if key not in self._answering:
+                self._answering.add(key)
+                self.outside.answered_from_worklist += 1
+                self._spawn(self._answer(ActionRecord(row["task_id"], "", "ask_question", 200, key, "", None)))
 
     async def _decide(self, case_id: str) -> None:
         try:
@@ -477,12 +525,13 @@ class ChaosRun:
     def observe(self, record: ActionRecord) -> None:
         """The simulator tells of each kommune action: Seniorpension answers questions and extension requests."""
         ok = record.status_code is not None and record.status_code < 300
-        if ok and record.kind == "ask_question" and record.repeat != "same_key":
+        if ok and record.kind == "ask_question" and record.repeat != "same_key" and record.key not in self._answering:
             self._spawn(self._answer(record))
         if ok and record.extension == "pending" and record.repeat != "same_key":
             self._spawn(self._decide_extension(record))
 
     async def _answer(self, record: ActionRecord) -> None:
+        self._answering.add(record.key)
         await asyncio.sleep(self.rng.uniform(0.1, 1.0))
         body = {"question_id": record.key, "text": "Ja, indhent dem; samtykke foreligger."}
         status = await self.ops("answer", f"/v1/ops/tasks/{record.task_id}/answers", body)
@@ -531,7 +580,7 @@ class ChaosRun:
 
     # -- waiting for the end ---------------------------------------------------------------------------------------
 
-    async def wait_closed(self, within: float) -> None:
+    async def wait_closed(self, within: float) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         wanted = set(self.outside.cases)
@@ -546,10 +595,61 @@ class ChaosRun:
                 finally:
                     await conn.close()
                 if closed == len(wanted):
-                    return
+                    return True
             except (OSError, asyncpg.PostgresError):
                 pass
             await asyncio.sleep(2.0)
+        return False
+
+    async def explain_unclosed(self, limit: int = 10) -> None:
+        """For a case still open at the end, while the system is still up: what its log, its task workflow and the
+        callers outside say (ids, types and statuses only), on stderr and in logs/unclosed.txt."""
+        assert self.client is not None and self.sim is not None
+        conn = await asyncpg.connect(self.stack.postgres.url, timeout=10)
+        try:
+            rows = await conn.fetch(
+                "SELECT case_id, type, data->>'task_id' AS task_id FROM events WHERE case_id = ANY($1) "
+                "AND case_id NOT IN (SELECT case_id FROM events WHERE type = 'CaseClosed') "
+                "ORDER BY case_id, stream_version",
+                list(self.outside.cases),
+            )
+        finally:
+            await conn.close()
+        by_case: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+        for row in rows:
+            by_case[row["case_id"]].append((row["type"], row["task_id"]))
+        lines: list[str] = [f"{len(by_case)} case(s) not closed"]
+        for case_id, events in list(by_case.items())[:limit]:
+            counts = Counter(t for t, _ in events)
+            lines.append(f"case {case_id}: {len(events)} events, last {events[-5:]}, counts {dict(counts)}")
+            tasks = {task for _, task in events if task}
+            for task_id in sorted(tasks):
+                actions = [
+                    (a.key.removeprefix(f"sim:{task_id}:"), a.status_code, a.repeat)
+                    for a in self.sim.actions
+                    if a.task_id == task_id
+                ]
+                lines.append(f"  task {task_id}: kommune actions {actions}")
+                answers = {k: v for k, v in self.outside.answers.items() if task_id in k}
+                lines.append(f"  task {task_id}: answers {answers}")
+                try:
+                    handle = self.client.get_workflow_handle(f"task-{task_id}")
+                    described = await handle.describe()
+                    raw = described.raw_description
+                    pending_wft = raw.pending_workflow_task.state if raw.HasField("pending_workflow_task") else None
+                    lines.append(
+                        f"  task workflow: {described.status}, history {raw.workflow_execution_info.history_length}, "
+                        f"pending activities {len(raw.pending_activities)}, pending workflow task {pending_wft}"
+                    )
+                    kinds: Counter[str] = Counter()
+                    async for event in handle.fetch_history_events():
+                        kinds[EventType.Name(event.event_type)] += 1
+                    lines.append(f"  task history: {dict(kinds)}")
+                except RPCError as exc:
+                    lines.append(f"  task workflow: {exc.status} {exc.message}")
+        text = "\n".join(lines)
+        print(text, file=sys.stderr, flush=True)
+        (self.stack.logs / "unclosed.txt").write_text(text + "\n")
 
     async def drain(self, within: float) -> None:
         """Let every call in flight end (the kommune systems' last answers, Seniorpension's last calls and their
@@ -618,7 +718,7 @@ class ChaosRun:
             api_retry_delay=0.25,
             repeat_same_key_rate=self.options.repeat_same_key_rate,
             repeat_new_key_rate=self.options.repeat_new_key_rate,
-            question_waits=60,
+            question_waits=300,
         )
         api = SagsflowApiClient(stack.api_url, keys=keys, timeout=10)
         self.sim = KommuneSimulator(
@@ -639,7 +739,8 @@ class ChaosRun:
             caseworkers = asyncio.ensure_future(self.caseworkers(stop))
             watcher = asyncio.ensure_future(self.watch_workers(stop))
             await asyncio.gather(self.intake(), self.faults(t0))
-            await self.wait_closed(self.options.settle_seconds)
+            if not await self.wait_closed(self.options.settle_seconds):
+                await self.explain_unclosed()
             stop.set()
             await caseworkers
             await watcher
@@ -1039,6 +1140,7 @@ async def check_all(
             "paths": dict(paths),
             "histories_replayed": replayed,
             "updates_refused_busy": count_busy_refusals(logs),
+            "questions_answered_from_worklist": outside.answered_from_worklist,
         }
         return violations, lost, duplicated, summary
     finally:

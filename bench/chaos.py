@@ -128,7 +128,10 @@ class ChaosOptions:
     worker_kills: int = 20
     postgres_kills: int = 3
     temporal_kills: int = 3
-    settle_seconds: float = 600.0  # after the last arrival and fault: how long the cases may take to close
+    # After the last arrival and fault: how long the cases may take to close (the wait ends when all have). An hour:
+    # a kommune message retries with backoff up to ten minutes, and with 40% of pushes failing one in a few thousand
+    # is refused a dozen times in a row (seen at 1,000 cases: a decision notice that needed 13 tries, ~37 minutes).
+    settle_seconds: float = 3600.0
     p_withdraw: float = 0.03
     p_move: float = 0.03
     push_5xx_rate: float = 0.30
@@ -622,6 +625,7 @@ class ChaosRun:
         for case_id, events in list(by_case.items())[:limit]:
             counts = Counter(t for t, _ in events)
             lines.append(f"case {case_id}: {len(events)} events, last {events[-5:]}, counts {dict(counts)}")
+            await self._describe_workflow(case_workflow_id(case_id), lines)
             tasks = {task for _, task in events if task}
             for task_id in sorted(tasks):
                 actions = [
@@ -632,24 +636,31 @@ class ChaosRun:
                 lines.append(f"  task {task_id}: kommune actions {actions}")
                 answers = {k: v for k, v in self.outside.answers.items() if task_id in k}
                 lines.append(f"  task {task_id}: answers {answers}")
-                try:
-                    handle = self.client.get_workflow_handle(f"task-{task_id}")
-                    described = await handle.describe()
-                    raw = described.raw_description
-                    pending_wft = raw.pending_workflow_task.state if raw.HasField("pending_workflow_task") else None
-                    lines.append(
-                        f"  task workflow: {described.status}, history {raw.workflow_execution_info.history_length}, "
-                        f"pending activities {len(raw.pending_activities)}, pending workflow task {pending_wft}"
-                    )
-                    kinds: Counter[str] = Counter()
-                    async for event in handle.fetch_history_events():
-                        kinds[EventType.Name(event.event_type)] += 1
-                    lines.append(f"  task history: {dict(kinds)}")
-                except RPCError as exc:
-                    lines.append(f"  task workflow: {exc.status} {exc.message}")
+                await self._describe_workflow(f"task-{task_id}", lines)
         text = "\n".join(lines)
         print(text, file=sys.stderr, flush=True)
         (self.stack.logs / "unclosed.txt").write_text(text + "\n")
+
+    async def _describe_workflow(self, workflow_id: str, lines: list[str]) -> None:
+        """Status, history and what it waits for (activity types and attempts; their failures are encrypted, the
+        worker logs name them)."""
+        assert self.client is not None
+        try:
+            handle = self.client.get_workflow_handle(workflow_id)
+            described = await handle.describe()
+            raw = described.raw_description
+            pending_wft = raw.pending_workflow_task.state if raw.HasField("pending_workflow_task") else None
+            activities = [(a.activity_type.name, a.attempt, a.state) for a in raw.pending_activities]
+            lines.append(
+                f"  {workflow_id}: {described.status}, history {raw.workflow_execution_info.history_length}, "
+                f"pending activities {activities}, pending workflow task {pending_wft}"
+            )
+            kinds: Counter[str] = Counter()
+            async for event in handle.fetch_history_events():
+                kinds[EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")] += 1
+            lines.append(f"  {workflow_id} history: {dict(kinds)}")
+        except RPCError as exc:
+            lines.append(f"  {workflow_id}: {exc.status} {exc.message}")
 
     async def drain(self, within: float) -> None:
         """Let every call in flight end (the kommune systems' last answers, Seniorpension's last calls and their
@@ -1168,7 +1179,7 @@ def parse(argv: Sequence[str] | None = None) -> ChaosOptions:
     parser.add_argument("--worker-kills", type=int, default=20)
     parser.add_argument("--postgres-kills", type=int, default=3)
     parser.add_argument("--temporal-kills", type=int, default=3)
-    parser.add_argument("--settle-seconds", type=float, default=600.0)
+    parser.add_argument("--settle-seconds", type=float, default=ChaosOptions.settle_seconds)
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000
     return ChaosOptions(

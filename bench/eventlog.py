@@ -473,16 +473,7 @@ async def bench_copy(url: str, n: int) -> float:
         await conn.copy_records_to_table(
             "copy_events",
             records=rows,
-            columns=[
-                "event_id",
-                "case_id",
-                "stream_version",
-                "type",
-                "schema_version",
-                "data",
-                "content_hash",
-                "occurred_at",
-            ],
+            columns=COPY_COLUMNS,
         )
         return len(rows) / (time.perf_counter() - t)
     finally:

@@ -69,6 +69,7 @@ from runtime.config import Settings
 from runtime.crypto import KeyRing
 from runtime.embedded import EmbeddedPostgres, TemporalDevServer, free_port, venv_binary
 from runtime.temporal import data_converter
+from tests.domain.factories import application_json
 from workflows.case import CaseWorkflow
 from workflows.client import start_case
 from workflows.models import CaseInput
@@ -129,18 +130,7 @@ def steps_for(cases: int) -> list[int]:
 
 def application(kommune_kode: str) -> Application:
     # A plain seniorpension application that passes pre-screening, so its case goes on to the kommune.
-    return Application.model_validate(
-        {
-            "case_type": "seniorpension",
-            "applicant": {"cpr": "010357-1234", "name": "Benchmark"},
-            "kommune_kode": kommune_kode,
-            "received_on": "2021-09-24",
-            "employment": [{"start": "1985-01-01", "end": None, "weekly_hours": 37}],
-            "current_attachment": {"status": "working", "since": "1985-01-01"},
-            "declared_weekly_work_capacity_hours": 10,
-            "latest_job_months": 60,
-        }
-    )
+    return Application.model_validate(application_json(kommune_kode))
 
 
 class WorkerProcess:

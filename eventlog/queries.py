@@ -118,6 +118,9 @@ async def task_kommune(db: Db, task_id: str) -> str | None:
     return kode
 
 
+LAST_BUCKETED_INSTANT = datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
 def _next_month(d: date) -> date:
     return date(d.year + 1, 1, 1) if d.month == 12 else date(d.year, d.month + 1, 1)
 
@@ -134,6 +137,9 @@ def _as_of(deltas: str, intervals: str, flag: str, group: str, at: datetime) -> 
     every hour, so the rows read, not the number of events, set the cost: at most 5 + 6 + 2 + 5 buckets per group
     and half a day of boundaries, where days alone and midnight-forwards read up to 30 days and a whole day.
     """
+    # The bucket arithmetic below looks up to a year past `at`, which `date` cannot do in the year 9999. No event is
+    # stamped that late, so every boundary lies before this instant and the answer is the same.
+    at = min(at, LAST_BUCKETED_INSTANT)
     args: list[Any] = [at]
 
     def arg(value: Any) -> str:

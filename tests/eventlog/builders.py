@@ -39,8 +39,8 @@ class LogCase(Case):
         )
 
 
-def happy_case(case_id: str, start: datetime | None = None, subject_id: str | None = None) -> LogCase:
-    """Received, dispatched, answered, granted, notified and closed over a few weeks."""
+def delivered_case(case_id: str, start: datetime | None = None, subject_id: str | None = None) -> LogCase:
+    """Received, dispatched, and its task `<case_id>-t1` delivered to kommune 329 within minutes."""
     t = start or datetime(2021, 1, 4, 9, 0, tzinfo=UTC)
     case = LogCase(case_id, now=t, subject_id=subject_id)
     case.receive()
@@ -50,6 +50,13 @@ def happy_case(case_id: str, start: datetime | None = None, subject_id: str | No
         at=t + timedelta(minutes=6),
     )
     case.do(MarkDelivered(task_id=f"{case_id}-t1", channel=Channel.PUSH), at=t + timedelta(minutes=7))
+    return case
+
+
+def happy_case(case_id: str, start: datetime | None = None, subject_id: str | None = None) -> LogCase:
+    """Received, dispatched, answered, granted, notified and closed over a few weeks."""
+    t = start or datetime(2021, 1, 4, 9, 0, tzinfo=UTC)
+    case = delivered_case(case_id, t, subject_id)
     case.do(
         SubmitPart(task_id=f"{case_id}-t1", kommune_kode="329", submission_id="s1", document_ids=("d1",), final=True),
         at=t + timedelta(days=20),

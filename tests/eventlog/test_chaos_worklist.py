@@ -8,24 +8,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from bench.chaos import OPEN_KOMMUNE_QUESTIONS
-from domain.commands import AnswerQuestion, AskQuestion, MarkDelivered, RecordPreScreening, RequestOplysning, SubmitPart
-from domain.events import Channel, Party, RequestReason, Verdict
+from domain.commands import AnswerQuestion, AskQuestion, SubmitPart
+from domain.events import Party
 from eventlog.store import EventStore
-from tests.eventlog.builders import LogCase
+from tests.eventlog.builders import LogCase, delivered_case
 
 T0 = datetime(2021, 1, 4, 9, 0, tzinfo=UTC)
-
-
-def _case_with_task(case_id: str) -> LogCase:
-    case = LogCase(case_id, now=T0)
-    case.receive()
-    case.do(RecordPreScreening(verdict=Verdict.DISPATCH, details={"note": "ok"}), at=T0 + timedelta(minutes=5))
-    case.do(
-        RequestOplysning(task_id=f"{case_id}-t1", reason=RequestReason.INITIAL, policy_id="standard-2021.1"),
-        at=T0 + timedelta(minutes=6),
-    )
-    case.do(MarkDelivered(task_id=f"{case_id}-t1", channel=Channel.PUSH), at=T0 + timedelta(minutes=7))
-    return case
 
 
 def _ask(case: LogCase, question_id: str, by_kommune: bool = True) -> None:
@@ -47,13 +35,13 @@ async def _open(pool: asyncpg.Pool, after: float = 0.0) -> set[tuple[str, str]]:
 
 
 async def test_open_kommune_questions_on_open_tasks_only(store: EventStore, pool: asyncpg.Pool) -> None:
-    waiting = _case_with_task("c-wait")
+    waiting = delivered_case("c-wait", T0)
     _ask(waiting, "q-open")
     _ask(waiting, "q-answered")
     waiting.do(AnswerQuestion(task_id="c-wait-t1", question_id="q-answered", text="Ja."), at=T0 + timedelta(days=2))
-    ours = _case_with_task("c-ours")
+    ours = delivered_case("c-ours", T0)
     _ask(ours, "q-caseworker", by_kommune=False)
-    done = _case_with_task("c-done")
+    done = delivered_case("c-done", T0)
     _ask(done, "q-done")
     done.do(AnswerQuestion(task_id="c-done-t1", question_id="q-done", text="Ja."), at=T0 + timedelta(days=2))
     done.do(

@@ -38,9 +38,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
-import psutil
 
 from bench.chaos import ChaosOptions, Stack
+from bench.processes import cpu_seconds
 from eventlog.store import create_pool
 from runtime.identity import LOCAL_KEY_FILE, LocalIssuer
 from sim.keys import provision_sim_keys
@@ -101,22 +101,6 @@ async def open_loop(rate: float, seconds: float, send: Callable[[int], Awaitable
     elapsed = loop.time() - start
     await asyncio.wait(pending, timeout=60)
     return summary(latencies, statuses, count, max(elapsed, 1e-9))
-
-
-def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name, roots in pids.items():
-        total = 0.0
-        for pid in roots:
-            try:
-                proc = psutil.Process(pid)
-                for p in [proc, *proc.children(recursive=True)]:
-                    times = p.cpu_times()
-                    total += times.user + times.system
-            except psutil.Error:
-                continue
-        out[name] = total
-    return out
 
 
 class ApiStack(Stack):

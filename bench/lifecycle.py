@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -323,29 +324,15 @@ async def main(n: int) -> dict[str, Any]:
         async def bare(count: int) -> Phase:
             return await run_phase("bare", count, start_bare, bare_delivery, bare_answer, bare_decide)
 
-        import psutil
+        from bench.processes import cpu_seconds
 
         assert temporal.proc is not None
         assert postgres.proc is not None
-        groups = {
-            "worker": [psutil.Process()],
-            "temporal": [psutil.Process(temporal.proc.pid)],
-            "postgres": [psutil.Process(postgres.proc.pid)],
-        }
+        # The worker runs in this process; the servers are its children and count in their own groups.
+        groups = {"worker": [os.getpid()], "temporal": [temporal.proc.pid], "postgres": [postgres.proc.pid]}
 
         def cpu() -> dict[str, float]:
-            out = {}
-            for name, roots in groups.items():
-                total = 0.0
-                for root in roots:
-                    for p in [root, *root.children(recursive=True)]:
-                        try:
-                            t = p.cpu_times()
-                            total += t.user + t.system
-                        except psutil.NoSuchProcess:
-                            pass
-                out[name] = total
-            return out
+            return cpu_seconds(groups)
 
         async def measured(run: Callable[[int], Awaitable[Phase]], count: int) -> Phase:
             before = cpu()

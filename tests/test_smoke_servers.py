@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -83,6 +85,10 @@ def test_dev_server_registers_new_search_attributes_on_an_existing_database(tmp_
             name: f"INDEXED_VALUE_TYPE_{kind.upper()}" for name, kind in search_attributes.REGISTRATION.items()
         }
         assert server.register_search_attributes() == []  # and nothing twice
+        # The older server made the file with SQLite's rollback journal; ours turns it to a write-ahead log (see
+        # runtime.embedded.SQLITE_PRAGMAS), which the file keeps.
+        with contextlib.closing(sqlite3.connect(db_file)) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         server.stop()
 

@@ -11,7 +11,12 @@ closed, non-formal case, measured here, 14 if none closed); the naive weeks rati
 
     python bench/simulate.py [WEEKS] [RATE] [SHARDS] [JOBS]
 
-The last line is one JSON object with every figure (target: 52 weeks at 300/week in <= 900 s on 2 cores).
+Then, apart from the timed run, a short one (PROBE_WEEKS at PROBE_RATE, one shard in this process, its test server
+kept open afterwards) counts from the histories what each closed case cost the server and the worker: workflow
+tasks, activities, updates, signals and timers, for the case workflow and its task workflows (`per_closed_case`).
+Those are the round trips the simulated year is made of (issue #18, item 3).
+
+The last line is one JSON object with every figure (target: 52 weeks at 300/week in <= 600 s on 2 cores).
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from temporalio import activity, workflow
 
 # Only what the sandbox can re-import lives at the top: this module defines the bare workflow.
 
-TARGET_SECONDS = 900.0
+TARGET_SECONDS = 600.0
 YEAR_WEEKS = 52
+PROBE_WEEKS = 8
+PROBE_RATE = 150.0
 
 
 @activity.defn(name="bare_sim_noop")
@@ -129,6 +136,8 @@ async def main(weeks: int, rate: float, shards: int, jobs: int) -> dict[str, Any
             flush=True,
         )
     year_s = ours_s if weeks >= YEAR_WEEKS else year_by_events
+    per_case = await _history_per_closed_case(PROBE_WEEKS, PROBE_RATE)
+    print(f"per closed case (probe, {PROBE_WEEKS} weeks x {PROBE_RATE:g}/week): {per_case}", flush=True)
     return {
         "benchmark": "simulate",
         "weeks": weeks,
@@ -155,7 +164,77 @@ async def main(weeks: int, rate: float, shards: int, jobs: int) -> dict[str, Any
         "meets_target": year_s <= TARGET_SECONDS,
         "max_late_s": summary.max_late_seconds,
         "weeks_at_s": marks,
+        "per_closed_case": per_case,
     }
+
+
+# What the probe counts, by history event: workflow tasks (completed), activities (scheduled), accepted updates,
+# signals received and timers fired. A local activity (pre-screening) is a marker, not an activity.
+_COUNTED = {
+    "WORKFLOW_TASK_COMPLETED": "workflow_tasks",
+    "ACTIVITY_TASK_SCHEDULED": "activities",
+    "WORKFLOW_EXECUTION_UPDATE_ACCEPTED": "updates",
+    "WORKFLOW_EXECUTION_SIGNALED": "signals",
+    "TIMER_FIRED": "timers",
+}
+
+
+async def _history_per_closed_case(weeks: int, rate: float) -> dict[str, Any]:
+    """Per case that was decided after a completed task (the common path), averaged: what its case workflow and its
+    task workflows cost, from their histories on a small run's test server."""
+    from collections import Counter
+    from datetime import date
+
+    import asyncpg
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.testing import WorkflowEnvironment
+
+    from runtime.crypto import KeyRing
+    from runtime.embedded import venv_binary
+    from runtime.temporal import data_converter
+    from sim.shards import simulate_shard
+    from sim.simulation import SimulationOptions, claim_run, event_log
+    from workers.worker import build_worker
+    from workflows.models import case_workflow_id, task_workflow_id
+
+    options = SimulationOptions(start=date(2021, 1, 1), weeks=weeks, rate_per_week=rate, seed=2, shards=1, jobs=1)
+    totals: Counter[str] = Counter()
+    cases = 0
+    async with event_log(None) as dsn:
+        await claim_run(dsn, options)
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=venv_binary("temporal-test-server"),
+            data_converter=data_converter(KeyRing.generate("bench-probe")),
+        )
+        try:
+            await simulate_shard(options, dsn, worker=build_worker, env=env)
+            conn = await asyncpg.connect(dsn)
+            try:
+                rows = await conn.fetch(
+                    "SELECT case_id, array_agg(data->>'task_id') FILTER (WHERE type = 'OplysningRequested') AS tasks"
+                    " FROM events GROUP BY case_id"
+                    " HAVING bool_or(type = 'CaseClosed') AND bool_or(type = 'OplysningCompleted')"
+                )
+            finally:
+                await conn.close()
+            for row in rows:
+                workflows = [("case", case_workflow_id(row["case_id"]))]
+                workflows += [("task", task_workflow_id(t)) for t in row["tasks"]]
+                for kind, workflow_id in workflows:
+                    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+                    for event in history.events:
+                        name = _COUNTED.get(EventType.Name(event.event_type).removeprefix("EVENT_TYPE_"))
+                        if name:
+                            totals[f"{kind}_{name}"] += 1
+                totals["tasks"] += len(row["tasks"])
+                cases += 1
+        finally:
+            await env.shutdown()
+    out: dict[str, Any] = {"cases": cases}
+    out.update({k: round(v / max(cases, 1), 2) for k, v in sorted(totals.items())})
+    out["workflow_tasks"] = round(out.get("case_workflow_tasks", 0) + out.get("task_workflow_tasks", 0), 2)
+    out["activities"] = round(out.get("case_activities", 0) + out.get("task_activities", 0), 2)
+    return out
 
 
 async def _events_per_closed_case(dsn: str) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -12,6 +11,7 @@ from fastapi import FastAPI
 
 from runtime import services
 from runtime.config import Settings, get_settings
+from runtime.eventloop import run_fast
 from runtime.logs import configure_logging
 
 
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
             await reach_services(settings)
             await uvicorn.Server(config).serve()
 
-        asyncio.run(serve())
+        run_fast(serve())
 
 
 async def reach_services(settings: Settings) -> None:

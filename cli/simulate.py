@@ -21,8 +21,9 @@ import typer
 
 from runtime import services
 from runtime.config import get_settings
+from runtime.eventloop import run_fast
 from sim.behaviour import parse_regime
-from sim.shards import quarters_covered, run_fast, run_simulation
+from sim.shards import quarters_covered, run_simulation
 from sim.simulation import (
     RUN_FILE,
     SimulationOptions,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from runtime.config import get_settings
+from runtime.eventloop import run_fast
 from runtime.kommune_config import KommuneSettings
 from runtime.logs import configure_logging
 from runtime.production import require_settings_for
@@ -20,4 +19,4 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         configure_logging(settings.log_level, settings.log_format)
         require_settings_for(settings, KommuneSettings(), "worker")
-        asyncio.run(serve(settings))
+        run_fast(serve(settings))

@@ -25,10 +25,10 @@ thing still grows with open cases in a worker that saw them start: the projectio
 (`CaseViews` in eventlog/projections.py, about 7 KB each, bounded at 20,000); a restarted worker holds none of them
 until their next events, so the "queried" phases leave them out.
 
-Measured on 2026-12-03 (2 cores shared with a chaos soak, so ~1.6 cases/s; `--cases 20000 --cache-sizes 1000,100
---query-cases 2000 --minutes 50` reached 5,000): cache 1000: 360 MB at 500 open cases (cache full), 398 at 1,000,
-415 at 2,000, 422 at 3,000, 437 at 5,000 (+7.3 KB an open case from 2,000 on, the projection states); ~0.22 MB a
-cached workflow. Cache 100 after a restart, 250 to 2,000 cases queried: 196-204 MB, flat (+0.3 MB).
+Measured on 2026-12-03, `--cases 20000 --cache-sizes 1000` (2 cores, 5.7 cases/s started): 348 MB at 500 open
+cases (cache full), 400 at 2,000, 421 at 5,000, 451 at 10,000, 477 at 15,000, 507 at 20,000 (peak 518), so ~0.23 MB
+a cached workflow and +8 KB an open case past the cache, the projection states, which stop growing at 20,000. An
+earlier run, cache 100 after a restart, 250 to 2,000 cases queried: 196-204 MB, flat (+0.3 MB).
 """
 
 # ruff: noqa: E402 - the path fix below must run before the project imports

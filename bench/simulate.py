@@ -67,13 +67,9 @@ def _cpu_seconds() -> float:
 async def main(weeks: int, rate: float, shards: int, jobs: int) -> dict[str, Any]:
     from datetime import date
 
-    from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from runtime.crypto import KeyRing
-    from runtime.embedded import venv_binary
-    from runtime.temporal import data_converter
-    from sim.shards import SIM_WORKER_OPTIONS, run_simulation
+    from sim.shards import SIM_WORKER_OPTIONS, run_simulation, start_test_server
     from sim.simulation import SimulationOptions, event_log
     from workers.worker import build_worker
 
@@ -96,10 +92,7 @@ async def main(weeks: int, rate: float, shards: int, jobs: int) -> dict[str, Any
         closed_lifecycle = await _events_per_closed_case(dsn)
 
     n = summary.cases_started
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=venv_binary("temporal-test-server"),
-        data_converter=data_converter(KeyRing.generate("bench")),
-    )
+    env = await start_test_server("bench")
     try:
         queue = f"bare-{uuid.uuid4().hex[:8]}"
         async with Worker(
@@ -168,6 +161,9 @@ async def main(weeks: int, rate: float, shards: int, jobs: int) -> dict[str, Any
     }
 
 
+# Cases closed after a completed task (the common path), grouped by case_id: what both per-case figures average over.
+_DECIDED_AFTER_A_TASK = "HAVING bool_or(type = 'CaseClosed') AND bool_or(type = 'OplysningCompleted')"
+
 # What the probe counts, by history event: workflow tasks (completed), activities (scheduled), accepted updates,
 # signals received and timers fired. A local activity (pre-screening) is a marker, not an activity.
 _COUNTED = {
@@ -187,12 +183,8 @@ async def _history_per_closed_case(weeks: int, rate: float) -> dict[str, Any]:
 
     import asyncpg
     from temporalio.api.enums.v1 import EventType
-    from temporalio.testing import WorkflowEnvironment
 
-    from runtime.crypto import KeyRing
-    from runtime.embedded import venv_binary
-    from runtime.temporal import data_converter
-    from sim.shards import simulate_shard
+    from sim.shards import simulate_shard, start_test_server
     from sim.simulation import SimulationOptions, claim_run, event_log
     from workers.worker import build_worker
     from workflows.models import case_workflow_id, task_workflow_id
@@ -202,18 +194,14 @@ async def _history_per_closed_case(weeks: int, rate: float) -> dict[str, Any]:
     cases = 0
     async with event_log(None) as dsn:
         await claim_run(dsn, options)
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=venv_binary("temporal-test-server"),
-            data_converter=data_converter(KeyRing.generate("bench-probe")),
-        )
+        env = await start_test_server("bench-probe")
         try:
             await simulate_shard(options, dsn, worker=build_worker, env=env)
             conn = await asyncpg.connect(dsn)
             try:
                 rows = await conn.fetch(
                     "SELECT case_id, array_agg(data->>'task_id') FILTER (WHERE type = 'OplysningRequested') AS tasks"
-                    " FROM events GROUP BY case_id"
-                    " HAVING bool_or(type = 'CaseClosed') AND bool_or(type = 'OplysningCompleted')"
+                    f" FROM events GROUP BY case_id {_DECIDED_AFTER_A_TASK}"
                 )
             finally:
                 await conn.close()
@@ -243,8 +231,8 @@ async def _events_per_closed_case(dsn: str) -> float | None:
     conn = await asyncpg.connect(dsn)
     try:
         value = await conn.fetchval(
-            "SELECT avg(n) FROM (SELECT case_id, count(*) AS n FROM events GROUP BY case_id"
-            " HAVING bool_or(type = 'CaseClosed') AND bool_or(type = 'OplysningCompleted')) AS closed"
+            f"SELECT avg(n) FROM (SELECT case_id, count(*) AS n FROM events GROUP BY case_id {_DECIDED_AFTER_A_TASK})"
+            " AS closed"
         )
     finally:
         await conn.close()

